@@ -1,0 +1,203 @@
+//! `wasmlet`: the node agent's command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wasmlet_core::{RuntimeInfo, RuntimeStatus, SandboxFilter, SandboxRuntime};
+use wasmlet_cri::{CriClient, CriConfig};
+
+/// A Kubernetes node agent whose policy points are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The CRI runtime's unix socket (`unix://` prefix optional).
+    #[arg(
+        long,
+        global = true,
+        env = "WASMLET_RUNTIME_ENDPOINT",
+        default_value = "/run/wasmlet/containerd/containerd.sock"
+    )]
+    runtime_endpoint: PathBuf,
+
+    /// Deadline of each runtime call except image pulls.
+    #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
+    runtime_request_timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the runtime's name, version, CRI API version and readiness conditions.
+    ///
+    /// Exits non-zero when the runtime cannot be reached or a condition a node
+    /// needs (RuntimeReady, NetworkReady) is false.
+    RuntimeInfo,
+    /// Stop and remove every pod sandbox (and so every container) the runtime has.
+    ///
+    /// For tearing down a development or test node; the runtime must be one
+    /// wasmlet owns alone.
+    RuntimeReset,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wasmlet=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    let runtime = CriClient::new(
+        CriConfig::new(&cli.runtime_endpoint).with_call_timeout(cli.runtime_request_timeout),
+    );
+    let outcome = match cli.command {
+        Command::RuntimeInfo => runtime_info(&runtime).await,
+        Command::RuntimeReset => runtime_reset(&runtime).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasmlet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn runtime_info(runtime: &CriClient) -> anyhow::Result<ExitCode> {
+    let endpoint = runtime.config().endpoint.display().to_string();
+    let version = runtime
+        .version()
+        .await
+        .with_context(|| format!("runtime at {endpoint}"))?;
+    let status = runtime.status().await?;
+    print!("{}", render_info(&endpoint, &version, &status));
+    let unmet = status.unmet();
+    if unmet.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("wasmlet: runtime not ready: {}", unmet.join(", "));
+        Ok(ExitCode::from(2))
+    }
+}
+
+fn render_info(
+    endpoint: &str,
+    version: &wasmlet_core::RuntimeVersion,
+    status: &RuntimeStatus,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "endpoint      {endpoint}");
+    let _ = writeln!(
+        out,
+        "runtime       {} {}",
+        version.runtime_name, version.runtime_version
+    );
+    let _ = writeln!(
+        out,
+        "CRI API       {} (CRI version {})",
+        version.runtime_api_version, version.version
+    );
+    let _ = writeln!(out, "conditions");
+    for c in &status.conditions {
+        let detail = [c.reason.as_str(), c.message.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+        let _ = writeln!(out, "  {:<14}{:<7}{detail}", c.kind, c.status);
+    }
+    out
+}
+
+async fn runtime_reset(runtime: &CriClient) -> anyhow::Result<ExitCode> {
+    let sandboxes = runtime.list_sandboxes(&SandboxFilter::default()).await?;
+    let mut failed = 0;
+    for sandbox in &sandboxes {
+        let outcome = async {
+            runtime.stop_sandbox(&sandbox.id).await?;
+            runtime.remove_sandbox(&sandbox.id).await
+        }
+        .await;
+        if let Err(e) = outcome {
+            failed += 1;
+            eprintln!(
+                "wasmlet: sandbox {} ({}): {e}",
+                sandbox.id, sandbox.metadata.name
+            );
+        }
+    }
+    println!(
+        "removed {} of {} pod sandboxes",
+        sandboxes.len() - failed,
+        sandboxes.len()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmlet_core::{RuntimeCondition, RuntimeVersion};
+
+    #[test]
+    fn info_lists_every_condition_with_its_reason() {
+        let version = RuntimeVersion {
+            version: "0.1.0".into(),
+            runtime_name: "containerd".into(),
+            runtime_version: "1.6.20".into(),
+            runtime_api_version: "v1".into(),
+        };
+        let status = RuntimeStatus {
+            conditions: vec![
+                RuntimeCondition {
+                    kind: "RuntimeReady".into(),
+                    status: true,
+                    reason: String::new(),
+                    message: String::new(),
+                },
+                RuntimeCondition {
+                    kind: "NetworkReady".into(),
+                    status: false,
+                    reason: "NetworkPluginNotReady".into(),
+                    message: "cni config uninitialized".into(),
+                },
+            ],
+        };
+        let text = render_info("/run/x.sock", &version, &status);
+        assert!(text.contains("runtime       containerd 1.6.20"), "{text}");
+        assert!(text.contains("CRI API       v1"), "{text}");
+        assert!(
+            text.contains("NetworkReady  false  NetworkPluginNotReady: cni config uninitialized"),
+            "{text}"
+        );
+        assert_eq!(status.unmet(), vec!["NetworkReady"]);
+    }
+
+    #[test]
+    fn cli_parses_timeouts_and_endpoint() {
+        let cli = Cli::try_parse_from([
+            "wasmlet",
+            "runtime-info",
+            "--runtime-endpoint",
+            "unix:///tmp/c.sock",
+            "--runtime-request-timeout",
+            "30s",
+        ])
+        .expect("valid command line");
+        assert_eq!(cli.runtime_request_timeout, Duration::from_secs(30));
+        assert!(matches!(cli.command, Command::RuntimeInfo));
+    }
+}

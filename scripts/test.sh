@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every check of wasmlet, on a fresh machine or a used one: installs what is
+# missing, starts the real node (containerd + registry), runs the formatter,
+# clippy and all tests against it, and stops the node again if it started it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started_node=
+if ! scripts/node.sh status; then
+  started_node=1
+fi
+scripts/node.sh up
+if [ -n "$started_node" ]; then
+  trap 'scripts/node.sh down' EXIT
+fi
+eval "$(scripts/node.sh env)"
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The wasmlet binary also serves the teardown (runtime-reset).
+cargo build --workspace --locked
+cargo test --workspace --locked
