@@ -482,8 +482,7 @@ impl ContainerRuntime for CriClient {
                 let msg = msg.clone();
                 async move { s.runtime.exec_sync(request(msg, d)).await }
             })
-            .await
-            .map_err(exec_timeout)?;
+            .await?;
         Ok(ExecOutput {
             stdout: response.stdout,
             stderr: response.stderr,
@@ -529,16 +528,6 @@ impl ContainerRuntime for CriClient {
             .into_iter()
             .map(convert::container_stats)
             .collect())
-    }
-}
-
-/// containerd reports an exec that outlived its timeout as an unknown error
-/// mentioning the timeout; the port promises `DeadlineExceeded`.
-fn exec_timeout(e: RuntimeError) -> RuntimeError {
-    if e.kind == ErrorKind::Internal && e.message.contains("timeout") {
-        RuntimeError::new(e.call, ErrorKind::DeadlineExceeded, e.message)
-    } else {
-        e
     }
 }
 
@@ -665,18 +654,6 @@ mod tests {
         assert_eq!(err.call, "ListContainers");
         mute.abort();
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn exec_timeouts_become_deadline_exceeded() {
-        let e = RuntimeError::new(
-            "ExecSync",
-            ErrorKind::Internal,
-            "timeout 1s exceeded: context deadline exceeded",
-        );
-        assert_eq!(exec_timeout(e).kind, ErrorKind::DeadlineExceeded);
-        let e = RuntimeError::new("ExecSync", ErrorKind::NotFound, "no such container");
-        assert_eq!(exec_timeout(e).kind, ErrorKind::NotFound);
     }
 
     #[test]

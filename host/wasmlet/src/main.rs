@@ -113,7 +113,8 @@ fn render_info(
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(": ");
-        let _ = writeln!(out, "  {:<14}{:<7}{detail}", c.kind, c.status);
+        let line = format!("  {:<14}{:<7}{detail}", c.kind, c.status);
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }
