@@ -294,6 +294,27 @@ down() {
   done
   ip link del "$WASMLET_BRIDGE" 2>/dev/null || true
   stop_pid "$WASMLET_NODE_RUN/registry.pid" registry
+  verify_clean
+}
+
+# Fails if the node left anything behind. host-local keeps one file per pod IP
+# until the sandbox's network (and so its netns) is torn down, so a leaked IP is
+# a leaked sandbox network.
+verify_clean() {
+  local leftovers=()
+  pgrep -f "containerd-shim-runc-v2 .*-address $socket" >/dev/null && leftovers+=("shim processes")
+  pgrep -f "containerd --config $config_dir/" >/dev/null && leftovers+=("containerd")
+  awk -v a="$WASMLET_NODE_HOME/" -v b="$WASMLET_NODE_RUN/" \
+    'index($2, a) == 1 || index($2, b) == 1 { found = 1 } END { exit !found }' /proc/self/mounts \
+    && leftovers+=("mounts")
+  ip link show "$WASMLET_BRIDGE" >/dev/null 2>&1 && leftovers+=("bridge $WASMLET_BRIDGE")
+  local ips
+  ips=$(find "$WASMLET_NODE_HOME/cni/ipam" -type f -name '[0-9]*.[0-9]*.[0-9]*.[0-9]*' 2>/dev/null | wc -l)
+  [ "$ips" -eq 0 ] || leftovers+=("$ips pod IPs still allocated")
+  if [ ${#leftovers[@]} -gt 0 ]; then
+    die "teardown left: ${leftovers[*]}"
+  fi
+  log "down: no sandboxes, tasks, mounts, pod IPs or links left"
 }
 
 env_vars() {

@@ -20,3 +20,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The wasmlet binary also serves the teardown (runtime-reset).
 cargo build --workspace --locked
 cargo test --workspace --locked
+
+# Teardown is part of what is tested: `down` fails if anything leaked.
+if [ -n "$started_node" ]; then
+  trap - EXIT
+  scripts/node.sh down
+fi

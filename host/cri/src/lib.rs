@@ -161,14 +161,25 @@ impl CriClient {
         F: Fn(Stubs, Duration) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        match tokio::time::timeout(deadline, rpc(self.stubs.clone(), deadline)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(status::from_status(call, &status)),
-            Err(_) => Err(RuntimeError::new(
+        let start = tokio::time::Instant::now();
+        let past_deadline = || {
+            RuntimeError::new(
                 call,
                 ErrorKind::DeadlineExceeded,
                 format!("no answer within {deadline:?}"),
-            )),
+            )
+        };
+        match tokio::time::timeout(deadline, rpc(self.stubs.clone(), deadline)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            // tonic enforces the grpc-timeout we send as well, and may fire first,
+            // reporting a cancellation: at the deadline, that is the deadline.
+            Ok(Err(status))
+                if status.code() == tonic::Code::Cancelled && start.elapsed() >= deadline =>
+            {
+                Err(past_deadline())
+            }
+            Ok(Err(status)) => Err(status::from_status(call, &status)),
+            Err(_) => Err(past_deadline()),
         }
     }
 
