@@ -339,7 +339,7 @@ case ${1:-} in
   stop-containerd) stop_pid "$WASMLET_NODE_RUN/containerd.pid" containerd ;;
   start-containerd) start_containerd ;;
   purge)
-    down
+    down || log "purging anyway"
     rm -rf "$WASMLET_NODE_HOME" "$WASMLET_NODE_RUN"
     ;;
   status) containerd_up && registry_up ;;
