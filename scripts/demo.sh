@@ -7,7 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/node.sh up
 eval "$(scripts/node.sh env)"
-cargo build --locked -q -p wasmlet -p wasmlet-tests --example smoke_pod
+cargo build --locked -q -p wasmlet
+cargo build --locked -q -p wasmlet-tests --example smoke_pod
 
 echo
 echo "== wasmlet runtime-info"
