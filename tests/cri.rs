@@ -8,7 +8,7 @@ use wasmlet_core::{
     SandboxState,
 };
 use wasmlet_tests::{
-    Node, RUN_LABEL, container_config, http_get, is_running, sandbox_config, unique,
+    Node, RUN_LABEL, TestPod, container_config, http_get, is_running, sandbox_config, unique,
     wait_for_container,
 };
 
@@ -168,15 +168,8 @@ async fn running_container_logs_in_cri_format() {
 async fn exec_sync_returns_output_and_exit_code_and_honours_its_timeout() {
     let node = Node::from_env();
     let runtime = node.client();
-    let sc = sandbox_config(&unique("exec"));
-    let sandbox = runtime.run_sandbox(&sc, "").await.expect("run sandbox");
-    let app = container_config("app", &node.test_image, &["sleep", "3600"]);
-    let id = runtime
-        .create_container(&sandbox, &app, &sc)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
-    wait_for_container(&runtime, &id, UP, is_running).await;
+    let pod = TestPod::start(&runtime, &node, "exec", &["sleep", "3600"]).await;
+    let (sandbox, id) = (pod.sandbox.clone(), pod.container.clone());
 
     let out = runtime
         .exec_sync(
@@ -233,15 +226,8 @@ async fn exited_container_reports_its_exit_code() {
 async fn stop_and_remove_twice_is_not_an_error() {
     let node = Node::from_env();
     let runtime = node.client();
-    let sc = sandbox_config(&unique("twice"));
-    let sandbox = runtime.run_sandbox(&sc, "").await.expect("run sandbox");
-    let app = container_config("app", &node.test_image, &["sleep", "3600"]);
-    let id = runtime
-        .create_container(&sandbox, &app, &sc)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
-    wait_for_container(&runtime, &id, UP, is_running).await;
+    let pod = TestPod::start(&runtime, &node, "twice", &["sleep", "3600"]).await;
+    let (sandbox, id) = (pod.sandbox.clone(), pod.container.clone());
 
     runtime
         .stop_container(&id, Duration::from_secs(1))
@@ -402,15 +388,8 @@ async fn lists_filter_by_label() {
 async fn resources_update_and_stats() {
     let node = Node::from_env();
     let runtime = node.client();
-    let sc = sandbox_config(&unique("stats"));
-    let sandbox = runtime.run_sandbox(&sc, "").await.expect("run sandbox");
-    let app = container_config("app", &node.test_image, &["sleep", "3600"]);
-    let id = runtime
-        .create_container(&sandbox, &app, &sc)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
-    wait_for_container(&runtime, &id, UP, is_running).await;
+    let pod = TestPod::start(&runtime, &node, "stats", &["sleep", "3600"]).await;
+    let (sandbox, id) = (pod.sandbox.clone(), pod.container.clone());
 
     let limit = 64 * 1024 * 1024;
     let resources = LinuxResources {
@@ -440,5 +419,5 @@ async fn resources_update_and_stats() {
         .expect("list stats");
     assert_eq!(listed.iter().map(|s| &s.id).collect::<Vec<_>>(), vec![&id]);
 
-    runtime.remove_sandbox(&sandbox).await.expect("remove");
+    pod.remove(&runtime).await;
 }

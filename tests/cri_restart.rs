@@ -4,10 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use wasmlet_core::{ContainerRuntime, ContainerState, ErrorKind, RuntimeInfo, SandboxRuntime};
-use wasmlet_tests::{
-    Node, container_config, is_running, sandbox_config, unique, wait_for_container,
-};
+use wasmlet_core::{ContainerRuntime, ContainerState, ErrorKind, RuntimeInfo};
+use wasmlet_tests::{Node, TestPod};
 
 async fn node_script(node: &Node, action: &'static str) {
     let script = node.node_script.clone();
@@ -23,15 +21,8 @@ async fn node_script(node: &Node, action: &'static str) {
 async fn client_recovers_on_the_next_call_after_containerd_restarts() {
     let node = Node::from_env();
     let runtime = node.client();
-    let sc = sandbox_config(&unique("restart"));
-    let sandbox = runtime.run_sandbox(&sc, "").await.expect("run sandbox");
-    let app = container_config("app", &node.test_image, &["sleep", "3600"]);
-    let id = runtime
-        .create_container(&sandbox, &app, &sc)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
-    wait_for_container(&runtime, &id, Duration::from_secs(30), is_running).await;
+    let pod = TestPod::start(&runtime, &node, "restart", &["sleep", "3600"]).await;
+    let id = pod.container.clone();
 
     node_script(&node, "stop-containerd").await;
     let err = runtime.version().await.expect_err("containerd is down");
@@ -65,6 +56,5 @@ async fn client_recovers_on_the_next_call_after_containerd_restarts() {
         .expect("status after restart");
     assert_eq!(status.state, ContainerState::Running);
 
-    runtime.stop_sandbox(&sandbox).await.expect("stop");
-    runtime.remove_sandbox(&sandbox).await.expect("remove");
+    pod.remove(&runtime).await;
 }

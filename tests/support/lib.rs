@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmlet_core::{
     ContainerConfig, ContainerId, ContainerMetadata, ContainerRuntime, ContainerState,
-    ContainerStatus, Labels, SandboxConfig, SandboxMetadata,
+    ContainerStatus, Labels, SandboxConfig, SandboxId, SandboxMetadata, SandboxRuntime,
 };
 use wasmlet_cri::{CriClient, CriConfig};
 
@@ -155,5 +155,49 @@ pub async fn http_get(
             Err(e) if tokio::time::Instant::now() >= give_up => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
+    }
+}
+
+/// A sandbox with one running container, for a test to work with.
+#[derive(Debug)]
+pub struct TestPod {
+    pub config: SandboxConfig,
+    pub sandbox: SandboxId,
+    pub container: ContainerId,
+}
+
+impl TestPod {
+    /// Runs a sandbox named after `prefix` with a container "app" running `command`
+    /// in the test image, and waits until it runs.
+    pub async fn start(runtime: &CriClient, node: &Node, prefix: &str, command: &[&str]) -> Self {
+        let config = sandbox_config(&unique(prefix));
+        let sandbox = runtime.run_sandbox(&config, "").await.expect("run sandbox");
+        let app = container_config("app", &node.test_image, command);
+        let container = runtime
+            .create_container(&sandbox, &app, &config)
+            .await
+            .expect("create container");
+        runtime
+            .start_container(&container)
+            .await
+            .expect("start container");
+        wait_for_container(runtime, &container, Duration::from_secs(30), is_running).await;
+        Self {
+            config,
+            sandbox,
+            container,
+        }
+    }
+
+    /// Stops and removes the sandbox and with it the container.
+    pub async fn remove(self, runtime: &CriClient) {
+        runtime
+            .stop_sandbox(&self.sandbox)
+            .await
+            .expect("stop sandbox");
+        runtime
+            .remove_sandbox(&self.sandbox)
+            .await
+            .expect("remove sandbox");
     }
 }

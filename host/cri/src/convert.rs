@@ -28,6 +28,11 @@ fn time_or_epoch(nanos: i64) -> SystemTime {
     time(nanos).unwrap_or(UNIX_EPOCH)
 }
 
+/// The CRI's "no filter" for an optional id is the empty string.
+fn id_or_empty(id: Option<&impl ToString>) -> String {
+    id.map(ToString::to_string).unwrap_or_default()
+}
+
 fn image_spec(image: &str) -> pb::ImageSpec {
     pb::ImageSpec {
         image: image.to_owned(),
@@ -184,7 +189,7 @@ pub(crate) fn sandbox_status(s: pb::PodSandboxStatus) -> core::SandboxStatus {
 
 pub(crate) fn sandbox_filter(f: &core::SandboxFilter) -> pb::PodSandboxFilter {
     pb::PodSandboxFilter {
-        id: f.id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        id: id_or_empty(f.id.as_ref()),
         state: f.state.map(|state| pb::PodSandboxStateValue {
             state: match state {
                 core::SandboxState::Ready => pb::PodSandboxState::SandboxReady,
@@ -362,25 +367,17 @@ pub(crate) fn container_status(s: pb::ContainerStatus) -> core::ContainerStatus 
 
 pub(crate) fn container_filter(f: &core::ContainerFilter) -> pb::ContainerFilter {
     pb::ContainerFilter {
-        id: f.id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        id: id_or_empty(f.id.as_ref()),
         state: f.state.map(container_state_value),
-        pod_sandbox_id: f
-            .sandbox_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        pod_sandbox_id: id_or_empty(f.sandbox_id.as_ref()),
         label_selector: map(&f.labels),
     }
 }
 
 pub(crate) fn container_stats_filter(f: &core::ContainerStatsFilter) -> pb::ContainerStatsFilter {
     pb::ContainerStatsFilter {
-        id: f.id.as_ref().map(ToString::to_string).unwrap_or_default(),
-        pod_sandbox_id: f
-            .sandbox_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        id: id_or_empty(f.id.as_ref()),
+        pod_sandbox_id: id_or_empty(f.sandbox_id.as_ref()),
         label_selector: map(&f.labels),
     }
 }
