@@ -15,8 +15,12 @@ if [ -n "$started_node" ]; then
 fi
 eval "$(scripts/node.sh env)"
 
+scripts/build-plugins.sh
+
 cargo fmt --all --check
+cargo fmt --all --check --manifest-path plugins/Cargo.toml
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --locked --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2 -- -D warnings
 # The wasmlet binary also serves the teardown (runtime-reset).
 cargo build --workspace --locked
 cargo test --workspace --locked

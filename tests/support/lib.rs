@@ -1,6 +1,8 @@
 //! What the real-runtime tests, benchmarks and the smoke pod share: where the node
 //! is (as `scripts/node.sh env` describes it) and how to make a throw-away pod.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -6,6 +6,8 @@
 //! [`RuntimeInfo`]) so that a caller names exactly the part it needs, and so that
 //! the CRI client and the in-memory fake are interchangeable.
 
+#![forbid(unsafe_code)]
+
 pub mod container;
 pub mod error;
 pub mod ids;

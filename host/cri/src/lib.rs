@@ -6,6 +6,8 @@
 //! restarted) reconnects; idempotent calls are retried once on a fresh
 //! connection, so callers see the restart only if it is still going on.
 
+#![forbid(unsafe_code)]
+
 mod convert;
 mod status;
 

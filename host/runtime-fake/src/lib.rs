@@ -6,6 +6,8 @@
 //! calls fail ([`FakeRuntime::fail_next`]), execs answer as scripted
 //! ([`FakeRuntime::on_exec`]). Every call is recorded ([`FakeRuntime::calls`]).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

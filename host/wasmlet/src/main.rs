@@ -1,5 +1,7 @@
 //! `wasmlet`: the node agent's command line.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

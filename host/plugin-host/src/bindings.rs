@@ -1,0 +1,33 @@
+//! Host bindings for every plugin world, generated once.
+//!
+//! One world that imports every host interface and exports every handler, so
+//! the shared types are generated a single time; each plugin is then checked
+//! against its own kind's export.
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    inline: "
+        package wasmlet:host;
+
+        world all-plugins {
+            import wasmlet:plugin/host@0.1.0;
+            import wasmlet:plugin/exec@0.1.0;
+            import wasmlet:plugin/changes@0.1.0;
+            export wasmlet:plugin/admission-handler@0.1.0;
+            export wasmlet:plugin/probe-handler@0.1.0;
+            export wasmlet:plugin/lifecycle-handler@0.1.0;
+            export wasmlet:plugin/pod-source-handler@0.1.0;
+        }
+    ",
+    world: "wasmlet:host/all-plugins",
+    imports: {
+        "wasmlet:plugin/exec.run": async,
+        "wasmlet:plugin/changes.wait": async,
+    },
+    exports: { default: async },
+});
+
+pub use exports::wasmlet::plugin::{
+    admission_handler, lifecycle_handler, pod_source_handler, probe_handler,
+};
+pub use wasmlet::plugin::{changes, exec, host, types};

@@ -1,0 +1,98 @@
+//! The plugin directory: every `*.toml` manifest next to its `.wasm`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::capability::HostContext;
+use crate::engine::PluginEngine;
+use crate::error::LoadError;
+use crate::manifest::Capabilities;
+use crate::metrics::PluginMetrics;
+use crate::plugin::Plugin;
+
+/// What loading a directory gave: the plugins that loaded, in name order, and
+/// why the others did not.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    pub plugins: Vec<Arc<Plugin>>,
+    pub skipped: Vec<LoadError>,
+}
+
+impl PluginSet {
+    /// Loads every plugin in `dir`. A plugin that fails to load is reported and
+    /// skipped; the rest still load. `grants` narrows plugins by name.
+    pub async fn load_dir(
+        engine: &Arc<PluginEngine>,
+        host: &Arc<HostContext>,
+        metrics: &PluginMetrics,
+        dir: &Path,
+        grants: &BTreeMap<String, Capabilities>,
+    ) -> Result<Self, LoadError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut manifests: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        manifests.sort();
+        let mut set = Self::default();
+        for manifest in manifests {
+            let name = manifest
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match Plugin::load(engine, host, metrics, &manifest, grants.get(&name)).await {
+                Ok(plugin) => set.plugins.push(Arc::new(plugin)),
+                Err(error) => {
+                    tracing::error!(%error, "plugin skipped");
+                    set.skipped.push(error);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// The table the agent logs at start.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "{:<24} {:<11} {:<7} {:<9} capabilities\n",
+            "plugin", "kind", "wit", "policy"
+        );
+        for p in &self.plugins {
+            let policy = match (p.manifest.kind, p.manifest.mode) {
+                (_, crate::Mode::Monitor) => "monitor",
+                (crate::Kind::Admission, _) => match p.manifest.failure_policy {
+                    crate::FailurePolicy::FailClosed => "closed",
+                    crate::FailurePolicy::FailOpen => "open",
+                },
+                _ => "-",
+            };
+            let _ = writeln!(
+                out,
+                "{:<24} {:<11} {:<7} {:<9} {}",
+                p.name,
+                p.manifest.kind.world(),
+                p.wit_version,
+                policy,
+                p.grant.summary()
+            );
+        }
+        for e in &self.skipped {
+            let _ = writeln!(out, "skipped: {e}");
+        }
+        out
+    }
+}

@@ -1,0 +1,175 @@
+//! One wasmtime engine for all plugins: pooling allocation, epoch deadlines, and a
+//! disk cache of compiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::manifest::Limits;
+use crate::state::CallState;
+
+/// How often the engine's epoch advances: the resolution of every deadline.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Ticks the engine's epoch from a thread of its own (a blocked async runtime
+/// must not stop deadlines), until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasmlet-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("wasm engine: {0}")]
+    Wasmtime(String),
+    #[error("epoch ticker thread: {0}")]
+    Ticker(#[from] std::io::Error),
+}
+
+/// The compiler, linker and allocator every plugin shares.
+pub struct PluginEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<CallState>,
+    cache_dir: Option<PathBuf>,
+    compat: String,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine")
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginEngine {
+    /// `cache_dir`: where compiled components are kept between runs (created if
+    /// missing); `None` compiles on every load.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+        let wasm = |e: wasmtime::Error| EngineError::Wasmtime(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(1000)
+            .total_core_instances(2000)
+            .total_memories(1000)
+            .total_tables(2000)
+            .total_stacks(1000)
+            .max_core_instances_per_component(50)
+            .max_memories_per_component(10)
+            .max_tables_per_component(20)
+            .max_memories_per_module(2)
+            .max_tables_per_module(10)
+            .table_elements(100_000)
+            .max_core_instance_size(16 << 20)
+            .max_component_instance_size(16 << 20)
+            .max_memory_size(Limits::MAX_MEMORY_MIB as usize * 1024 * 1024)
+            .max_unused_warm_slots(100);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(wasm)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm)?;
+        crate::bindings::AllPlugins::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(wasm)?;
+
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = format!("{:016x}", hasher.finish());
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            compat,
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles `wasm`, or loads the result of an earlier compile of the same
+    /// bytes by the same engine build from the cache.
+    pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Component, wasmtime::Error> {
+        let digest = hex::encode(Sha256::digest(wasm));
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, wasm);
+        };
+        let path = dir.join(format!("{digest}-{}.cwasm", self.compat));
+        if path.is_file() {
+            match load_cached(&self.engine, &path) {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, wasm)?;
+        if let Err(e) = store_cached(dir, &path, &component) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write compile cache entry");
+        }
+        Ok(component)
+    }
+}
+
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
+    // SAFETY: deserialising runs native code compiled earlier. The file was
+    // written by `store_cached` below into a directory only the agent writes,
+    // under a name made of the wasm's digest and this engine's compatibility
+    // hash; wasmtime itself checks the header against this engine.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn store_cached(
+    dir: &Path,
+    path: &Path,
+    component: &Component,
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    // Write then rename, so a reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! What can go wrong with a plugin, always naming the plugin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a plugin call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The call ran past its deadline and was cut.
+    Deadline(Duration),
+    /// The guest grew its memory (or tables) past the plugin's cap.
+    MemoryLimit { limit_bytes: u64 },
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
+    Trap(String),
+    /// The guest used a capability it was not granted, then failed.
+    DeniedCapability(String),
+    /// The guest answered with something the host cannot use.
+    BadOutput(String),
+    /// The plugin reported an expected failure (`result::err` in WIT).
+    Plugin(String),
+}
+
+impl Failure {
+    /// A short, stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Deadline(_) => "deadline",
+            Self::MemoryLimit { .. } => "memory",
+            Self::Trap(_) => "trap",
+            Self::DeniedCapability(_) => "denied",
+            Self::BadOutput(_) => "bad_output",
+            Self::Plugin(_) => "plugin_error",
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Deadline(d) => write!(f, "deadline of {d:?} exceeded"),
+            Self::MemoryLimit { limit_bytes } => {
+                write!(
+                    f,
+                    "memory limit exceeded ({} MiB)",
+                    limit_bytes / (1024 * 1024)
+                )
+            }
+            Self::Trap(msg) => write!(f, "trapped: {msg}"),
+            Self::DeniedCapability(what) => write!(f, "denied capability: {what}"),
+            Self::BadOutput(msg) => write!(f, "bad output: {msg}"),
+            Self::Plugin(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+/// A failed plugin call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin {plugin}: {call}: {failure}")]
+pub struct CallError {
+    pub plugin: String,
+    /// The exported function, e.g. `admit`.
+    pub call: &'static str,
+    pub failure: Failure,
+}
+
+/// Why a plugin was not loaded. The other plugins of the directory still load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid manifest: {message}")]
+    Manifest { path: PathBuf, message: String },
+    #[error("{path}: sha256 is {actual}, but the manifest pins {pinned}")]
+    Digest {
+        path: PathBuf,
+        pinned: String,
+        actual: String,
+    },
+    #[error("{path}: not a WebAssembly component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Contract { path: PathBuf, message: String },
+    #[error("{path}: rejected its settings: {source}")]
+    Settings { path: PathBuf, source: CallError },
+}

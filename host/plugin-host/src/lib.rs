@@ -1,0 +1,41 @@
+//! wasmlet's plugin host: loads WebAssembly components from the plugin directory
+//! and runs them sandboxed. The only crate in wasmlet that sees wasmtime.
+//!
+//! Every call has a deadline (epochs, plus a timeout for time spent in host
+//! calls) and a memory cap; a plugin sees only what its manifest asks for and
+//! the operator grants (read-only directories, allowed hosts, exec in the
+//! container a call is about). A failure is a [`CallError`] naming the plugin,
+//! the call and the reason, and never takes the agent down.
+
+#![deny(unsafe_code)]
+
+mod admission;
+mod bindings;
+mod capability;
+mod directory;
+mod engine;
+mod error;
+mod manifest;
+mod metrics;
+mod plugin;
+mod pod_view;
+mod probe;
+mod quantity;
+mod source;
+mod state;
+
+pub use bindings::admission_handler::Decision;
+pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};
+pub use bindings::probe_handler::{Outcome, ProbeResult};
+pub use bindings::types;
+pub use capability::{ContainerExec, HostContext};
+pub use directory::PluginSet;
+pub use engine::{EngineError, PluginEngine};
+pub use error::{CallError, Failure, LoadError};
+pub use manifest::{Capabilities, Destination, FailurePolicy, Grant, Kind, Limits, Manifest, Mode};
+pub use metrics::PluginMetrics;
+pub use plugin::{ComponentFacts, Plugin, WIT_VERSION, wit_compatible};
+pub use pod_view::{default_pull_policy, node_view, pod_view};
+pub use quantity::milli as quantity_milli;
+pub use source::SourceEvent;
+pub use state::CallTarget;

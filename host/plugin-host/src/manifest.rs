@@ -1,0 +1,458 @@
+//! The plugin manifest: a small TOML file next to each `.wasm`.
+//!
+//! ```toml
+//! kind = "admission"          # admission | probe | lifecycle | pod-source
+//! wit = "0.1.0"               # the wasmlet:plugin version it was built against
+//! component = "x.wasm"        # default: the manifest's name with .wasm
+//! sha256 = "…"                # optional pin of the component's digest
+//! failure-policy = "fail-closed"   # admission: fail-closed (default) | fail-open
+//! mode = "enforce"            # enforce (default) | monitor: only log what it would deny
+//!
+//! [settings]                  # anything; the plugin reads it as JSON
+//!
+//! [capabilities]              # nothing is granted unless asked for here
+//! read-dirs = ["/etc/kubernetes/manifests"]   # read-only, same path inside
+//! connect = ["127.0.0.1:8080"]                # ip:port or ip (any port)
+//! target-pod = true           # probe/lifecycle: connect to the pod the call is about
+//! exec = true                 # probe/lifecycle: exec in the container the call is about
+//!
+//! [limits]
+//! memory-mib = 64
+//! deadline-ms = 1000
+//! concurrency = 4
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The plugin kinds, one WIT world each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Admission,
+    Probe,
+    Lifecycle,
+    PodSource,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Admission,
+        Kind::Probe,
+        Kind::Lifecycle,
+        Kind::PodSource,
+    ];
+
+    /// The WIT world's name.
+    pub fn world(self) -> &'static str {
+        match self {
+            Self::Admission => "admission",
+            Self::Probe => "probe",
+            Self::Lifecycle => "lifecycle",
+            Self::PodSource => "pod-source",
+        }
+    }
+
+    /// The interface the world exports.
+    pub fn export_interface(self) -> &'static str {
+        match self {
+            Self::Admission => "admission-handler",
+            Self::Probe => "probe-handler",
+            Self::Lifecycle => "lifecycle-handler",
+            Self::PodSource => "pod-source-handler",
+        }
+    }
+
+    pub fn from_world(world: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.world() == world)
+    }
+
+    fn default_deadline(self) -> Duration {
+        match self {
+            // Sources block in `changes.wait` between snapshots; the deadline
+            // bounds the work of one snapshot on top of that wait.
+            Self::PodSource => Duration::from_secs(30),
+            Self::Admission | Self::Probe | Self::Lifecycle => Duration::from_secs(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// What an admission plugin's own failure (error, trap, deadline) means for the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// The pod is rejected (the safe default for a policy).
+    #[default]
+    FailClosed,
+    /// The pod is admitted; the failure is logged and counted.
+    FailOpen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Decisions are logged and counted, never enforced.
+    Monitor,
+}
+
+/// Capabilities a plugin asks for (in its manifest) or an operator grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Capabilities {
+    /// Host directories, preopened read-only at the same path.
+    #[serde(default)]
+    pub read_dirs: Vec<PathBuf>,
+    /// Where the plugin may connect: `ip:port`, or `ip` for any port.
+    #[serde(default)]
+    pub connect: Vec<String>,
+    /// Probe/lifecycle: may connect to the IP of the pod a call is about.
+    #[serde(default)]
+    pub target_pod: bool,
+    /// Probe/lifecycle: may exec in the container a call is about.
+    #[serde(default)]
+    pub exec: bool,
+}
+
+/// An allowed destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Destination {
+    Host(IpAddr),
+    Socket(SocketAddr),
+}
+
+impl Destination {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Self::Socket(addr));
+        }
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Ok(Self::Host(ip));
+        }
+        // Name lookups are not granted to plugins, so names are resolved
+        // nowhere; only the loopback name is accepted, for local endpoints.
+        match text.rsplit_once(':') {
+            Some(("localhost", port)) => port
+                .parse::<u16>()
+                .map(|port| Self::Socket(SocketAddr::from(([127, 0, 0, 1], port))))
+                .map_err(|_| format!("{text:?}: bad port")),
+            _ if text == "localhost" => Ok(Self::Host(IpAddr::from([127, 0, 0, 1]))),
+            _ => Err(format!(
+                "{text:?}: expected ip, ip:port or localhost[:port]"
+            )),
+        }
+    }
+
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        match self {
+            Self::Host(ip) => *ip == addr.ip(),
+            Self::Socket(allowed) => *allowed == addr,
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host(ip) => write!(f, "{ip}"),
+            Self::Socket(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// What a plugin may really do: its request narrowed by the operator's grant.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    pub read_dirs: Vec<PathBuf>,
+    pub connect: Vec<Destination>,
+    pub target_pod: bool,
+    pub exec: bool,
+}
+
+impl Grant {
+    /// request ∩ operator grant (`None`: the operator did not narrow this plugin).
+    pub fn effective(
+        request: &Capabilities,
+        operator: Option<&Capabilities>,
+    ) -> Result<Self, String> {
+        let parse = |list: &[String]| -> Result<BTreeSet<Destination>, String> {
+            list.iter().map(|d| Destination::parse(d)).collect()
+        };
+        let requested = parse(&request.connect)?;
+        let Some(operator) = operator else {
+            return Ok(Self {
+                read_dirs: request.read_dirs.clone(),
+                connect: requested.into_iter().collect(),
+                target_pod: request.target_pod,
+                exec: request.exec,
+            });
+        };
+        let allowed = parse(&operator.connect)?;
+        Ok(Self {
+            read_dirs: request
+                .read_dirs
+                .iter()
+                .filter(|d| operator.read_dirs.iter().any(|g| d.starts_with(g)))
+                .cloned()
+                .collect(),
+            connect: requested.intersection(&allowed).copied().collect(),
+            target_pod: request.target_pod && operator.target_pod,
+            exec: request.exec && operator.exec,
+        })
+    }
+
+    /// Short form for the load table, e.g. `read:/etc/m connect:127.0.0.1:80 exec`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(
+            self.read_dirs
+                .iter()
+                .map(|d| format!("read:{}", d.display())),
+        );
+        parts.extend(self.connect.iter().map(|d| format!("connect:{d}")));
+        if self.target_pod {
+            parts.push("target-pod".into());
+        }
+        if self.exec {
+            parts.push("exec".into());
+        }
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "Limits::default_memory_mib")]
+    pub memory_mib: u32,
+    pub deadline_ms: Option<u64>,
+    #[serde(default = "Limits::default_concurrency")]
+    pub concurrency: u32,
+}
+
+impl Limits {
+    pub const MAX_MEMORY_MIB: u32 = 1024;
+
+    fn default_memory_mib() -> u32 {
+        64
+    }
+
+    fn default_concurrency() -> u32 {
+        4
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory_mib) * 1024 * 1024
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mib: Self::default_memory_mib(),
+            deadline_ms: None,
+            concurrency: Self::default_concurrency(),
+        }
+    }
+}
+
+/// A parsed and checked manifest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Manifest {
+    pub kind: Kind,
+    /// The wasmlet:plugin WIT version the component was built against.
+    pub wit: String,
+    pub component: Option<PathBuf>,
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default = "empty_settings")]
+    pub settings: toml::Table,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn empty_settings() -> toml::Table {
+    toml::Table::new()
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let manifest: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        if manifest.limits.memory_mib == 0 || manifest.limits.memory_mib > Limits::MAX_MEMORY_MIB {
+            return Err(format!(
+                "limits.memory-mib: {} is outside 1..={}",
+                manifest.limits.memory_mib,
+                Limits::MAX_MEMORY_MIB
+            ));
+        }
+        if manifest.limits.concurrency == 0 {
+            return Err("limits.concurrency: must be at least 1".into());
+        }
+        if manifest.limits.deadline_ms == Some(0) {
+            return Err("limits.deadline-ms: must be at least 1".into());
+        }
+        if let Some(pin) = &manifest.sha256
+            && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!("sha256: {pin:?} is not 64 hex digits"));
+        }
+        if (manifest.capabilities.exec || manifest.capabilities.target_pod)
+            && !matches!(manifest.kind, Kind::Probe | Kind::Lifecycle)
+        {
+            return Err(format!(
+                "capabilities: exec and target-pod concern a container, which only probe and lifecycle plugins have (kind = {:?})",
+                manifest.kind.world()
+            ));
+        }
+        for dest in &manifest.capabilities.connect {
+            Destination::parse(dest).map_err(|e| format!("capabilities.connect: {e}"))?;
+        }
+        for dir in &manifest.capabilities.read_dirs {
+            if !dir.is_absolute() {
+                return Err(format!(
+                    "capabilities.read-dirs: {} is not absolute",
+                    dir.display()
+                ));
+            }
+        }
+        Ok(manifest)
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.limits
+            .deadline_ms
+            .map_or_else(|| self.kind.default_deadline(), Duration::from_millis)
+    }
+
+    /// The settings as the JSON text the plugin reads.
+    pub fn settings_json(&self) -> String {
+        serde_json::to_string(&self.settings).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_manifest_gets_safe_defaults() {
+        let m = Manifest::parse("kind = \"admission\"\nwit = \"0.1.0\"").expect("valid");
+        assert_eq!(m.kind, Kind::Admission);
+        assert_eq!(m.failure_policy, FailurePolicy::FailClosed);
+        assert_eq!(m.mode, Mode::Enforce);
+        assert_eq!(m.capabilities, Capabilities::default());
+        assert_eq!(m.limits.memory_mib, 64);
+        assert_eq!(m.deadline(), Duration::from_secs(1));
+        assert_eq!(m.settings_json(), "{}");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("kind = \"admision\"\nwit = \"0.1.0\"", "admision"),
+            ("kind = \"admission\"", "wit"),
+            (
+                "kind = \"admission\"\nwit = \"0.1.0\"\n[limits]\nmemory-mib = 0",
+                "limits.memory-mib",
+            ),
+            (
+                "kind = \"admission\"\nwit = \"0.1.0\"\nsha256 = \"abc\"",
+                "sha256",
+            ),
+            (
+                "kind = \"admission\"\nwit = \"0.1.0\"\n[capabilities]\nexec = true",
+                "exec",
+            ),
+            (
+                "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\nconnect = [\"example.com\"]",
+                "capabilities.connect",
+            ),
+            (
+                "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\nread-dirs = [\"etc\"]",
+                "read-dirs",
+            ),
+            (
+                "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\nnetwork = true",
+                "network",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = Manifest::parse(text).expect_err(text);
+            assert!(err.contains(field), "{text:?} → {err:?}");
+        }
+    }
+
+    #[test]
+    fn settings_become_json() {
+        let m = Manifest::parse(
+            "kind = \"admission\"\nwit = \"0.1.0\"\n[settings]\nlabels = [\"team\"]\nmax = 3",
+        )
+        .expect("valid");
+        let json: serde_json::Value = serde_json::from_str(&m.settings_json()).expect("json");
+        assert_eq!(json, serde_json::json!({"labels": ["team"], "max": 3}));
+    }
+
+    #[test]
+    fn effective_grant_is_the_intersection() {
+        let request = Capabilities {
+            read_dirs: vec!["/etc/kubernetes/manifests".into(), "/var/secret".into()],
+            connect: vec!["127.0.0.1:8080".into(), "10.0.0.1".into()],
+            target_pod: true,
+            exec: true,
+        };
+        let all = Grant::effective(&request, None).expect("valid");
+        assert_eq!(all.read_dirs.len(), 2);
+        assert_eq!(all.connect.len(), 2);
+        assert!(all.exec && all.target_pod);
+
+        let operator = Capabilities {
+            read_dirs: vec!["/etc/kubernetes".into()],
+            connect: vec!["127.0.0.1:8080".into(), "127.0.0.1:9090".into()],
+            target_pod: true,
+            exec: false,
+        };
+        let narrowed = Grant::effective(&request, Some(&operator)).expect("valid");
+        assert_eq!(
+            narrowed.read_dirs,
+            vec![PathBuf::from("/etc/kubernetes/manifests")]
+        );
+        assert_eq!(
+            narrowed.connect,
+            vec![Destination::parse("127.0.0.1:8080").expect("valid")]
+        );
+        assert!(narrowed.target_pod);
+        assert!(!narrowed.exec, "the operator did not grant exec");
+    }
+
+    #[test]
+    fn destinations_match_ip_or_exact_socket() {
+        let host = Destination::parse("10.1.2.3").expect("ip");
+        assert!(host.allows("10.1.2.3:80".parse().expect("addr")));
+        assert!(!host.allows("10.1.2.4:80".parse().expect("addr")));
+        let socket = Destination::parse("localhost:8080").expect("localhost");
+        assert!(socket.allows("127.0.0.1:8080".parse().expect("addr")));
+        assert!(!socket.allows("127.0.0.1:8081".parse().expect("addr")));
+    }
+}

@@ -1,0 +1,119 @@
+//! Pod sources: one long-lived instance per source, supervised.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::bindings::pod_source_handler::Snapshot;
+use crate::error::{CallError, Failure};
+use crate::manifest::Kind;
+use crate::plugin::{Exports, Plugin, settle};
+use crate::state::MAX_WAIT;
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What a running source reports.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// The source's complete desired set of pods.
+    Snapshot(Snapshot),
+    /// This attempt failed; the consumer keeps the last good snapshot.
+    Failed(CallError),
+}
+
+impl Plugin {
+    /// Runs the pod source until `shutdown` turns true, sending every snapshot
+    /// and failure to `events`. `changes` wakes the source (`changes.wait`).
+    ///
+    /// A trap, deadline or memory failure poisons the instance: it is dropped
+    /// and a new one started after a back-off (1 s, doubling to 60 s). An error
+    /// the source reports keeps the instance and is retried after the back-off.
+    pub async fn run_source(
+        self: Arc<Self>,
+        changes: Arc<Notify>,
+        events: mpsc::Sender<SourceEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        const CALL: &str = "next-snapshot";
+        let Exports::PodSource(indices) = self.exports.clone() else {
+            let _ = events
+                .send(SourceEvent::Failed(self.wrong_kind(CALL, Kind::PodSource)))
+                .await;
+            return;
+        };
+        let deadline = self.manifest.deadline();
+        let mut backoff = FIRST_BACKOFF;
+        'instance: loop {
+            let started = Instant::now();
+            let instance = async {
+                let mut store = self
+                    .new_store(None, Some(changes.clone()))
+                    .map_err(Failure::DeniedCapability)?;
+                let run = async {
+                    let instance = self.pre.instantiate_async(&mut store).await?;
+                    indices.load(&mut store, &instance).map(Ok)
+                };
+                let result = tokio::time::timeout(deadline, run).await;
+                settle(&store, result, deadline).map(|guest| (store, guest))
+            }
+            .await;
+            let (mut store, guest) = match self.record("instantiate", started, instance) {
+                Ok(ready) => ready,
+                Err(error) => {
+                    if events.send(SourceEvent::Failed(error)).await.is_err()
+                        || !pause(&mut backoff, &mut shutdown).await
+                    {
+                        return;
+                    }
+                    continue 'instance;
+                }
+            };
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                store.data_mut().deadline = Instant::now() + deadline;
+                let started = Instant::now();
+                // Time the source spends in `changes.wait` extends its deadline.
+                let call =
+                    tokio::time::timeout(deadline + MAX_WAIT, guest.call_next_snapshot(&mut store));
+                let result = tokio::select! {
+                    result = call => result,
+                    _ = shutdown.changed() => return,
+                };
+                let outcome = settle(&store, result, deadline);
+                let poisoned = !matches!(outcome, Ok(_) | Err(Failure::Plugin(_)));
+                match self.record(CALL, started, outcome) {
+                    Ok(snapshot) => {
+                        backoff = FIRST_BACKOFF;
+                        if events.send(SourceEvent::Snapshot(snapshot)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        if events.send(SourceEvent::Failed(error)).await.is_err()
+                            || !pause(&mut backoff, &mut shutdown).await
+                        {
+                            return;
+                        }
+                        if poisoned {
+                            continue 'instance;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps the back-off (doubling it); false if shutdown came first.
+async fn pause(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => !*shutdown.borrow(),
+        _ = shutdown.changed() => false,
+    }
+}

@@ -1,0 +1,256 @@
+//! The data of one plugin call's store, and the host side of the plugin imports.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use wasmlet_core::{ContainerId, ErrorKind};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{changes, exec, host, types};
+use crate::capability::HostContext;
+use crate::manifest::Grant;
+
+/// Longest a guest may sleep in `changes.wait` in one go.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(600);
+/// How much of a guest's stderr is kept (for panic messages in errors).
+const STDERR_BYTES: usize = 64 * 1024;
+const MAX_LOG_MESSAGE: usize = 4096;
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// What one plugin is, for its calls.
+#[derive(Debug)]
+pub(crate) struct PluginIdentity {
+    pub name: String,
+    pub settings_json: String,
+    pub grant: Grant,
+    pub memory_limit: u64,
+}
+
+/// The container (and pod address) a probe or hook call is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTarget {
+    pub container_id: ContainerId,
+    pub pod_ip: Option<IpAddr>,
+}
+
+/// Caps the total size of all linear memories of one store, and remembers
+/// whether it refused, so the error can say so.
+#[derive(Debug)]
+pub(crate) struct MemoryCap {
+    limit: usize,
+    total: usize,
+    pub exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.total - current.min(self.total) + desired;
+        if total > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        self.total = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryCap,
+    plugin: Arc<PluginIdentity>,
+    host: Arc<HostContext>,
+    target: Option<CallTarget>,
+    changes: Option<Arc<Notify>>,
+    /// Capabilities the guest tried and was refused, for the error report.
+    pub denied: Arc<Mutex<Vec<String>>>,
+    pub stderr: MemoryOutputPipe,
+    /// When the call must be over; `changes.wait` moves it by the time waited.
+    pub deadline: Instant,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl CallState {
+    pub(crate) fn new(
+        plugin: Arc<PluginIdentity>,
+        host: Arc<HostContext>,
+        target: Option<CallTarget>,
+        changes: Option<Arc<Notify>>,
+        deadline: Duration,
+    ) -> Result<Self, String> {
+        let denied = Arc::new(Mutex::new(Vec::new()));
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        // Nothing is inherited: no env, no args, no stdin/stdout, no name
+        // lookups, no UDP. TCP is on, but every address goes through the check
+        // below, which refuses all that is not granted (and records it).
+        wasi.stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_udp(false)
+            .allow_tcp(true);
+        for dir in &plugin.grant.read_dirs {
+            let guest = dir.to_string_lossy();
+            wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
+                .map_err(|e| format!("granted directory {}: {e}", dir.display()))?;
+        }
+        let mut allowed = plugin.grant.connect.clone();
+        if plugin.grant.target_pod
+            && let Some(ip) = target.as_ref().and_then(|t| t.pod_ip)
+        {
+            allowed.push(crate::manifest::Destination::Host(ip));
+        }
+        let refused = denied.clone();
+        wasi.socket_addr_check(move |addr: SocketAddr, use_| {
+            let ok = match use_ {
+                wasmtime_wasi::sockets::SocketAddrUse::TcpConnect => {
+                    allowed.iter().any(|d| d.allows(addr))
+                }
+                // Implicit binds before a connect are harmless; listening and
+                // UDP are never granted.
+                wasmtime_wasi::sockets::SocketAddrUse::TcpBind => addr.ip().is_unspecified(),
+                _ => false,
+            };
+            if !ok && let Ok(mut refused) = refused.lock() {
+                refused.push(format!("{use_:?} {addr}"));
+            }
+            Box::pin(async move { ok })
+        });
+        let limit = usize::try_from(plugin.memory_limit).unwrap_or(usize::MAX);
+        Ok(Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                limit,
+                total: 0,
+                exceeded: false,
+            },
+            plugin,
+            host,
+            target,
+            changes,
+            denied,
+            stderr,
+            deadline: Instant::now() + deadline,
+        })
+    }
+
+    pub(crate) fn memory_limit(&self) -> u64 {
+        self.plugin.memory_limit
+    }
+
+    fn refuse(&self, what: String) -> types::Error {
+        if let Ok(mut denied) = self.denied.lock() {
+            denied.push(what.clone());
+        }
+        types::Error::Denied(what)
+    }
+}
+
+impl types::Host for CallState {}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: types::LogLevel, mut message: String) {
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut end = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let plugin = self.plugin.name.as_str();
+        match level {
+            types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            types::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            types::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            types::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn settings(&mut self) -> String {
+        self.plugin.settings_json.clone()
+    }
+
+    fn node_name(&mut self) -> String {
+        self.host.node_name.clone()
+    }
+}
+
+impl exec::Host for CallState {
+    async fn run(
+        &mut self,
+        command: Vec<String>,
+        timeout_ms: u32,
+    ) -> Result<exec::ExecOutput, types::Error> {
+        if !self.plugin.grant.exec {
+            return Err(self.refuse("exec is not granted to this plugin".into()));
+        }
+        let Some(target) = self.target.clone() else {
+            return Err(self.refuse("exec: this call concerns no container".into()));
+        };
+        let Some(runner) = self.host.exec.clone() else {
+            return Err(types::Error::Failed(
+                "exec: the agent has no container runtime".into(),
+            ));
+        };
+        let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+        match runner.exec(&target.container_id, &command, timeout).await {
+            Ok(out) => Ok(exec::ExecOutput {
+                stdout: out.stdout,
+                stderr: out.stderr,
+                exit_code: out.exit_code,
+            }),
+            Err(e) if e.kind == ErrorKind::DeadlineExceeded => Err(types::Error::Failed(format!(
+                "exec: command still running after {timeout_ms} ms"
+            ))),
+            Err(e) => Err(types::Error::Failed(format!("exec: {e}"))),
+        }
+    }
+}
+
+impl changes::Host for CallState {
+    async fn wait(&mut self, timeout_ms: u32) -> changes::Wake {
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(MAX_WAIT);
+        let start = Instant::now();
+        let wake = match &self.changes {
+            Some(notify) => tokio::select! {
+                () = notify.notified() => changes::Wake::Changed,
+                () = tokio::time::sleep(timeout) => changes::Wake::Timeout,
+            },
+            None => {
+                tokio::time::sleep(timeout).await;
+                changes::Wake::Timeout
+            }
+        };
+        // Waiting is not working: it does not count against the deadline.
+        self.deadline += start.elapsed();
+        wake
+    }
+}

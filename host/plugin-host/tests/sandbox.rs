@@ -1,0 +1,352 @@
+//! The sandbox's guarantees, each shown with a purpose-built hostile guest
+//! (plugins/testing). These fail if a guarantee breaks.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Harness, node, pod};
+use wasmlet_plugin_host::types::{ContainerTarget, Handler};
+use wasmlet_plugin_host::{Failure, HostContext, LoadError, Outcome};
+
+const HOSTILE: &str = "kind = \"admission\"\nwit = \"0.1.0\"\n";
+
+#[tokio::test]
+async fn an_infinite_loop_is_cut_at_its_deadline_and_the_next_call_succeeds() {
+    let h = Harness::new("loop");
+    let plugin = h
+        .load(
+            "looper",
+            "hostile",
+            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\ndeadline-ms = 50\n"),
+        )
+        .await
+        .expect("load");
+    let err = plugin
+        .admit(&pod("spin", &[("mode", "loop")]), &node(), &[])
+        .await
+        .expect_err("loops forever");
+    assert_eq!(
+        err.failure,
+        Failure::Deadline(Duration::from_millis(50)),
+        "{err}"
+    );
+    assert_eq!(err.plugin, "looper");
+    assert_eq!(err.call, "admit");
+    assert_eq!(h.metrics.errors_of("looper", "admit", "deadline"), 1);
+
+    let decision = plugin
+        .admit(&pod("calm", &[]), &node(), &[])
+        .await
+        .expect("next call");
+    assert!(decision.admit);
+    assert_eq!(h.metrics.calls_of("looper", "admit"), 2);
+}
+
+#[tokio::test]
+async fn unbounded_allocation_is_stopped_by_the_memory_cap() {
+    let h = Harness::new("alloc");
+    let plugin = h
+        .load(
+            "hoarder",
+            "hostile",
+            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\nmemory-mib = 32\n"),
+        )
+        .await
+        .expect("load");
+    let err = plugin
+        .admit(&pod("greedy", &[("mode", "alloc")]), &node(), &[])
+        .await
+        .expect_err("allocates without end");
+    assert_eq!(
+        err.failure,
+        Failure::MemoryLimit {
+            limit_bytes: 32 << 20
+        },
+        "{err}"
+    );
+    assert!(err.to_string().contains("memory limit exceeded"), "{err}");
+    assert_eq!(h.metrics.errors_of("hoarder", "admit", "memory"), 1);
+    plugin
+        .admit(&pod("calm", &[]), &node(), &[])
+        .await
+        .expect("next call");
+}
+
+#[tokio::test]
+async fn a_panic_is_an_error_naming_the_plugin_and_the_agent_keeps_serving() {
+    let h = Harness::new("panic");
+    let plugin = h
+        .load(
+            "panicky",
+            "hostile",
+            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n"),
+        )
+        .await
+        .expect("load");
+    let err = plugin
+        .admit(&pod("boom", &[("mode", "panic")]), &node(), &[])
+        .await
+        .expect_err("panics");
+    let Failure::Trap(message) = &err.failure else {
+        panic!("expected a trap, got {err}");
+    };
+    assert!(
+        message.contains("hostile plugin panics on purpose"),
+        "{message}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("plugin panicky: admit: trapped: "),
+        "{err}"
+    );
+    for _ in 0..3 {
+        plugin
+            .admit(&pod("calm", &[]), &node(), &[])
+            .await
+            .expect("still serving");
+    }
+}
+
+#[tokio::test]
+async fn files_outside_the_preopen_are_denied_and_the_preopen_is_read_only() {
+    let h = Harness::new("fs");
+    let granted = h.dir.join("granted");
+    std::fs::create_dir_all(&granted).expect("dir");
+    std::fs::write(granted.join("inside.txt"), "visible").expect("write");
+    std::fs::write(h.dir.join("outside.txt"), "secret").expect("write");
+    std::os::unix::fs::symlink(h.dir.join("outside.txt"), granted.join("link-out"))
+        .expect("symlink");
+
+    let body = format!(
+        "{HOSTILE}[settings]\nmode = \"fs\"\ndir = {granted:?}\n[capabilities]\nread-dirs = [{granted:?}]\n",
+        granted = granted.display().to_string()
+    );
+    let plugin = h.load("prowler", "hostile", &body).await.expect("load");
+    let decision = plugin
+        .admit(&pod("p", &[]), &node(), &[])
+        .await
+        .expect("report");
+    let report: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&decision.message).expect("json report");
+
+    assert_eq!(report["inside"], "ok:visible", "the grant itself works");
+    for attempt in ["dotdot", "absolute", "symlink", "write"] {
+        assert!(
+            report[attempt].starts_with("err:"),
+            "{attempt} must be denied: {report:?}"
+        );
+    }
+    assert!(!granted.join("written.txt").exists());
+}
+
+#[tokio::test]
+async fn without_a_grant_even_the_requested_directory_is_invisible() {
+    let h = Harness::new("fs-nogrant");
+    let dir = h.dir.join("d");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("inside.txt"), "visible").expect("write");
+    let body = format!(
+        "{HOSTILE}[settings]\nmode = \"fs\"\ndir = {:?}\n",
+        dir.display().to_string()
+    );
+    let plugin = h.load("blind", "hostile", &body).await.expect("load");
+    let decision = plugin
+        .admit(&pod("p", &[]), &node(), &[])
+        .await
+        .expect("report");
+    let report: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&decision.message).expect("json report");
+    assert!(report["inside"].starts_with("err:"), "{report:?}");
+}
+
+#[tokio::test]
+async fn connecting_to_a_host_not_granted_is_denied() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let h = Harness::new("net");
+
+    let body = format!("{HOSTILE}[settings]\nmode = \"connect\"\naddr = \"{addr}\"\n");
+    let denied = h.load("snoop", "hostile", &body).await.expect("load");
+    let err = denied
+        .admit(&pod("p", &[]), &node(), &[])
+        .await
+        .expect_err("not granted");
+    let Failure::DeniedCapability(what) = &err.failure else {
+        panic!("expected a denied capability, got {err}");
+    };
+    assert!(what.contains(&addr.to_string()), "{what}");
+    assert_eq!(h.metrics.errors_of("snoop", "admit", "denied"), 1);
+
+    // The same plugin with the address granted connects: the denial above was the sandbox.
+    let granted = h
+        .load(
+            "caller",
+            "hostile",
+            &format!("{body}[capabilities]\nconnect = [\"{addr}\"]\n"),
+        )
+        .await
+        .expect("load");
+    let decision = granted
+        .admit(&pod("p", &[]), &node(), &[])
+        .await
+        .expect("connects");
+    assert_eq!(decision.reason, "Connected");
+}
+
+fn target(container_id: &str) -> ContainerTarget {
+    ContainerTarget {
+        pod_name: "p".into(),
+        pod_namespace: "default".into(),
+        pod_uid: "uid-p".into(),
+        pod_ip: None,
+        container_name: "app".into(),
+        container_id: container_id.into(),
+        ports: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn exec_is_refused_when_not_granted_and_runs_in_the_target_when_granted() {
+    use wasmlet_core::{
+        ContainerConfig, ContainerMetadata, ContainerRuntime, SandboxConfig, SandboxRuntime,
+    };
+    let runtime = wasmlet_runtime_fake::FakeRuntime::new().with_image("img");
+    let sandbox_config = SandboxConfig::default();
+    let sandbox = runtime
+        .run_sandbox(&sandbox_config, "")
+        .await
+        .expect("sandbox");
+    let config = ContainerConfig {
+        metadata: ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        },
+        image: "img".into(),
+        ..Default::default()
+    };
+    let container = runtime
+        .create_container(&sandbox, &config, &sandbox_config)
+        .await
+        .expect("create");
+    runtime.start_container(&container).await.expect("start");
+
+    let h = Harness::with_host(
+        "exec",
+        HostContext {
+            node_name: "test-node".into(),
+            exec: Some(std::sync::Arc::new(runtime.clone())),
+        },
+    );
+    let probe = "kind = \"probe\"\nwit = \"0.1.0\"\n";
+    let handler = Handler::Exec(vec!["true".into()]);
+
+    let refused = h.load("nosy", "hostile_probe", probe).await.expect("load");
+    let err = refused
+        .check(
+            &target(container.as_str()),
+            &handler,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect_err("exec not granted");
+    assert!(
+        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains("exec")),
+        "{err}"
+    );
+    assert!(
+        !runtime.calls().contains(&"ExecSync"),
+        "the runtime was never asked"
+    );
+
+    let allowed = h
+        .load(
+            "checker",
+            "hostile_probe",
+            &format!("{probe}[capabilities]\nexec = true\n"),
+        )
+        .await
+        .expect("load");
+    let result = allowed
+        .check(
+            &target(container.as_str()),
+            &handler,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("exec granted");
+    assert_eq!(result.outcome, Outcome::Success);
+    assert!(runtime.calls().contains(&"ExecSync"));
+}
+
+#[tokio::test]
+async fn a_component_of_the_wrong_world_is_refused_at_load() {
+    let h = Harness::new("world");
+    let err = h
+        .load("confused", "hostile_probe", HOSTILE)
+        .await
+        .expect_err("a probe is no admission plugin");
+    let LoadError::Contract { message, .. } = &err else {
+        panic!("expected a contract error, got {err}");
+    };
+    assert!(message.contains("built for the `probe` world"), "{message}");
+    assert!(message.contains("kind = \"admission\""), "{message}");
+}
+
+#[tokio::test]
+async fn an_incompatible_wit_version_is_refused_at_load() {
+    let h = Harness::new("version");
+    let err = h
+        .load("from-the-future", "future_wit", HOSTILE)
+        .await
+        .expect_err("0.2.0 is not 0.1.x");
+    let text = err.to_string();
+    assert!(text.contains("wasmlet:plugin@0.2.0"), "{text}");
+    assert!(text.contains("0.1.x"), "{text}");
+}
+
+#[tokio::test]
+async fn a_trapping_source_is_restarted_and_keeps_reporting() {
+    use std::sync::Arc;
+    use tokio::sync::{Notify, mpsc, watch};
+    use wasmlet_plugin_host::SourceEvent;
+
+    let h = Harness::new("source");
+    let plugin = h
+        .load(
+            "counter",
+            "counter_source",
+            "kind = \"pod-source\"\nwit = \"0.1.0\"\n[settings]\ntrap-on-change = true\n",
+        )
+        .await
+        .expect("load");
+    let changes = Arc::new(Notify::new());
+    let (events, mut received) = mpsc::channel(8);
+    let (stop, shutdown) = watch::channel(false);
+    let runner = tokio::spawn(Arc::new(plugin).run_source(changes.clone(), events, shutdown));
+
+    let pod_names = |event: Option<SourceEvent>| match event {
+        Some(SourceEvent::Snapshot(s)) => s.pods.iter().map(|p| p.json.clone()).collect::<Vec<_>>(),
+        other => panic!("expected a snapshot, got {other:?}"),
+    };
+    assert_eq!(
+        pod_names(received.recv().await),
+        vec![r#"{"metadata":{"name":"gen-1"}}"#]
+    );
+
+    // The source is now blocked in changes.wait; a change makes it trap.
+    changes.notify_one();
+    match received.recv().await {
+        Some(SourceEvent::Failed(e)) => assert!(matches!(e.failure, Failure::Trap(_)), "{e}"),
+        other => panic!("expected the trap, got {other:?}"),
+    }
+    // A new instance (its count starts again) serves after the back-off.
+    assert_eq!(
+        pod_names(received.recv().await),
+        vec![r#"{"metadata":{"name":"gen-1"}}"#]
+    );
+    assert_eq!(h.metrics.errors_of("counter", "next-snapshot", "trap"), 1);
+
+    stop.send(true).expect("runner alive");
+    runner.await.expect("runner stops on shutdown");
+}

@@ -1,0 +1,190 @@
+//! Write wasmlet plugins in Rust.
+//!
+//! Enable the feature of your plugin's kind (`admission`, `probe`, `lifecycle`,
+//! `pod-source`), implement that world's `Guest` trait and export it:
+//!
+//! ```ignore
+//! use wasmlet_plugin_sdk::admission::{self, Decision, Guest, NodeInfo, Pod, Error};
+//!
+//! struct MyPolicy;
+//!
+//! impl Guest for MyPolicy {
+//!     fn validate_settings() -> Result<(), Error> { Ok(()) }
+//!     fn admit(pod: Pod, _node: NodeInfo, _active: Vec<Pod>) -> Result<Decision, Error> {
+//!         Ok(admission::admit())
+//!     }
+//! }
+//!
+//! wasmlet_plugin_sdk::admission::export_admission!(MyPolicy);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`: the `.wasm` is a
+//! component, ready for a plugin directory next to its manifest.
+
+/// Generates the bindings of one world into the module this is invoked in.
+macro_rules! world {
+    ($world:literal, $export:literal, $module:literal) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            pub_export_macro: true,
+            export_macro_name: $export,
+            default_bindings_module: $module,
+            generate_all,
+        });
+    };
+}
+
+#[cfg(feature = "admission")]
+pub mod admission {
+    world!(
+        "wasmlet:plugin/admission@0.1.0",
+        "export_admission",
+        "wasmlet_plugin_sdk::admission"
+    );
+
+    pub use exports::wasmlet::plugin::admission_handler::{Decision, Guest};
+    pub use wasmlet::plugin::types::*;
+
+    /// Settings, logging and node facts.
+    pub mod host {
+        pub use super::wasmlet::plugin::host::*;
+        crate::host_helpers!();
+    }
+
+    /// The pod may start.
+    pub fn admit() -> Decision {
+        Decision {
+            admit: true,
+            reason: String::new(),
+            message: String::new(),
+        }
+    }
+
+    /// The pod may not start: `reason` is CamelCase, `message` is for people.
+    pub fn reject(reason: impl Into<String>, message: impl Into<String>) -> Decision {
+        Decision {
+            admit: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    crate::pod_helpers!();
+}
+
+#[cfg(feature = "probe")]
+pub mod probe {
+    world!(
+        "wasmlet:plugin/probe@0.1.0",
+        "export_probe",
+        "wasmlet_plugin_sdk::probe"
+    );
+
+    pub use exports::wasmlet::plugin::probe_handler::{Guest, Outcome, ProbeResult};
+    pub use wasmlet::plugin::exec;
+    pub use wasmlet::plugin::types::*;
+
+    pub mod host {
+        pub use super::wasmlet::plugin::host::*;
+        crate::host_helpers!();
+    }
+}
+
+#[cfg(feature = "lifecycle")]
+pub mod lifecycle {
+    world!(
+        "wasmlet:plugin/lifecycle@0.1.0",
+        "export_lifecycle",
+        "wasmlet_plugin_sdk::lifecycle"
+    );
+
+    pub use exports::wasmlet::plugin::lifecycle_handler::Guest;
+    pub use wasmlet::plugin::exec;
+    pub use wasmlet::plugin::types::*;
+
+    pub mod host {
+        pub use super::wasmlet::plugin::host::*;
+        crate::host_helpers!();
+    }
+}
+
+#[cfg(feature = "pod-source")]
+pub mod pod_source {
+    world!(
+        "wasmlet:plugin/pod-source@0.1.0",
+        "export_pod_source",
+        "wasmlet_plugin_sdk::pod_source"
+    );
+
+    pub use exports::wasmlet::plugin::pod_source_handler::{Guest, Problem, Snapshot, SourcePod};
+    pub use wasmlet::plugin::changes;
+    pub use wasmlet::plugin::types::*;
+
+    pub mod host {
+        pub use super::wasmlet::plugin::host::*;
+        crate::host_helpers!();
+    }
+}
+
+/// Typed settings and logging shortcuts, in each world's `host` module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! host_helpers {
+    () => {
+        /// The plugin's settings, parsed into `T`; a mismatch is
+        /// `Error::InvalidSettings` naming what serde could not read.
+        pub fn typed_settings<T: serde::de::DeserializeOwned>() -> Result<T, super::Error> {
+            serde_json::from_str(&settings())
+                .map_err(|e| super::Error::InvalidSettings(e.to_string()))
+        }
+
+        pub fn info(message: impl AsRef<str>) {
+            log(super::LogLevel::Info, message.as_ref());
+        }
+
+        pub fn warn(message: impl AsRef<str>) {
+            log(super::LogLevel::Warn, message.as_ref());
+        }
+    };
+}
+
+/// Pod accessors, in each world that sees pods.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! pod_helpers {
+    () => {
+        impl Pod {
+            /// The value of label `key`, if the pod has it.
+            pub fn label(&self, key: &str) -> Option<&str> {
+                self.labels
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .map(|kv| kv.value.as_str())
+            }
+
+            /// The whole pod as JSON, for fields the typed view leaves out.
+            pub fn json(&self) -> Result<serde_json::Value, Error> {
+                serde_json::from_str(&self.json)
+                    .map_err(|e| Error::InvalidInput(format!("pod JSON: {e}")))
+            }
+        }
+
+        impl NodeInfo {
+            pub fn label(&self, key: &str) -> Option<&str> {
+                self.labels
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .map(|kv| kv.value.as_str())
+            }
+
+            /// Allocatable amount of `resource` in thousandths (cpu: millicores).
+            pub fn allocatable_milli(&self, resource: &str) -> Option<i64> {
+                self.allocatable
+                    .iter()
+                    .find(|q| q.name == resource)
+                    .map(|q| q.milli)
+            }
+        }
+    };
+}
