@@ -127,6 +127,14 @@ impl PluginEngine {
         })
     }
 
+    /// What a component declares (kind, WIT version, imports, exports), without running it.
+    pub fn inspect(&self, wasm: &[u8]) -> Result<crate::ComponentFacts, String> {
+        let component = self
+            .compile(wasm)
+            .map_err(|e| format!("not a WebAssembly component: {e:#}"))?;
+        Ok(crate::ComponentFacts::read(&self.engine, &component))
+    }
+
     /// Compiles `wasm`, or loads the result of an earlier compile of the same
     /// bytes by the same engine build from the cache.
     pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Component, wasmtime::Error> {

@@ -285,21 +285,52 @@ pub struct Manifest {
     pub failure_policy: FailurePolicy,
     #[serde(default)]
     pub mode: Mode,
+    /// Free-form; the plugin reads it as JSON.
     #[serde(default = "empty_settings")]
-    pub settings: toml::Table,
+    pub settings: serde_json::Value,
     #[serde(default)]
     pub capabilities: Capabilities,
     #[serde(default)]
     pub limits: Limits,
 }
 
-fn empty_settings() -> toml::Table {
-    toml::Table::new()
+/// toml's message plus the line it is about, which names the key.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count();
+            let source = text.lines().nth(line).unwrap_or_default().trim();
+            format!("line {} `{source}`: {}", line + 1, e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
+fn empty_settings() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 impl Manifest {
+    /// A manifest for a bare component (no file), e.g. for `wasmlet plugin run x.wasm`.
+    pub fn for_component(kind: Kind, component: PathBuf, settings: serde_json::Value) -> Self {
+        Self {
+            kind,
+            wit: crate::WIT_VERSION.into(),
+            component: Some(component),
+            sha256: None,
+            failure_policy: FailurePolicy::default(),
+            mode: Mode::default(),
+            settings,
+            capabilities: Capabilities::default(),
+            limits: Limits::default(),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
-        let manifest: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let manifest: Self = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        if !manifest.settings.is_object() {
+            return Err("settings: must be a table".into());
+        }
         if manifest.limits.memory_mib == 0 || manifest.limits.memory_mib > Limits::MAX_MEMORY_MIB {
             return Err(format!(
                 "limits.memory-mib: {} is outside 1..={}",
@@ -377,6 +408,7 @@ mod tests {
                 "kind = \"admission\"\nwit = \"0.1.0\"\n[limits]\nmemory-mib = 0",
                 "limits.memory-mib",
             ),
+            ("kind = \"admission\"\nwit = 3", "line 2 `wit = 3`"),
             (
                 "kind = \"admission\"\nwit = \"0.1.0\"\nsha256 = \"abc\"",
                 "sha256",

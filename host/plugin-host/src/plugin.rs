@@ -191,7 +191,8 @@ fn compatible_range() -> String {
 }
 
 impl Plugin {
-    /// Loads the plugin described by the manifest at `manifest_path`.
+    /// Loads the plugin described by the manifest at `manifest_path`; the
+    /// plugin is named after the manifest's file name.
     pub async fn load(
         engine: &Arc<PluginEngine>,
         host: &Arc<HostContext>,
@@ -199,32 +200,50 @@ impl Plugin {
         manifest_path: &Path,
         operator_grant: Option<&Capabilities>,
     ) -> Result<Self, LoadError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| LoadError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let manifest_bytes = read(manifest_path)?;
         let manifest_error = |message: String| LoadError::Manifest {
             path: manifest_path.to_path_buf(),
             message,
         };
-        let text =
-            String::from_utf8(manifest_bytes).map_err(|_| manifest_error("not UTF-8".into()))?;
+        let bytes = std::fs::read(manifest_path).map_err(|source| LoadError::Read {
+            path: manifest_path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| manifest_error("not UTF-8".into()))?;
         let manifest = Manifest::parse(&text).map_err(manifest_error)?;
         let name = manifest_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dir = manifest_path.parent().unwrap_or(Path::new("."));
+        Self::from_manifest(engine, host, metrics, &name, manifest, dir, operator_grant).await
+    }
+
+    /// Loads plugin `name` from a parsed manifest; a relative component path is
+    /// relative to `dir`.
+    pub async fn from_manifest(
+        engine: &Arc<PluginEngine>,
+        host: &Arc<HostContext>,
+        metrics: &PluginMetrics,
+        name: &str,
+        manifest: Manifest,
+        dir: &Path,
+        operator_grant: Option<&Capabilities>,
+    ) -> Result<Self, LoadError> {
+        let name = name.to_owned();
         let component_path = dir.join(
             manifest
                 .component
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.wasm"))),
         );
-        let wasm = read(&component_path)?;
+        let manifest_error = |message: String| LoadError::Manifest {
+            path: component_path.clone(),
+            message,
+        };
+        let wasm = std::fs::read(&component_path).map_err(|source| LoadError::Read {
+            path: component_path.clone(),
+            source,
+        })?;
         let digest = hex::encode(Sha256::digest(&wasm));
         if let Some(pinned) = &manifest.sha256
             && !pinned.eq_ignore_ascii_case(&digest)
@@ -299,7 +318,7 @@ impl Plugin {
                 .validate_settings()
                 .await
                 .map_err(|source| LoadError::Settings {
-                    path: manifest_path.to_path_buf(),
+                    path: plugin.component_path.clone(),
                     source,
                 })?;
         }

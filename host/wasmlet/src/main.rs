@@ -11,6 +11,9 @@ use clap::{Parser, Subcommand};
 use wasmlet_core::{RuntimeInfo, RuntimeStatus, SandboxFilter, SandboxRuntime};
 use wasmlet_cri::{CriClient, CriConfig};
 
+mod node_facts;
+mod plugin_cmd;
+
 /// A Kubernetes node agent whose policy points are WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -28,6 +31,15 @@ struct Cli {
     #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
     runtime_request_timeout: Duration,
 
+    /// Where compiled plugins are cached between runs ("" for no cache).
+    #[arg(
+        long,
+        global = true,
+        env = "WASMLET_PLUGIN_CACHE",
+        default_value = "/var/cache/wasmlet/plugins"
+    )]
+    plugin_cache: PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +56,9 @@ enum Command {
     /// For tearing down a development or test node; the runtime must be one
     /// wasmlet owns alone.
     RuntimeReset,
+    /// Inspect, run and test plugins on their own, without the agent.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
 }
 
 #[tokio::main]
@@ -60,9 +75,11 @@ async fn main() -> ExitCode {
     let runtime = CriClient::new(
         CriConfig::new(&cli.runtime_endpoint).with_call_timeout(cli.runtime_request_timeout),
     );
+    let cache = (!cli.plugin_cache.as_os_str().is_empty()).then(|| cli.plugin_cache.clone());
     let outcome = match cli.command {
         Command::RuntimeInfo => runtime_info(&runtime).await,
         Command::RuntimeReset => runtime_reset(&runtime).await,
+        Command::Plugin(command) => plugin_cmd::run(command, cache).await,
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,69 @@
+//! This machine as a Kubernetes Node, for plugin calls made outside the agent.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// `hostname`, or `localhost` if it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn memory_total_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The node with its real CPU count and memory, the well-known labels, no taints.
+pub fn local_node(name: &str) -> Node {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let resources = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpus.to_string())),
+        (
+            "memory".to_owned(),
+            Quantity(format!("{}Ki", memory_total_kib())),
+        ),
+        ("pods".to_owned(), Quantity("110".into())),
+    ]);
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([
+                ("kubernetes.io/hostname".to_owned(), name.to_owned()),
+                (
+                    "kubernetes.io/os".to_owned(),
+                    std::env::consts::OS.to_owned(),
+                ),
+                ("kubernetes.io/arch".to_owned(), arch().to_owned()),
+            ])),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(NodeStatus {
+            capacity: Some(resources.clone()),
+            allocatable: Some(resources),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Kubernetes' name for the CPU architecture.
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}

@@ -1,0 +1,428 @@
+//! `wasmlet plugin …`: component-level tools for plugin authors and operators.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1 as k8s;
+use serde::Deserialize;
+use wasmlet_plugin_host::{
+    Decision, HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet,
+    node_view, pod_view,
+};
+
+use crate::node_facts;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Show what a component declares: kind, WIT version, imports, and the
+    /// capabilities its manifest (FILE.toml next to FILE.wasm) requests.
+    Inspect {
+        /// A `.wasm` component or its `.toml` manifest.
+        file: PathBuf,
+    },
+    /// Call a plugin once and print its answer.
+    Run {
+        /// A `.toml` manifest, or a bare `.wasm` (then --kind says what it is).
+        plugin: PathBuf,
+        #[arg(long, value_enum, default_value = "admission")]
+        kind: KindArg,
+        /// The pod to admit (YAML or JSON, a Kubernetes v1 Pod).
+        #[arg(long)]
+        pod: PathBuf,
+        /// The node (a v1 Node); default: this machine.
+        #[arg(long)]
+        node: Option<PathBuf>,
+        /// Settings (YAML or JSON) replacing the manifest's.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
+    /// Run the table tests of a plugin directory (`tests/*.yaml`); exits non-zero
+    /// on any mismatch.
+    Test {
+        /// A directory with the plugin's manifest(s), component(s) and `tests/`.
+        dir: PathBuf,
+    },
+    /// Load a plugin directory as the agent does and print the plugin table.
+    List { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Admission,
+    Probe,
+    Lifecycle,
+    PodSource,
+}
+
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Admission => Kind::Admission,
+            KindArg::Probe => Kind::Probe,
+            KindArg::Lifecycle => Kind::Lifecycle,
+            KindArg::PodSource => Kind::PodSource,
+        }
+    }
+}
+
+/// Shared by the plugin commands: one engine, the local node's facts.
+struct Tools {
+    engine: Arc<PluginEngine>,
+    host: Arc<HostContext>,
+    metrics: PluginMetrics,
+}
+
+impl Tools {
+    fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Ok(Self {
+            engine: Arc::new(PluginEngine::new(cache_dir)?),
+            host: Arc::new(HostContext {
+                node_name: node_facts::hostname(),
+                exec: None,
+            }),
+            metrics: PluginMetrics::default(),
+        })
+    }
+
+    async fn load_manifest(&self, path: &Path) -> anyhow::Result<Plugin> {
+        Ok(Plugin::load(&self.engine, &self.host, &self.metrics, path, None).await?)
+    }
+}
+
+pub async fn run(command: PluginCommand, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let tools = Tools::new(cache_dir)?;
+    match command {
+        PluginCommand::Inspect { file } => inspect(&tools, &file),
+        PluginCommand::Run {
+            plugin,
+            kind,
+            pod,
+            node,
+            settings,
+        } => {
+            run_once(
+                &tools,
+                &plugin,
+                kind.into(),
+                &pod,
+                node.as_deref(),
+                settings.as_deref(),
+            )
+            .await
+        }
+        PluginCommand::Test { dir } => test_dir(&tools, &dir).await,
+        PluginCommand::List { dir } => {
+            let set = PluginSet::load_dir(
+                &tools.engine,
+                &tools.host,
+                &tools.metrics,
+                &dir,
+                &BTreeMap::new(),
+            )
+            .await?;
+            print!("{}", set.table());
+            Ok(if set.skipped.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_saphyr::from_str(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// The manifest next to a `.wasm` (same name, `.toml`), or the file itself.
+fn manifest_and_component(file: &Path) -> (Option<PathBuf>, PathBuf) {
+    if file.extension().is_some_and(|e| e == "toml") {
+        let component = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| Manifest::parse(&t).ok())
+            .and_then(|m| m.component)
+            .unwrap_or_else(|| file.with_extension("wasm"));
+        let dir = file.parent().unwrap_or(Path::new("."));
+        (Some(file.to_path_buf()), dir.join(component))
+    } else {
+        let manifest = file.with_extension("toml");
+        (manifest.is_file().then_some(manifest), file.to_path_buf())
+    }
+}
+
+fn inspect(tools: &Tools, file: &Path) -> anyhow::Result<ExitCode> {
+    let (manifest_path, component) = manifest_and_component(file);
+    let wasm =
+        std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
+    let facts = tools.engine.inspect(&wasm).map_err(anyhow::Error::msg)?;
+    println!(
+        "component     {} ({} KiB)",
+        component.display(),
+        wasm.len() / 1024
+    );
+    println!(
+        "kind          {}",
+        facts
+            .kind
+            .map_or("none (not a wasmlet plugin)".into(), |k| k.to_string())
+    );
+    println!(
+        "wit           {}",
+        facts
+            .wit_version
+            .as_deref()
+            .map_or("-".into(), |v| format!("wasmlet:plugin@{v}"))
+    );
+    println!("exports       {}", facts.exports.join(", "));
+    println!(
+        "imports       {}",
+        if facts.imports.is_empty() {
+            "none".into()
+        } else {
+            facts.imports.join("\n              ")
+        }
+    );
+    match manifest_path {
+        None => println!("manifest      none (requests no capabilities)"),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)?;
+            let manifest =
+                Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let grant = wasmlet_plugin_host::Grant::effective(&manifest.capabilities, None)
+                .map_err(anyhow::Error::msg)?;
+            println!("manifest      {}", path.display());
+            println!("capabilities  {}", grant.summary());
+            println!(
+                "limits        memory {} MiB, deadline {:?}, concurrency {}",
+                manifest.limits.memory_mib,
+                manifest.deadline(),
+                manifest.limits.concurrency
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_or_local(node: Option<&Path>) -> anyhow::Result<wasmlet_plugin_host::types::NodeInfo> {
+    let node = match node {
+        Some(path) => read_yaml::<k8s::Node>(path)?,
+        None => node_facts::local_node(&node_facts::hostname()),
+    };
+    node_view(&node).map_err(|e| anyhow::anyhow!("node: {e}"))
+}
+
+async fn run_once(
+    tools: &Tools,
+    plugin: &Path,
+    kind: Kind,
+    pod: &Path,
+    node: Option<&Path>,
+    settings: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let (manifest_path, component) = manifest_and_component(plugin);
+    let mut manifest = match &manifest_path {
+        Some(path) if plugin.extension().is_some_and(|e| e == "toml") => {
+            let text = std::fs::read_to_string(path)?;
+            Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        _ => Manifest::for_component(kind, component.clone(), serde_json::json!({})),
+    };
+    if let Some(settings) = settings {
+        manifest.settings = read_yaml(settings)?;
+    }
+    if manifest.kind != kind {
+        bail!(
+            "{} is a {} plugin, not {kind}",
+            plugin.display(),
+            manifest.kind
+        );
+    }
+    if kind != Kind::Admission {
+        bail!("`plugin run` calls admission plugins; {kind} plugins are exercised by the agent");
+    }
+    let name = component
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let dir = plugin.parent().unwrap_or(Path::new("."));
+    let plugin = Plugin::from_manifest(
+        &tools.engine,
+        &tools.host,
+        &tools.metrics,
+        &name,
+        manifest,
+        dir,
+        None,
+    )
+    .await?;
+    let pod: k8s::Pod = read_yaml(pod)?;
+    let view = pod_view(&pod, "file").map_err(|e| anyhow::anyhow!("pod: {e}"))?;
+    let node = node_or_local(node)?;
+    println!(
+        "plugin    {} ({}, wit {})",
+        plugin.name,
+        plugin.kind(),
+        plugin.wit_version
+    );
+    println!("pod       {}/{}", view.namespace, view.name);
+    let decision = plugin.admit(&view, &node, &[]).await?;
+    println!("decision  {}", describe(&decision));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(d: &Decision) -> String {
+    if d.admit {
+        "admitted".into()
+    } else {
+        format!("rejected  {}: {}", d.reason, d.message)
+    }
+}
+
+/// One file of table tests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TestFile {
+    /// The node for every case; default: this machine.
+    #[serde(default)]
+    node: Option<k8s::Node>,
+    /// Pods already running, for every case.
+    #[serde(default)]
+    active_pods: Vec<k8s::Pod>,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Case {
+    name: String,
+    pod: k8s::Pod,
+    /// Replaces the file's active pods.
+    active_pods: Option<Vec<k8s::Pod>>,
+    expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Expect {
+    admit: Option<bool>,
+    reason: Option<String>,
+    message_contains: Option<String>,
+    /// The call must fail with an error containing this.
+    error_contains: Option<String>,
+}
+
+fn check(
+    expect: &Expect,
+    outcome: &Result<Decision, wasmlet_plugin_host::CallError>,
+) -> Result<(), String> {
+    match (outcome, &expect.error_contains) {
+        (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
+        (Err(e), _) => Err(format!("failed: {e}")),
+        (Ok(d), Some(want)) => Err(format!(
+            "expected an error containing {want:?}, got {}",
+            describe(d)
+        )),
+        (Ok(d), None) => {
+            let mut wrong = Vec::new();
+            if expect.admit.is_some_and(|a| a != d.admit) {
+                wrong.push("admit");
+            }
+            if expect.reason.as_ref().is_some_and(|r| *r != d.reason) {
+                wrong.push("reason");
+            }
+            if expect
+                .message_contains
+                .as_ref()
+                .is_some_and(|m| !d.message.contains(m.as_str()))
+            {
+                wrong.push("message");
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} differ: got {}", wrong.join(", "), describe(d)))
+            }
+        }
+    }
+}
+
+async fn test_dir(tools: &Tools, dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && !p.ends_with("Cargo.toml"))
+        .collect();
+    manifests.sort();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if manifests.is_empty() {
+        bail!("{}: no plugin manifest (*.toml)", dir.display());
+    }
+    if files.is_empty() {
+        bail!(
+            "{}: no component tests (tests/*.yaml); every plugin needs some",
+            dir.display()
+        );
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for manifest in &manifests {
+        let plugin = tools.load_manifest(manifest).await?;
+        for file in &files {
+            let tests: TestFile = read_yaml(file)?;
+            let node = match &tests.node {
+                Some(n) => {
+                    node_view(n).map_err(|e| anyhow::anyhow!("{}: node: {e}", file.display()))?
+                }
+                None => node_or_local(None)?,
+            };
+            let views = |pods: &[k8s::Pod]| -> anyhow::Result<Vec<_>> {
+                pods.iter()
+                    .map(|p| {
+                        pod_view(p, "file")
+                            .map_err(|e| anyhow::anyhow!("{}: active pod: {e}", file.display()))
+                    })
+                    .collect()
+            };
+            let shared_active = views(&tests.active_pods)?;
+            for case in &tests.cases {
+                let pod = pod_view(&case.pod, "file").map_err(|e| {
+                    anyhow::anyhow!("{}: case {:?}: pod: {e}", file.display(), case.name)
+                })?;
+                let active = match &case.active_pods {
+                    Some(pods) => views(pods)?,
+                    None => shared_active.clone(),
+                };
+                let outcome = plugin.admit(&pod, &node, &active).await;
+                match check(&case.expect, &outcome) {
+                    Ok(()) => {
+                        passed += 1;
+                        println!("PASS  {}: {}", plugin.name, case.name);
+                    }
+                    Err(why) => {
+                        failed += 1;
+                        println!("FAIL  {}: {}: {why}", plugin.name, case.name);
+                    }
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,176 @@
+//! `wasmlet plugin …` on the real example plugins (built by scripts/build-plugins.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn wasmlet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmlet"))
+        .args(args)
+        .env(
+            "WASMLET_PLUGIN_CACHE",
+            std::env::temp_dir().join(format!("wasmlet-cli-cache-{}", std::process::id())),
+        )
+        .output()
+        .expect("run wasmlet")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every plugin under plugins/examples: a directory with a manifest.
+fn example_plugins() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("plugins/examples"))
+        .expect("plugins/examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|d| {
+            std::fs::read_dir(d).is_ok_and(|mut entries| {
+                entries.any(|e| {
+                    e.is_ok_and(|e| {
+                        let p = e.path();
+                        p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml")
+                    })
+                })
+            })
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_example_plugin_has_component_tests_and_they_pass() {
+    let plugins = example_plugins();
+    assert!(!plugins.is_empty(), "no example plugins found");
+    for dir in plugins {
+        let has_tests = std::fs::read_dir(dir.join("tests")).is_ok_and(|mut e| {
+            e.any(|f| f.is_ok_and(|f| f.path().extension().is_some_and(|x| x == "yaml")))
+        });
+        assert!(
+            has_tests,
+            "{} has no component tests (tests/*.yaml)",
+            dir.display()
+        );
+        let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+        assert!(out.status.success(), "{}:\n{}", dir.display(), text(&out));
+        assert!(text(&out).contains(" passed, 0 failed"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn plugin_test_fails_on_a_wrong_expectation() {
+    let example = repo().join("plugins/examples/require-labels");
+    let dir = std::env::temp_dir().join(format!("wasmlet-cli-mismatch-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tests")).expect("dir");
+    std::fs::copy(
+        example.join("require-labels.toml"),
+        dir.join("require-labels.toml"),
+    )
+    .expect("manifest");
+    std::fs::copy(
+        example.join("require-labels.wasm"),
+        dir.join("require-labels.wasm"),
+    )
+    .expect("component (built by scripts/build-plugins.sh)");
+    std::fs::write(
+        dir.join("tests/wrong.yaml"),
+        "cases:\n  - name: claims an unlabelled pod is admitted\n    pod: {metadata: {name: x}, spec: {containers: [{name: a, image: b}]}}\n    expect: {admit: true}\n",
+    )
+    .expect("test file");
+    let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("FAIL  require-labels: claims an unlabelled pod is admitted"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("0 passed, 1 failed"), "{}", text(&out));
+}
+
+#[test]
+fn plugin_run_prints_the_decision() {
+    let examples = repo().join("plugins/examples");
+    let manifest = examples.join("require-labels/require-labels.toml");
+    let pod = examples.join("pods/unlabelled.yaml");
+    let out = wasmlet(&[
+        "plugin",
+        "run",
+        &manifest.to_string_lossy(),
+        "--pod",
+        &pod.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "decision  rejected  MissingLabels: pod default/unlabelled lacks required labels: team"
+        ),
+        "{}",
+        text(&out)
+    );
+
+    // A bare component with settings from a file.
+    let settings =
+        std::env::temp_dir().join(format!("wasmlet-cli-settings-{}.yaml", std::process::id()));
+    std::fs::write(&settings, "labels: [app]\n").expect("settings");
+    let wasm = examples.join("require-labels/require-labels.wasm");
+    let out = wasmlet(&[
+        "plugin",
+        "run",
+        &wasm.to_string_lossy(),
+        "--kind",
+        "admission",
+        "--pod",
+        &pod.to_string_lossy(),
+        "--settings",
+        &settings.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_file(&settings);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("decision  admitted"), "{}", text(&out));
+}
+
+#[test]
+fn plugin_inspect_shows_kind_version_imports_and_capabilities() {
+    let wasm = repo().join("plugins/examples/require-labels/require-labels.wasm");
+    let out = wasmlet(&["plugin", "inspect", &wasm.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    for want in [
+        "kind          admission",
+        "wit           wasmlet:plugin@0.1.0",
+        "wasmlet:plugin/host@0.1.0",
+        "capabilities  -",
+        "deadline 100ms",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn bad_input_is_reported_with_the_file() {
+    let missing = Path::new("/nonexistent/pod.yaml");
+    let manifest = repo().join("plugins/examples/require-labels/require-labels.toml");
+    let out = wasmlet(&[
+        "plugin",
+        "run",
+        &manifest.to_string_lossy(),
+        "--pod",
+        &missing.to_string_lossy(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("/nonexistent/pod.yaml"),
+        "{}",
+        text(&out)
+    );
+}
