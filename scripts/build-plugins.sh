@@ -12,7 +12,32 @@ cargo build --locked --release --manifest-path plugins/Cargo.toml --workspace --
 out=plugins/target/wasm32-wasip2/release
 for manifest in plugins/examples/*/*.toml; do
   case $manifest in */Cargo.toml) continue ;; esac
+  [ -f "$(dirname "$manifest")/Cargo.toml" ] || continue # not a Rust plugin
   name=$(basename "$manifest" .toml)
   crate=$(basename "$(dirname "$manifest")")
   cp "$out/${crate//-/_}.wasm" "$(dirname "$manifest")/$name.wasm"
+done
+
+# Python plugins (plugins/examples/*/app.py): componentize-py from PyPI, in a
+# virtualenv of the project's own. Rebuilt when the app or the WIT changed.
+componentize=0.25.1
+venv=target/py
+if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize"; then
+  python3 -m venv "$venv" 2>/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install -q "componentize-py==$componentize"
+fi
+for app in plugins/examples/*/app.py; do
+  [ -e "$app" ] || continue
+  dir=$(dirname "$app")
+  name=$(basename "$dir")
+  world=$(sed -n 's/^kind *= *"\(.*\)"/\1/p' "$dir/$name.toml")
+  out=$dir/$name.wasm
+  if [ -f "$out" ] && [ -z "$(find "$app" wit -newer "$out" -print -quit)" ]; then
+    continue
+  fi
+  echo "componentize-py: $dir ($world)"
+  "$venv/bin/componentize-py" -d wit -w "$world" componentize app -p "$dir" -o "$out" >/dev/null
 done

@@ -69,6 +69,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "wasmlet=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let cli = Cli::parse();
