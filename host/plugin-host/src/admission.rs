@@ -32,3 +32,81 @@ impl Plugin {
         .await
     }
 }
+
+/// One long-lived instance of an admission plugin, for callers that make many
+/// calls in a row and want to skip instantiation. Calls share the guest's
+/// memory, so a plugin keeps whatever state it builds. After a failure other
+/// than the plugin's own error the instance is poisoned: drop it and make a
+/// new one.
+pub struct AdmissionInstance {
+    plugin: std::sync::Arc<Plugin>,
+    store: wasmtime::Store<crate::state::CallState>,
+    guest: crate::bindings::admission_handler::Guest,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for AdmissionInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionInstance")
+            .field("plugin", &self.plugin.name)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl AdmissionInstance {
+    pub async fn new(plugin: std::sync::Arc<Plugin>) -> Result<Self, CallError> {
+        let Exports::Admission(indices) = plugin.exports.clone() else {
+            return Err(plugin.wrong_kind("instantiate", Kind::Admission));
+        };
+        let started = std::time::Instant::now();
+        let deadline = plugin.manifest.deadline();
+        let outcome = async {
+            let mut store = plugin
+                .new_store(None, None)
+                .map_err(crate::Failure::DeniedCapability)?;
+            let run = async {
+                let instance = plugin.pre.instantiate_async(&mut store).await?;
+                indices.load(&mut store, &instance).map(Ok)
+            };
+            let result = tokio::time::timeout(deadline, run).await;
+            crate::plugin::settle(&store, result, deadline).map(|guest| (store, guest))
+        }
+        .await;
+        let (store, guest) = plugin.record("instantiate", started, outcome)?;
+        Ok(Self {
+            plugin,
+            store,
+            guest,
+            poisoned: false,
+        })
+    }
+
+    pub async fn admit(
+        &mut self,
+        pod: &Pod,
+        node: &NodeInfo,
+        active: &[Pod],
+    ) -> Result<Decision, CallError> {
+        let deadline = self.plugin.manifest.deadline();
+        if self.poisoned {
+            return Err(self.plugin.record(
+                "admit",
+                std::time::Instant::now(),
+                Err(crate::Failure::Trap(
+                    "instance poisoned by an earlier failure".into(),
+                )),
+            )?);
+        }
+        let started = std::time::Instant::now();
+        self.store.data_mut().deadline = started + deadline;
+        let result = tokio::time::timeout(
+            deadline,
+            self.guest.call_admit(&mut self.store, pod, node, active),
+        )
+        .await;
+        let outcome = crate::plugin::settle(&self.store, result, deadline);
+        self.poisoned = !matches!(outcome, Ok(_) | Err(crate::Failure::Plugin(_)));
+        self.plugin.record("admit", started, outcome)
+    }
+}

@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 mod admission;
+pub use admission::AdmissionInstance;
 mod bindings;
 mod capability;
 mod directory;

@@ -38,6 +38,9 @@ pub(crate) enum Exports {
     PodSource(pod_source_handler::GuestIndices),
 }
 
+/// How many epoch ticks a guest may run before it yields to the executor.
+const YIELD_TICKS: u128 = 10;
+
 /// The epoch callback's verdict when a call's time is up.
 #[derive(Debug)]
 struct DeadlineReached;
@@ -352,10 +355,13 @@ impl Plugin {
             if left.is_zero() {
                 return Err(wasmtime::Error::new(DeadlineReached));
             }
-            let ticks = left.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
-            Ok(UpdateDeadline::Continue(
-                u64::try_from(ticks).unwrap_or(u64::MAX),
-            ))
+            // Yield to the executor at least every YIELD_TICKS: a guest that
+            // computes for long must not starve the agent's other tasks.
+            let ticks = left
+                .as_nanos()
+                .div_ceil(EPOCH_TICK.as_nanos())
+                .min(YIELD_TICKS);
+            Ok(UpdateDeadline::Yield(u64::try_from(ticks).unwrap_or(1)))
         });
         Ok(store)
     }

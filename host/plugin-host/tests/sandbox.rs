@@ -350,3 +350,44 @@ async fn a_trapping_source_is_restarted_and_keeps_reporting() {
     stop.send(true).expect("runner alive");
     runner.await.expect("runner stops on shutdown");
 }
+
+// Two workers, as in the agent: the calls really run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_bound_wait_for_a_free_slot() {
+    let h = Harness::new("bound");
+    let plugin = std::sync::Arc::new(
+        h.load(
+            "narrow",
+            "hostile",
+            &format!(
+                "{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\nconcurrency = 1\ndeadline-ms = 300\n"
+            ),
+        )
+        .await
+        .expect("load"),
+    );
+    // The spinner holds the only slot until its deadline. A quick call issued
+    // meanwhile can only finish after that; unbounded, it would finish at once.
+    let spinner = {
+        let plugin = plugin.clone();
+        tokio::spawn(async move {
+            let result = plugin
+                .admit(&pod("spin", &[("mode", "loop")]), &node(), &[])
+                .await;
+            (result, std::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let queued = plugin.admit(&pod("calm", &[]), &node(), &[]).await;
+    let queued_done = std::time::Instant::now();
+    let (spun, spinner_done) = spinner.await.expect("join");
+    assert!(
+        matches!(spun, Err(ref e) if matches!(e.failure, Failure::Deadline(_))),
+        "{spun:?}"
+    );
+    assert!(queued.expect("runs once the slot is free").admit);
+    assert!(
+        queued_done >= spinner_done,
+        "the queued call finished while the slot was taken"
+    );
+}
