@@ -41,3 +41,12 @@ for app in plugins/examples/*/app.py; do
   echo "componentize-py: $dir ($world)"
   "$venv/bin/componentize-py" -d wit -w "$world" componentize app -p "$dir" -o "$out" >/dev/null
 done
+
+# The built-in plugin directory, flat, as the agent loads one.
+rm -rf target/plugins
+mkdir -p target/plugins
+for manifest in plugins/examples/*/*.toml; do
+  case $manifest in */Cargo.toml) continue ;; esac
+  name=$(basename "$manifest" .toml)
+  cp "$manifest" "$(dirname "$manifest")/$name.wasm" target/plugins/
+done

@@ -7,12 +7,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/node.sh up
 eval "$(scripts/node.sh env)"
+scripts/build-plugins.sh
 cargo build --locked -q -p wasmlet
 cargo build --locked -q -p wasmlet-tests --example smoke_pod
 
 echo
 echo "== wasmlet runtime-info"
 target/debug/wasmlet runtime-info
+echo
+echo "== plugins (target/plugins)"
+target/debug/wasmlet plugin list target/plugins
+echo
+echo "== an admission decision: plugins/examples/pods/unlabelled.yaml"
+target/debug/wasmlet plugin run target/plugins/py-baseline.toml --pod plugins/examples/pods/unlabelled.yaml
 echo
 echo "== smoke pod"
 target/debug/examples/smoke_pod

@@ -110,3 +110,60 @@ impl AdmissionInstance {
         self.plugin.record("admit", started, outcome)
     }
 }
+
+/// The verdict of an admission chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub admit: bool,
+    /// The plugin that rejected the pod, if one did.
+    pub plugin: Option<String>,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Runs `plugins` in order, like the kubelet's admit handlers: the first
+/// rejection wins. A plugin's own failure rejects under `fail-closed` and is
+/// skipped under `fail-open`; a plugin in `monitor` mode is only logged.
+pub async fn admit_all(
+    plugins: &[std::sync::Arc<Plugin>],
+    pod: &Pod,
+    node: &NodeInfo,
+    active: &[Pod],
+) -> Verdict {
+    use crate::manifest::{FailurePolicy, Mode};
+    for plugin in plugins {
+        let monitor = plugin.manifest.mode == Mode::Monitor;
+        let (reason, message) = match plugin.admit(pod, node, active).await {
+            Ok(decision) if decision.admit => continue,
+            Ok(decision) => (decision.reason, decision.message),
+            Err(error) => match plugin.manifest.failure_policy {
+                FailurePolicy::FailOpen => {
+                    tracing::warn!(%error, pod = %pod.name, "admission plugin failed; fail-open: ignored");
+                    continue;
+                }
+                FailurePolicy::FailClosed => {
+                    ("AdmissionPluginFailed".to_owned(), error.to_string())
+                }
+            },
+        };
+        if monitor {
+            tracing::info!(
+                plugin = %plugin.name, pod = %pod.name, %reason, %message,
+                "monitor mode: would reject"
+            );
+            continue;
+        }
+        return Verdict {
+            admit: false,
+            plugin: Some(plugin.name.clone()),
+            reason,
+            message,
+        };
+    }
+    Verdict {
+        admit: true,
+        plugin: None,
+        reason: String::new(),
+        message: String::new(),
+    }
+}

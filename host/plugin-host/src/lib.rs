@@ -10,7 +10,7 @@
 #![deny(unsafe_code)]
 
 mod admission;
-pub use admission::AdmissionInstance;
+pub use admission::{AdmissionInstance, Verdict, admit_all};
 mod bindings;
 mod capability;
 mod directory;

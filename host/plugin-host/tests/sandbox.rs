@@ -391,3 +391,80 @@ async fn calls_beyond_the_concurrency_bound_wait_for_a_free_slot() {
         "the queued call finished while the slot was taken"
     );
 }
+
+#[tokio::test]
+async fn the_admission_chain_applies_order_failure_policy_and_mode() {
+    use std::sync::Arc;
+    use wasmlet_plugin_host::admit_all;
+
+    let h = Harness::new("chain");
+    let hostile = |extra: &str| format!("{HOSTILE}{extra}[settings]\nmode = \"ok\"\n");
+    let labels = |extra: &str| {
+        format!("kind = \"admission\"\nwit = \"0.1.0\"\n{extra}[settings]\nlabels = [\"team\"]\n")
+    };
+    let closed = Arc::new(
+        h.load("closed", "hostile", &hostile(""))
+            .await
+            .expect("load"),
+    );
+    let open = Arc::new(
+        h.load(
+            "open",
+            "hostile",
+            &hostile("failure-policy = \"fail-open\"\n"),
+        )
+        .await
+        .expect("load"),
+    );
+    let watcher = Arc::new(
+        h.load("watcher", "hostile", &hostile("mode = \"monitor\"\n"))
+            .await
+            .expect("load"),
+    );
+    let strict = Arc::new(
+        h.load("strict", "require_labels", &labels(""))
+            .await
+            .expect("load"),
+    );
+    let lenient = Arc::new(
+        h.load("lenient", "require_labels", &labels("mode = \"monitor\"\n"))
+            .await
+            .expect("load"),
+    );
+
+    let panicking = pod("p", &[("mode", "panic")]);
+    let unlabelled = pod("u", &[]);
+
+    // A failing fail-open plugin is skipped; a monitor-mode rejection only logs.
+    let verdict = admit_all(&[open.clone(), lenient.clone()], &panicking, &node(), &[]).await;
+    assert!(verdict.admit, "{verdict:?}");
+    let verdict = admit_all(
+        &[lenient.clone(), watcher.clone()],
+        &unlabelled,
+        &node(),
+        &[],
+    )
+    .await;
+    assert!(verdict.admit, "{verdict:?}");
+
+    // A failing fail-closed plugin rejects, naming itself.
+    let verdict = admit_all(&[open.clone(), closed.clone()], &panicking, &node(), &[]).await;
+    assert!(!verdict.admit);
+    assert_eq!(verdict.plugin.as_deref(), Some("closed"));
+    assert_eq!(verdict.reason, "AdmissionPluginFailed");
+    assert!(
+        verdict.message.contains("plugin closed: admit: trapped"),
+        "{}",
+        verdict.message
+    );
+
+    // The first rejection wins: later plugins are not asked.
+    let before = h.metrics.calls_of("closed", "admit");
+    let verdict = admit_all(&[strict.clone(), closed.clone()], &unlabelled, &node(), &[]).await;
+    assert_eq!(
+        (verdict.admit, verdict.reason.as_str()),
+        (false, "MissingLabels")
+    );
+    assert_eq!(verdict.plugin.as_deref(), Some("strict"));
+    assert_eq!(h.metrics.calls_of("closed", "admit"), before);
+}
