@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# cargo reads .cargo/config.toml from the working directory, not from
-# --manifest-path: name the target explicitly.
-cargo build --locked --release --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2
+# rust-toolchain.toml names the target, but rustup does not always add targets
+# to a toolchain that is already installed.
+rustup target add wasm32-wasip2 >/dev/null
+
+# From plugins/, so that plugins/.cargo/config.toml (target, link flags) applies.
+(cd plugins && cargo build --locked --release --workspace)
 
 out=plugins/target/wasm32-wasip2/release
 for manifest in plugins/examples/*/*.toml; do

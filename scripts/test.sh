@@ -20,7 +20,7 @@ scripts/build-plugins.sh
 cargo fmt --all --check
 cargo fmt --all --check --manifest-path plugins/Cargo.toml
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --locked --manifest-path plugins/Cargo.toml --workspace --target wasm32-wasip2 -- -D warnings
+(cd plugins && cargo clippy --locked --workspace -- -D warnings)
 # The wasmlet binary also serves the teardown (runtime-reset).
 cargo build --workspace --locked
 cargo test --workspace --locked

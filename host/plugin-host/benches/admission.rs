@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p wasmlet-plugin-host --bench admission` after
 //! scripts/build-plugins.sh. Prints a table; asserts nothing.
+//! `WASMLET_BENCH_PLUGINS=require-labels` runs only the plugins named.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,16 +144,12 @@ async fn main() {
         "{:<16} {:<20} {:>6} {:>11} {:>11}",
         "plugin", "mode", "n", "p50", "p99"
     );
-    bench(
-        &engine,
-        &repo.join("plugins/examples/require-labels/require-labels.toml"),
-        20_000,
-    )
-    .await;
-    bench(
-        &engine,
-        &repo.join("plugins/examples/py-baseline/py-baseline.toml"),
-        500,
-    )
-    .await;
+    // WASMLET_BENCH_PLUGINS=require-labels limits the run to the plugins named.
+    let only = std::env::var("WASMLET_BENCH_PLUGINS").unwrap_or_default();
+    for (name, calls) in [("require-labels", 20_000), ("py-baseline", 500)] {
+        if only.is_empty() || only.split(',').any(|o| o == name) {
+            let manifest = repo.join(format!("plugins/examples/{name}/{name}.toml"));
+            bench(&engine, &manifest, calls).await;
+        }
+    }
 }

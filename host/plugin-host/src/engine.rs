@@ -98,7 +98,11 @@ impl PluginEngine {
             .max_core_instance_size(16 << 20)
             .max_component_instance_size(16 << 20)
             .max_memory_size(Limits::MAX_MEMORY_MIB as usize * 1024 * 1024)
-            .max_unused_warm_slots(100);
+            .max_unused_warm_slots(100)
+            // Zero a small plugin's pages instead of decommitting them: a fresh
+            // instance per call then does not fault its memory in again.
+            .linear_memory_keep_resident(256 << 10)
+            .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

@@ -84,3 +84,39 @@ impl PluginMetrics {
             .get()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_as_prometheus_text_with_their_labels() {
+        let metrics = PluginMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let labels = CallLabels {
+            plugin: "p".into(),
+            call: "admit".into(),
+        };
+        metrics.calls.get_or_create(&labels).inc();
+        metrics.duration.get_or_create(&labels).observe(0.00003);
+        metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                plugin: "p".into(),
+                call: "admit".into(),
+                reason: "deadline".into(),
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for want in [
+            "wasmlet_plugin_calls_total{plugin=\"p\",call=\"admit\"} 1",
+            "wasmlet_plugin_errors_total{plugin=\"p\",call=\"admit\",reason=\"deadline\"} 1",
+            "wasmlet_plugin_call_duration_seconds_count{plugin=\"p\",call=\"admit\"} 1",
+        ] {
+            assert!(text.contains(want), "missing {want} in:\n{text}");
+        }
+        assert_eq!(metrics.calls_of("p", "admit"), 1);
+    }
+}

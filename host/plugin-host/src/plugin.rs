@@ -346,7 +346,8 @@ impl Plugin {
         )?;
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
+        // The callback below keeps the real deadline; short calls never reach it.
+        store.set_epoch_deadline(u64::try_from(YIELD_TICKS).unwrap_or(1));
         store.epoch_deadline_callback(|ctx| {
             let left = ctx
                 .data()
