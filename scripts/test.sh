@@ -23,6 +23,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd plugins && cargo clippy --locked --workspace -- -D warnings)
 # The wasmlet binary also serves the teardown (runtime-reset).
 cargo build --workspace --locked
+# The plugins' pure logic, natively (their components are tested through the host).
+(cd plugins && cargo test --locked --workspace --target "$(rustc -vV | sed -n 's/^host: //p')")
 cargo test --workspace --locked
 
 # Teardown is part of what is tested: `down` fails if anything leaked.

@@ -71,6 +71,80 @@ pub mod admission {
     }
 
     crate::pod_helpers!();
+
+    /// Builders for fixtures, so a plugin's pure logic can be unit-tested
+    /// natively (`cargo test --target x86_64-unknown-linux-gnu`); the
+    /// component as a whole is tested with `wasmlet plugin test`.
+    pub mod testing {
+        use super::*;
+
+        /// A pod in `default` with no containers, labels or settings.
+        pub fn pod(name: &str) -> Pod {
+            Pod {
+                name: name.into(),
+                namespace: "default".into(),
+                uid: format!("uid-{name}"),
+                labels: Vec::new(),
+                annotations: Vec::new(),
+                source: "file".into(),
+                node_name: "node".into(),
+                node_selector: Vec::new(),
+                host_network: false,
+                host_pid: false,
+                host_ipc: false,
+                containers: Vec::new(),
+                tolerations: Vec::new(),
+                priority: None,
+                priority_class_name: None,
+                restart_policy: "Always".into(),
+                json: "{}".into(),
+            }
+        }
+
+        impl Pod {
+            pub fn in_namespace(mut self, namespace: &str) -> Self {
+                self.namespace = namespace.into();
+                self
+            }
+
+            pub fn with_label(mut self, key: &str, value: &str) -> Self {
+                self.labels.push(KeyValue {
+                    key: key.into(),
+                    value: value.into(),
+                });
+                self
+            }
+
+            pub fn with_container(mut self, name: &str, image: &str) -> Self {
+                self.containers.push(Container {
+                    name: name.into(),
+                    kind: ContainerKind::App,
+                    image: image.into(),
+                    image_pull_policy: "IfNotPresent".into(),
+                    command: Vec::new(),
+                    args: Vec::new(),
+                    ports: Vec::new(),
+                    resources: ResourceRequirements {
+                        requests: Vec::new(),
+                        limits: Vec::new(),
+                    },
+                    security_context: None,
+                });
+                self
+            }
+        }
+
+        /// A node with no labels, taints or resources.
+        pub fn node(name: &str) -> NodeInfo {
+            NodeInfo {
+                name: name.into(),
+                labels: Vec::new(),
+                taints: Vec::new(),
+                capacity: Vec::new(),
+                allocatable: Vec::new(),
+            }
+        }
+    }
 }
 
 #[cfg(feature = "probe")]

@@ -29,6 +29,19 @@ fn settings() -> Result<Settings, Error> {
     Ok(settings)
 }
 
+/// The required labels `pod` lacks (none if its namespace is not checked).
+fn missing_labels<'s>(settings: &'s Settings, pod: &Pod) -> Vec<&'s str> {
+    if !settings.namespaces.is_empty() && !settings.namespaces.contains(&pod.namespace) {
+        return Vec::new();
+    }
+    settings
+        .labels
+        .iter()
+        .filter(|key| pod.label(key).is_none())
+        .map(String::as_str)
+        .collect()
+}
+
 struct RequireLabels;
 
 impl Guest for RequireLabels {
@@ -38,15 +51,7 @@ impl Guest for RequireLabels {
 
     fn admit(pod: Pod, _node: NodeInfo, _active: Vec<Pod>) -> Result<Decision, Error> {
         let settings = settings()?;
-        if !settings.namespaces.is_empty() && !settings.namespaces.contains(&pod.namespace) {
-            return Ok(admission::admit());
-        }
-        let missing: Vec<&str> = settings
-            .labels
-            .iter()
-            .filter(|key| pod.label(key).is_none())
-            .map(String::as_str)
-            .collect();
+        let missing = missing_labels(&settings, &pod);
         if missing.is_empty() {
             Ok(admission::admit())
         } else {
@@ -64,3 +69,33 @@ impl Guest for RequireLabels {
 }
 
 wasmlet_plugin_sdk::admission::export_admission!(RequireLabels);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmlet_plugin_sdk::admission::testing::pod;
+
+    fn settings(labels: &[&str], namespaces: &[&str]) -> Settings {
+        Settings {
+            labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+            namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn lists_the_missing_labels_in_settings_order() {
+        let s = settings(&["app", "team", "tier"], &[]);
+        let p = pod("web").with_label("team", "a");
+        assert_eq!(missing_labels(&s, &p), vec!["app", "tier"]);
+    }
+
+    #[test]
+    fn unchecked_namespaces_pass() {
+        let s = settings(&["team"], &["prod"]);
+        assert!(missing_labels(&s, &pod("web").in_namespace("dev")).is_empty());
+        assert_eq!(
+            missing_labels(&s, &pod("web").in_namespace("prod")),
+            vec!["team"]
+        );
+    }
+}
