@@ -332,6 +332,11 @@ impl Plugin {
         self.manifest.kind
     }
 
+    /// How many calls hold one of the plugin's concurrency slots right now.
+    pub fn busy_slots(&self) -> usize {
+        (self.manifest.limits.concurrency as usize).saturating_sub(self.permits.available_permits())
+    }
+
     pub(crate) fn new_store(
         &self,
         target: Option<CallTarget>,

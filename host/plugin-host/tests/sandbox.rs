@@ -14,14 +14,7 @@ const HOSTILE: &str = "kind = \"admission\"\nwit = \"0.1.0\"\n";
 #[tokio::test]
 async fn an_infinite_loop_is_cut_at_its_deadline_and_the_next_call_succeeds() {
     let h = Harness::new("loop");
-    let plugin = h
-        .load(
-            "looper",
-            "hostile",
-            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\ndeadline-ms = 50\n"),
-        )
-        .await
-        .expect("load");
+    let plugin = h.hostile("looper", "[limits]\ndeadline-ms = 50\n").await;
     let err = plugin
         .admit(&pod("spin", &[("mode", "loop")]), &node(), &[])
         .await
@@ -46,14 +39,7 @@ async fn an_infinite_loop_is_cut_at_its_deadline_and_the_next_call_succeeds() {
 #[tokio::test]
 async fn unbounded_allocation_is_stopped_by_the_memory_cap() {
     let h = Harness::new("alloc");
-    let plugin = h
-        .load(
-            "hoarder",
-            "hostile",
-            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\nmemory-mib = 32\n"),
-        )
-        .await
-        .expect("load");
+    let plugin = h.hostile("hoarder", "[limits]\nmemory-mib = 32\n").await;
     let err = plugin
         .admit(&pod("greedy", &[("mode", "alloc")]), &node(), &[])
         .await
@@ -76,14 +62,7 @@ async fn unbounded_allocation_is_stopped_by_the_memory_cap() {
 #[tokio::test]
 async fn a_panic_is_an_error_naming_the_plugin_and_the_agent_keeps_serving() {
     let h = Harness::new("panic");
-    let plugin = h
-        .load(
-            "panicky",
-            "hostile",
-            &format!("{HOSTILE}[settings]\nmode = \"ok\"\n"),
-        )
-        .await
-        .expect("load");
+    let plugin = h.hostile("panicky", "").await;
     let err = plugin
         .admit(&pod("boom", &[("mode", "panic")]), &node(), &[])
         .await
@@ -356,39 +335,46 @@ async fn a_trapping_source_is_restarted_and_keeps_reporting() {
 async fn calls_beyond_the_concurrency_bound_wait_for_a_free_slot() {
     let h = Harness::new("bound");
     let plugin = std::sync::Arc::new(
-        h.load(
-            "narrow",
-            "hostile",
-            &format!(
-                "{HOSTILE}[settings]\nmode = \"ok\"\n[limits]\nconcurrency = 1\ndeadline-ms = 300\n"
-            ),
-        )
-        .await
-        .expect("load"),
+        h.hostile("narrow", "[limits]\nconcurrency = 1\ndeadline-ms = 300\n")
+            .await,
     );
-    // The spinner holds the only slot until its deadline. A quick call issued
-    // meanwhile can only finish after that; unbounded, it would finish at once.
+    // The spinner holds the only slot until its deadline (300 ms). A quick
+    // call issued meanwhile must wait; unbounded, it would finish at once.
     let spinner = {
         let plugin = plugin.clone();
         tokio::spawn(async move {
-            let result = plugin
+            plugin
                 .admit(&pod("spin", &[("mode", "loop")]), &node(), &[])
-                .await;
-            (result, std::time::Instant::now())
+                .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    let queued = plugin.admit(&pod("calm", &[]), &node(), &[]).await;
-    let queued_done = std::time::Instant::now();
-    let (spun, spinner_done) = spinner.await.expect("join");
+    while plugin.busy_slots() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let queued = {
+        let plugin = plugin.clone();
+        tokio::spawn(async move { plugin.admit(&pod("calm", &[]), &node(), &[]).await })
+    };
+    // Half the spinner's hold: a safe margin on either side.
+    let watch_until = tokio::time::Instant::now() + Duration::from_millis(150);
+    while tokio::time::Instant::now() < watch_until {
+        assert!(
+            !queued.is_finished(),
+            "the queued call ran while the only slot was taken"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let spun = spinner.await.expect("join");
     assert!(
         matches!(spun, Err(ref e) if matches!(e.failure, Failure::Deadline(_))),
         "{spun:?}"
     );
-    assert!(queued.expect("runs once the slot is free").admit);
     assert!(
-        queued_done >= spinner_done,
-        "the queued call finished while the slot was taken"
+        queued
+            .await
+            .expect("join")
+            .expect("runs once the slot is free")
+            .admit
     );
 }
 

@@ -83,6 +83,16 @@ impl Harness {
         }
     }
 
+    /// The hostile admission plugin (mode `ok` unless a pod says otherwise),
+    /// with `extra` manifest lines (e.g. a `[limits]` table).
+    pub async fn hostile(&self, name: &str, extra: &str) -> Plugin {
+        let body =
+            format!("kind = \"admission\"\nwit = \"0.1.0\"\n{extra}\n[settings]\nmode = \"ok\"\n");
+        self.load(name, "hostile", &body)
+            .await
+            .expect("load the hostile plugin")
+    }
+
     pub async fn load(&self, name: &str, wasm_name: &str, body: &str) -> Result<Plugin, LoadError> {
         let path = manifest(&self.dir, name, &wasm(wasm_name), body);
         Plugin::load(&self.engine, &self.host, &self.metrics, &path, None).await
