@@ -4,4 +4,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod sources;
