@@ -6,3 +6,4 @@
 
 pub mod backoff;
 pub mod sources;
+pub mod status;

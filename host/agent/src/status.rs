@@ -1,0 +1,272 @@
+//! Pod status as the kubelet computes it. This step: the pod phase.
+
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+
+/// The pod phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+        }
+    }
+}
+
+fn status_of<'a>(statuses: &'a [ContainerStatus], name: &str) -> Option<&'a ContainerStatus> {
+    statuses.iter().find(|s| s.name == name)
+}
+
+/// An init container with `restartPolicy: Always` runs beside the app containers.
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+fn exit_code(s: &ContainerStatus) -> Option<i32> {
+    s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+}
+
+fn last_exit_code(s: &ContainerStatus) -> Option<i32> {
+    s.last_state
+        .as_ref()?
+        .terminated
+        .as_ref()
+        .map(|t| t.exit_code)
+}
+
+fn is_running(s: &ContainerStatus) -> bool {
+    s.state.as_ref().is_some_and(|st| st.running.is_some())
+}
+
+fn is_waiting(s: &ContainerStatus) -> bool {
+    s.state.as_ref().is_some_and(|st| st.waiting.is_some())
+}
+
+/// The pod's phase from its spec and the statuses of its containers, following
+/// the kubelet's `getPhase`. `terminal`: the pod worker has finished the pod
+/// (no container will be started again).
+pub fn pod_phase(
+    pod: &Pod,
+    init_statuses: &[ContainerStatus],
+    statuses: &[ContainerStatus],
+    terminal: bool,
+) -> Phase {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Phase::Pending;
+    };
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+
+    let (mut pending_init, mut failed_init) = (0, 0);
+    for c in init_containers.iter().filter(|c| !is_sidecar(c)) {
+        match status_of(init_statuses, &c.name) {
+            Some(s) if exit_code(s) == Some(0) => {}
+            Some(s) if exit_code(s).is_some() => failed_init += 1,
+            Some(s) if is_waiting(s) && last_exit_code(s).is_some_and(|code| code != 0) => {
+                failed_init += 1
+            }
+            _ => pending_init += 1,
+        }
+    }
+
+    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    // Sidecars count once they are up; before that they hold the pod in Pending.
+    for c in init_containers.iter().filter(|c| is_sidecar(c)) {
+        match status_of(init_statuses, &c.name) {
+            None => unknown += 1,
+            Some(s) if is_running(s) => running += 1,
+            Some(s) if exit_code(s).is_some() || last_exit_code(s).is_some() => {}
+            Some(_) => waiting += 1,
+        }
+    }
+    for c in &spec.containers {
+        match status_of(statuses, &c.name) {
+            None => unknown += 1,
+            Some(s) if is_running(s) => running += 1,
+            Some(s) if exit_code(s).is_some() => {
+                stopped += 1;
+                if exit_code(s) == Some(0) {
+                    succeeded += 1;
+                }
+            }
+            // Waiting after having run once: it is restarting (or crash-looping).
+            Some(s) if is_waiting(s) && last_exit_code(s).is_some() => stopped += 1,
+            Some(s) if is_waiting(s) => waiting += 1,
+            Some(_) => unknown += 1,
+        }
+    }
+
+    if failed_init > 0 && restart_policy == "Never" {
+        return Phase::Failed;
+    }
+    if pending_init > 0 || failed_init > 0 || waiting > 0 {
+        return Phase::Pending;
+    }
+    if running > 0 && unknown == 0 {
+        return Phase::Running;
+    }
+    if running == 0 && stopped > 0 && unknown == 0 {
+        // A terminal pod restarts nothing: its phase is its containers' outcome.
+        if terminal {
+            return if stopped == succeeded {
+                Phase::Succeeded
+            } else {
+                Phase::Failed
+            };
+        }
+        return match restart_policy {
+            "Always" => Phase::Running,
+            _ if stopped == succeeded => Phase::Succeeded,
+            "Never" => Phase::Failed,
+            // OnFailure: the failed ones will be restarted.
+            _ => Phase::Running,
+        };
+    }
+    Phase::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(restart: &str, inits: serde_json::Value, containers: &[&str]) -> Pod {
+        let containers: Vec<_> = containers
+            .iter()
+            .map(|n| json!({"name": n, "image": "i"}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"restartPolicy": restart, "initContainers": inits, "containers": containers}
+        }))
+        .expect("pod")
+    }
+
+    fn st(name: &str, state: serde_json::Value, last: serde_json::Value) -> ContainerStatus {
+        serde_json::from_value(json!({
+            "name": name, "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": state, "lastState": last
+        }))
+        .expect("status")
+    }
+
+    fn running(name: &str) -> ContainerStatus {
+        st(name, json!({"running": {}}), json!({}))
+    }
+
+    fn exited(name: &str, code: i32) -> ContainerStatus {
+        st(name, json!({"terminated": {"exitCode": code}}), json!({}))
+    }
+
+    fn waiting(name: &str, last_exit: Option<i32>) -> ContainerStatus {
+        let last = last_exit.map_or(json!({}), |c| json!({"terminated": {"exitCode": c}}));
+        st(
+            name,
+            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            last,
+        )
+    }
+
+    #[test]
+    fn pending_until_every_container_has_a_status() {
+        let p = pod("Always", json!([]), &["a", "b"]);
+        assert_eq!(pod_phase(&p, &[], &[running("a")], false), Phase::Pending);
+        assert_eq!(
+            pod_phase(&p, &[], &[running("a"), running("b")], false),
+            Phase::Running
+        );
+        assert_eq!(
+            pod_phase(&p, &[], &[running("a"), waiting("b", None)], false),
+            Phase::Pending
+        );
+    }
+
+    #[test]
+    fn exited_containers_follow_the_restart_policy() {
+        for (policy, codes, want) in [
+            ("Always", [0, 1], Phase::Running),
+            ("Always", [0, 0], Phase::Running),
+            ("OnFailure", [0, 0], Phase::Succeeded),
+            ("OnFailure", [0, 1], Phase::Running),
+            ("Never", [0, 0], Phase::Succeeded),
+            ("Never", [0, 1], Phase::Failed),
+        ] {
+            let p = pod(policy, json!([]), &["a", "b"]);
+            let statuses = [exited("a", codes[0]), exited("b", codes[1])];
+            assert_eq!(
+                pod_phase(&p, &[], &statuses, false),
+                want,
+                "{policy} {codes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crash_looping_container_keeps_an_always_pod_running() {
+        let p = pod("Always", json!([]), &["a"]);
+        assert_eq!(
+            pod_phase(&p, &[], &[waiting("a", Some(1))], false),
+            Phase::Running
+        );
+    }
+
+    #[test]
+    fn terminal_pods_report_their_outcome() {
+        let p = pod("Always", json!([]), &["a"]);
+        assert_eq!(
+            pod_phase(&p, &[], &[exited("a", 0)], true),
+            Phase::Succeeded
+        );
+        assert_eq!(pod_phase(&p, &[], &[exited("a", 137)], true), Phase::Failed);
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_and_can_fail_it() {
+        let p = pod("Never", json!([{"name": "init", "image": "i"}]), &["a"]);
+        assert_eq!(
+            pod_phase(&p, &[running("init")], &[], false),
+            Phase::Pending
+        );
+        assert_eq!(
+            pod_phase(&p, &[exited("init", 2)], &[], false),
+            Phase::Failed
+        );
+        assert_eq!(
+            pod_phase(&p, &[exited("init", 0)], &[running("a")], false),
+            Phase::Running
+        );
+
+        let retried = pod("Always", json!([{"name": "init", "image": "i"}]), &["a"]);
+        assert_eq!(
+            pod_phase(&retried, &[waiting("init", Some(2))], &[], false),
+            Phase::Pending
+        );
+    }
+
+    #[test]
+    fn a_sidecar_counts_as_running_once_started() {
+        let p = pod(
+            "Always",
+            json!([{"name": "proxy", "image": "i", "restartPolicy": "Always"}]),
+            &["a"],
+        );
+        assert_eq!(
+            pod_phase(&p, &[], &[running("a")], false),
+            Phase::Pending,
+            "sidecar without status"
+        );
+        assert_eq!(
+            pod_phase(&p, &[running("proxy")], &[running("a")], false),
+            Phase::Running
+        );
+    }
+}
