@@ -270,3 +270,242 @@ mod tests {
         );
     }
 }
+
+/// One pod condition as the kubelet reports it (transition times are the
+/// status manager's business).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: &'static str,
+    pub status: bool,
+    pub reason: Option<&'static str>,
+    pub message: Option<String>,
+}
+
+impl Condition {
+    fn holds(kind: &'static str) -> Self {
+        Self {
+            kind,
+            status: true,
+            reason: None,
+            message: None,
+        }
+    }
+
+    fn fails(kind: &'static str, reason: &'static str, message: Option<String>) -> Self {
+        Self {
+            kind,
+            status: false,
+            reason: Some(reason),
+            message,
+        }
+    }
+}
+
+fn is_ready(s: &ContainerStatus) -> bool {
+    s.ready
+}
+
+/// The conditions of a pod, in the kubelet's order: PodReadyToStartContainers,
+/// Initialized, Ready, ContainersReady, PodScheduled. `sandbox_ready`: the
+/// pod's sandbox runs and its network is set up.
+pub fn pod_conditions(
+    pod: &Pod,
+    init_statuses: &[ContainerStatus],
+    statuses: &[ContainerStatus],
+    phase: Phase,
+    sandbox_ready: bool,
+) -> Vec<Condition> {
+    let empty = Vec::new();
+    let spec = pod.spec.as_ref();
+    let init_containers = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .unwrap_or(&empty);
+    let containers = spec.map_or(&empty, |s| &s.containers);
+
+    let ready_to_start = if sandbox_ready {
+        Condition::holds("PodReadyToStartContainers")
+    } else {
+        Condition {
+            kind: "PodReadyToStartContainers",
+            status: false,
+            reason: None,
+            message: None,
+        }
+    };
+
+    // Init containers are done when each exited 0 (sidecars: once started).
+    let incomplete: Vec<&str> = init_containers
+        .iter()
+        .filter(|c| match status_of(init_statuses, &c.name) {
+            None => true,
+            Some(s) if is_sidecar(c) => !is_running(s) && s.started != Some(true),
+            Some(s) => exit_code(s) != Some(0),
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let initialized = if incomplete.is_empty() || phase == Phase::Succeeded {
+        Condition::holds("Initialized")
+    } else {
+        Condition::fails(
+            "Initialized",
+            "ContainersNotInitialized",
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )),
+        )
+    };
+
+    let unready: Vec<&str> = init_containers
+        .iter()
+        .filter(|c| is_sidecar(c))
+        .filter(|c| !status_of(init_statuses, &c.name).is_some_and(is_ready))
+        .chain(
+            containers
+                .iter()
+                .filter(|c| !status_of(statuses, &c.name).is_some_and(is_ready)),
+        )
+        .map(|c| c.name.as_str())
+        .collect();
+    let containers_ready = |kind: &'static str| {
+        if phase == Phase::Succeeded {
+            Condition::fails(kind, "PodCompleted", None)
+        } else if unready.is_empty() {
+            Condition::holds(kind)
+        } else {
+            Condition::fails(
+                kind,
+                "ContainersNotReady",
+                Some(format!(
+                    "containers with unready status: [{}]",
+                    unready.join(" ")
+                )),
+            )
+        }
+    };
+    vec![
+        ready_to_start,
+        initialized,
+        containers_ready("Ready"),
+        containers_ready("ContainersReady"),
+        // The agent is the scheduler of its static pods.
+        Condition::holds("PodScheduled"),
+    ]
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(inits: serde_json::Value, containers: &[&str]) -> Pod {
+        let containers: Vec<_> = containers
+            .iter()
+            .map(|n| json!({"name": n, "image": "i"}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": inits, "containers": containers}
+        }))
+        .expect("pod")
+    }
+
+    fn st(name: &str, state: serde_json::Value, ready: bool) -> ContainerStatus {
+        serde_json::from_value(json!({
+            "name": name, "image": "i", "imageID": "", "ready": ready, "restartCount": 0, "state": state
+        }))
+        .expect("status")
+    }
+
+    fn find<'a>(conditions: &'a [Condition], kind: &str) -> &'a Condition {
+        conditions
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn a_running_ready_pod_has_every_condition() {
+        let p = pod(json!([]), &["a"]);
+        let c = pod_conditions(
+            &p,
+            &[],
+            &[st("a", json!({"running": {}}), true)],
+            Phase::Running,
+            true,
+        );
+        let kinds: Vec<_> = c.iter().map(|c| (c.kind, c.status)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("PodReadyToStartContainers", true),
+                ("Initialized", true),
+                ("Ready", true),
+                ("ContainersReady", true),
+                ("PodScheduled", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn unready_containers_are_named() {
+        let p = pod(json!([]), &["a", "b", "c"]);
+        let statuses = [
+            st("a", json!({"running": {}}), true),
+            st("b", json!({"running": {}}), false),
+        ];
+        let c = pod_conditions(&p, &[], &statuses, Phase::Pending, true);
+        let ready = find(&c, "Ready");
+        assert!(!ready.status);
+        assert_eq!(ready.reason, Some("ContainersNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [b c]")
+        );
+        assert_eq!(
+            find(&c, "ContainersReady"),
+            &Condition {
+                kind: "ContainersReady",
+                ..ready.clone()
+            }
+        );
+    }
+
+    #[test]
+    fn init_containers_gate_initialized() {
+        let p = pod(
+            json!([{"name": "setup", "image": "i"}, {"name": "migrate", "image": "i"}]),
+            &["a"],
+        );
+        let inits = [st("setup", json!({"terminated": {"exitCode": 0}}), false)];
+        let c = pod_conditions(&p, &inits, &[], Phase::Pending, true);
+        let init = find(&c, "Initialized");
+        assert!(!init.status);
+        assert_eq!(init.reason, Some("ContainersNotInitialized"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [migrate]")
+        );
+
+        let inits = [
+            st("setup", json!({"terminated": {"exitCode": 0}}), false),
+            st("migrate", json!({"terminated": {"exitCode": 0}}), false),
+        ];
+        assert!(
+            find(
+                &pod_conditions(&p, &inits, &[], Phase::Pending, true),
+                "Initialized"
+            )
+            .status
+        );
+    }
+
+    #[test]
+    fn completed_pods_are_not_ready_and_a_missing_sandbox_is_reported() {
+        let p = pod(json!([]), &["a"]);
+        let done = [st("a", json!({"terminated": {"exitCode": 0}}), false)];
+        let c = pod_conditions(&p, &[], &done, Phase::Succeeded, false);
+        assert_eq!(find(&c, "Ready").reason, Some("PodCompleted"));
+        assert!(!find(&c, "PodReadyToStartContainers").status);
+    }
+}
