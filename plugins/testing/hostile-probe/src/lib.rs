@@ -1,5 +1,5 @@
-//! Runs `true` in the probed container through the host's exec capability,
-//! granted or not, and reports what the host said.
+//! Runs the handler's exec command (or `true`) in the probed container through
+//! the host's exec capability, granted or not, and reports what came back.
 
 use wasmlet_plugin_sdk::probe::{
     ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult, exec,
@@ -10,17 +10,27 @@ struct HostileProbe;
 impl Guest for HostileProbe {
     fn check(
         _target: ContainerTarget,
-        _handler: Handler,
+        handler: Handler,
         timeout_ms: u32,
     ) -> Result<ProbeResult, Error> {
-        let out = exec::run(&["true".to_string()], timeout_ms)?;
+        let command = match handler {
+            Handler::Exec(command) => command,
+            _ => vec!["true".to_string()],
+        };
+        let out = exec::run(&command, timeout_ms)?;
         Ok(ProbeResult {
             outcome: if out.exit_code == 0 {
                 Outcome::Success
             } else {
                 Outcome::Failure
             },
-            message: format!("exit {}", out.exit_code),
+            message: format!(
+                "exit {}: {}",
+                out.exit_code,
+                String::from_utf8_lossy(&out.stdout)
+            )
+            .trim_end()
+            .to_owned(),
         })
     }
 }
