@@ -26,9 +26,10 @@ done
 componentize=0.25.1
 venv=target/py
 if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize"; then
-  python3 -m venv "$venv" 2>/dev/null || {
+  # --clear: a venv that stopped working (e.g. the checkout moved) is rebuilt.
+  python3 -m venv --clear "$venv" 2>/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$venv"
+    python3 -m venv --clear "$venv"
   }
   "$venv/bin/pip" install -q "componentize-py==$componentize"
 fi
