@@ -139,7 +139,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(restart: &str, inits: serde_json::Value, containers: &[&str]) -> Pod {
+    pub(super) fn pod(restart: &str, inits: serde_json::Value, containers: &[&str]) -> Pod {
         let containers: Vec<_> = containers
             .iter()
             .map(|n| json!({"name": n, "image": "i"}))
@@ -151,12 +151,21 @@ mod tests {
         .expect("pod")
     }
 
-    fn st(name: &str, state: serde_json::Value, last: serde_json::Value) -> ContainerStatus {
+    pub(super) fn status(
+        name: &str,
+        state: serde_json::Value,
+        last: serde_json::Value,
+        ready: bool,
+    ) -> ContainerStatus {
         serde_json::from_value(json!({
-            "name": name, "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "name": name, "image": "i", "imageID": "", "ready": ready, "restartCount": 0,
             "state": state, "lastState": last
         }))
         .expect("status")
+    }
+
+    fn st(name: &str, state: serde_json::Value, last: serde_json::Value) -> ContainerStatus {
+        status(name, state, last, false)
     }
 
     fn running(name: &str) -> ContainerStatus {
@@ -399,22 +408,11 @@ mod condition_tests {
     use serde_json::json;
 
     fn pod(inits: serde_json::Value, containers: &[&str]) -> Pod {
-        let containers: Vec<_> = containers
-            .iter()
-            .map(|n| json!({"name": n, "image": "i"}))
-            .collect();
-        serde_json::from_value(json!({
-            "metadata": {"name": "p"},
-            "spec": {"initContainers": inits, "containers": containers}
-        }))
-        .expect("pod")
+        tests::pod("Always", inits, containers)
     }
 
     fn st(name: &str, state: serde_json::Value, ready: bool) -> ContainerStatus {
-        serde_json::from_value(json!({
-            "name": name, "image": "i", "imageID": "", "ready": ready, "restartCount": 0, "state": state
-        }))
-        .expect("status")
+        tests::status(name, state, json!({}), ready)
     }
 
     fn find<'a>(conditions: &'a [Condition], kind: &str) -> &'a Condition {
