@@ -77,6 +77,20 @@ impl<K: Hash + Eq + Clone> Backoff<K> {
         })
     }
 
+    /// How much longer `key` must wait at `now` when its latest failure
+    /// happened at `since` (e.g. when the container exited), and the current
+    /// delay. The kubelet measures crash-loop back-off from the exit, not from
+    /// when the agent noticed it.
+    pub fn remaining_since(&self, key: &K, since: Instant, now: Instant) -> (Duration, Duration) {
+        match self.entries.get(key) {
+            // It ran long enough since the last failure: start over.
+            Some(e) if since.saturating_duration_since(e.last_failure) < self.reset_after => {
+                ((since + e.delay).saturating_duration_since(now), e.delay)
+            }
+            _ => (Duration::ZERO, Duration::ZERO),
+        }
+    }
+
     /// Whether `key` is still waiting at `now`.
     pub fn in_backoff(&self, key: &K, now: Instant) -> bool {
         !self.remaining(key, now).is_zero()

@@ -1,9 +1,28 @@
 //! The node agent's logic, kubelet-shaped: where desired pods come together
-//! ([`sources`]), and (in later steps) the pod workers, the PLEG and the status
-//! manager. It sees the container runtime only through `wasmlet-core`'s traits.
+//! ([`sources`]), the [`sync_loop`] that dispatches work to the
+//! [`pod_workers`], which carry it out ([`actions`], [`pod_sync`]), the
+//! [`pleg`] and its [`cache`], and the pods' [`status`]. It sees the container
+//! runtime only through `wasmlet-core`'s traits, and admission plugins only
+//! through the [`admission`] port.
 
 #![forbid(unsafe_code)]
 
+pub mod actions;
+pub mod admission;
+pub mod agent;
 pub mod backoff;
+pub mod cache;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod pleg;
+pub mod pod_sync;
+pub mod pod_workers;
+pub mod runtime_pod;
 pub mod sources;
 pub mod status;
+pub mod statuses;
+pub mod sync_loop;
+
+pub use agent::{Agent, AgentConfig, AgentView};
+pub use sync_loop::{ProbeUpdate, SourceUpdate};

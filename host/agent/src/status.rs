@@ -1,6 +1,17 @@
-//! Pod status as the kubelet computes it. This step: the pod phase.
+//! Pod status as the kubelet computes it: phase, conditions, container statuses.
 
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use wasmlet_core::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
+
+use crate::pod_sync::Waiting;
+use crate::runtime_pod::{RuntimePod, restart_count};
 
 /// The pod phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +411,240 @@ pub fn pod_conditions(
         // The agent is the scheduler of its static pods.
         Condition::holds("PodScheduled"),
     ]
+}
+
+/// What the status of one pod is computed from.
+#[derive(Debug)]
+pub struct StatusInput<'a> {
+    pub pod: &'a Pod,
+    pub runtime: &'a RuntimePod,
+    pub waiting: &'a BTreeMap<String, Waiting>,
+    /// No container of the pod will start again (terminated, or rejected).
+    pub terminal: bool,
+    pub host_ip: Option<&'a str>,
+    pub start_time: Option<&'a Time>,
+}
+
+/// A runtime timestamp as an API time.
+pub fn time(at: SystemTime) -> Time {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Time(
+        k8s_openapi::jiff::Timestamp::new(since.as_secs() as i64, since.subsec_nanos() as i32)
+            .unwrap_or_default(),
+    )
+}
+
+fn terminated(c: &RtStatus) -> ContainerStateTerminated {
+    let reason = match (c.reason.as_str(), c.exit_code) {
+        ("OOMKilled", _) => "OOMKilled",
+        (_, 0) => "Completed",
+        _ => "Error",
+    };
+    ContainerStateTerminated {
+        exit_code: c.exit_code,
+        reason: Some(reason.into()),
+        message: (!c.message.is_empty()).then(|| c.message.clone()),
+        started_at: c.started_at.map(time),
+        finished_at: c.finished_at.map(time),
+        container_id: Some(format!("containerd://{}", c.id)),
+        ..Default::default()
+    }
+}
+
+fn waiting_state(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The kubelet's container status for `spec`, from its newest two runtime
+/// containers and why it waits, if it does.
+fn container_status(
+    spec: &Container,
+    runtime: &RuntimePod,
+    waiting: Option<&Waiting>,
+    default_reason: &str,
+) -> ContainerStatus {
+    let (latest, previous) = runtime.latest(&spec.name);
+    let mut status = ContainerStatus {
+        name: spec.name.clone(),
+        image: spec.image.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let Some(latest) = latest else {
+        let (reason, message) = waiting.map_or((default_reason, None), |w| {
+            (w.reason.as_str(), Some(w.message.clone()))
+        });
+        status.state = Some(waiting_state(reason, message));
+        return status;
+    };
+    status.container_id = Some(format!("containerd://{}", latest.id));
+    status.image_id = latest.image_ref.clone();
+    status.restart_count = restart_count(latest);
+    let (state, last) = match latest.state {
+        RtState::Running => (
+            ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: latest.started_at.map(time),
+                }),
+                ..Default::default()
+            },
+            previous
+                .filter(|p| p.state == RtState::Exited)
+                .map(terminated),
+        ),
+        RtState::Exited => match waiting {
+            // It will be started again: waiting, with the run that ended as last state.
+            Some(w) => (
+                waiting_state(&w.reason, Some(w.message.clone())),
+                Some(terminated(latest)),
+            ),
+            None => (
+                ContainerState {
+                    terminated: Some(terminated(latest)),
+                    ..Default::default()
+                },
+                previous
+                    .filter(|p| p.state == RtState::Exited)
+                    .map(terminated),
+            ),
+        },
+        RtState::Created | RtState::Unknown => (
+            waiting_state(
+                waiting.map_or("ContainerCreating", |w| w.reason.as_str()),
+                waiting.map(|w| w.message.clone()),
+            ),
+            None,
+        ),
+    };
+    let running = state.running.is_some();
+    status.state = Some(state);
+    status.last_state = last.map(|t| ContainerState {
+        terminated: Some(t),
+        ..Default::default()
+    });
+    // Readiness probes arrive with the prober; until then a running container is ready.
+    status.ready = running;
+    status.started = Some(running);
+    status
+}
+
+/// The pod's API status, as the kubelet's `generateAPIPodStatus`.
+pub fn api_status(input: StatusInput<'_>) -> PodStatus {
+    let StatusInput {
+        pod,
+        runtime,
+        waiting,
+        terminal,
+        host_ip,
+        start_time,
+    } = input;
+    let empty = Vec::new();
+    let spec = pod.spec.as_ref();
+    let inits = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .unwrap_or(&empty);
+    let apps = spec.map_or(&empty, |s| &s.containers);
+    let init_statuses: Vec<ContainerStatus> = inits
+        .iter()
+        .map(|c| container_status(c, runtime, waiting.get(&c.name), "PodInitializing"))
+        .collect();
+    let initializing = !inits.is_empty()
+        && apps.iter().all(|c| runtime.latest(&c.name).0.is_none())
+        && init_statuses.iter().any(|s| {
+            s.state
+                .as_ref()
+                .and_then(|st| st.terminated.as_ref())
+                .is_none_or(|t| t.exit_code != 0)
+        });
+    let app_default = if initializing {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    let statuses: Vec<ContainerStatus> = apps
+        .iter()
+        .map(|c| container_status(c, runtime, waiting.get(&c.name), app_default))
+        .collect();
+    let sandbox = runtime.latest_sandbox();
+    let sandbox_ready = sandbox.is_some_and(|s| s.state == SandboxState::Ready);
+    let phase = pod_phase(pod, &init_statuses, &statuses, terminal);
+    let conditions = pod_conditions(pod, &init_statuses, &statuses, phase, sandbox_ready)
+        .into_iter()
+        .map(|c| PodCondition {
+            type_: c.kind.into(),
+            status: if c.status { "True" } else { "False" }.into(),
+            reason: c.reason.map(Into::into),
+            message: c.message,
+            ..Default::default()
+        })
+        .collect();
+    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let pod_ip = if host_network {
+        host_ip.map(str::to_owned)
+    } else {
+        sandbox.and_then(|s| s.ip).map(|ip| ip.to_string())
+    };
+    PodStatus {
+        phase: Some(phase.as_str().into()),
+        conditions: Some(conditions),
+        host_ip: host_ip.map(str::to_owned),
+        host_ips: host_ip.map(|ip| vec![HostIP { ip: ip.to_owned() }]),
+        pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+        pod_ip,
+        start_time: start_time.cloned(),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        container_statuses: Some(statuses),
+        qos_class: Some(qos_class(pod).into()),
+        ..Default::default()
+    }
+}
+
+/// Guaranteed when every container's cpu and memory limits equal its
+/// requests, BestEffort when none sets any, else Burstable.
+pub fn qos_class(pod: &Pod) -> &'static str {
+    let Some(spec) = pod.spec.as_ref() else {
+        return "BestEffort";
+    };
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    let (mut any, mut guaranteed) = (false, true);
+    for c in all {
+        let r = c.resources.as_ref();
+        let requests = r.and_then(|r| r.requests.as_ref());
+        let limits = r.and_then(|r| r.limits.as_ref());
+        for name in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(name));
+            let request = requests.and_then(|q| q.get(name)).or(limit);
+            any |= request.is_some() || limit.is_some();
+            guaranteed &= limit.is_some() && request == limit;
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// The status of a pod admission rejected: Failed, with the reason.
+pub fn rejected_status(reason: &str, message: &str, host_ip: Option<&str>) -> PodStatus {
+    PodStatus {
+        phase: Some(Phase::Failed.as_str().into()),
+        reason: Some(reason.into()),
+        message: Some(format!("Pod was rejected: {message}")),
+        host_ip: host_ip.map(str::to_owned),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

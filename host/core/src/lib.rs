@@ -12,6 +12,7 @@ pub mod container;
 pub mod error;
 pub mod ids;
 pub mod image;
+pub mod quantity;
 pub mod runtime;
 pub mod sandbox;
 

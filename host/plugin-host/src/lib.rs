@@ -21,7 +21,6 @@ mod metrics;
 mod plugin;
 mod pod_view;
 mod probe;
-mod quantity;
 mod source;
 mod state;
 
@@ -37,6 +36,6 @@ pub use manifest::{Capabilities, Destination, FailurePolicy, Grant, Kind, Limits
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentFacts, Plugin, WIT_VERSION, wit_compatible};
 pub use pod_view::{default_pull_policy, node_view, pod_view};
-pub use quantity::milli as quantity_milli;
 pub use source::SourceEvent;
 pub use state::CallTarget;
+pub use wasmlet_core::quantity::milli as quantity_milli;

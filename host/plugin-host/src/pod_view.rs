@@ -25,7 +25,7 @@ fn quantities(map: Option<&BTreeMap<String, Quantity>>) -> Result<Vec<types::Qua
             Ok(types::Quantity {
                 name: name.clone(),
                 text: q.0.clone(),
-                milli: crate::quantity::milli(&q.0).map_err(|e| format!("{name}: {e}"))?,
+                milli: wasmlet_core::quantity::milli(&q.0).map_err(|e| format!("{name}: {e}"))?,
             })
         })
         .collect()
@@ -35,19 +35,7 @@ fn port_number(n: i32, field: &str) -> Result<u16, String> {
     u16::try_from(n).map_err(|_| format!("{field}: {n} is not a port"))
 }
 
-/// Kubernetes' default: `Always` for `:latest` or untagged images, else `IfNotPresent`.
-pub fn default_pull_policy(image: &str) -> &'static str {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    let tag = if name.contains('@') {
-        Some("digest")
-    } else {
-        name.rsplit_once(':').map(|(_, t)| t)
-    };
-    match tag {
-        None | Some("latest") => "Always",
-        Some(_) => "IfNotPresent",
-    }
-}
+pub use wasmlet_core::default_pull_policy;
 
 fn container(
     c: &k8s::Container,

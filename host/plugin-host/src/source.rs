@@ -25,12 +25,26 @@ pub enum SourceEvent {
 
 impl Plugin {
     /// Runs the pod source until `shutdown` turns true, sending every snapshot
-    /// and failure to `events`. `changes` wakes the source (`changes.wait`).
+    /// and failure to `events`. `changes` wakes the source (`changes.wait`);
+    /// the host also signals it when a file under a granted directory changes.
     ///
     /// A trap, deadline or memory failure poisons the instance: it is dropped
     /// and a new one started after a back-off (1 s, doubling to 60 s). An error
     /// the source reports keeps the instance and is retried after the back-off.
     pub async fn run_source(
+        self: Arc<Self>,
+        changes: Arc<Notify>,
+        events: mpsc::Sender<SourceEvent>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let dirs = self.grant.read_dirs.clone();
+        tokio::select! {
+            () = self.supervise(changes.clone(), events, shutdown) => {}
+            () = watch_dirs(dirs, changes) => {}
+        }
+    }
+
+    async fn supervise(
         self: Arc<Self>,
         changes: Arc<Notify>,
         events: mpsc::Sender<SourceEvent>,
@@ -115,5 +129,41 @@ async fn pause(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> 
     tokio::select! {
         () = tokio::time::sleep(wait) => !*shutdown.borrow(),
         _ = shutdown.changed() => false,
+    }
+}
+
+/// How often granted directories are checked for changes.
+const WATCH_PERIOD: Duration = Duration::from_millis(200);
+
+/// Signals `changes` whenever a file under `dirs` is added, removed or
+/// modified (by name, size and mtime). Polling a few small directories costs
+/// microseconds, works on every filesystem and needs no platform watcher.
+async fn watch_dirs(dirs: Vec<std::path::PathBuf>, changes: Arc<Notify>) {
+    if dirs.is_empty() {
+        return std::future::pending().await;
+    }
+    let fingerprint = move || {
+        let mut entries = Vec::new();
+        for dir in &dirs {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let meta = entry.metadata().ok();
+                entries.push((
+                    entry.path(),
+                    meta.as_ref().map(std::fs::Metadata::len),
+                    meta.and_then(|m| m.modified().ok()),
+                ));
+            }
+        }
+        entries.sort();
+        entries
+    };
+    let mut last = fingerprint();
+    loop {
+        tokio::time::sleep(WATCH_PERIOD).await;
+        let now = fingerprint();
+        if now != last {
+            last = now;
+            changes.notify_one();
+        }
     }
 }

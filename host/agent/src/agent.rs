@@ -1,0 +1,170 @@
+//! The agent assembled: PLEG, cache, pod workers and the sync loop over one
+//! runtime and one admission chain.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use wasmlet_core::Runtime;
+
+use crate::admission::Admit;
+use crate::cache::PodCache;
+use crate::events::Recorder;
+use crate::health::Heartbeat;
+use crate::metrics::AgentMetrics;
+use crate::pleg::{Pleg, RELIST_THRESHOLD};
+use crate::pod_sync::{PodSyncer, SyncConfig};
+use crate::pod_workers::{PodWorkers, WorkerContext};
+use crate::sources::ConfigMux;
+use crate::statuses::PodStatuses;
+use crate::sync_loop::{LoopInputs, LoopTimings, ProbeUpdate, SourceUpdate, SyncLoop};
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node_name: String,
+    /// The node's address (a host-network pod's IP).
+    pub host_ip: Option<String>,
+    pub log_root: PathBuf,
+    pub runtime_handler: String,
+    /// The sources the agent runs; housekeeping waits for each to report.
+    pub sources: Vec<String>,
+    pub relist_period: Duration,
+    /// Periodic resync of every pod.
+    pub resync: Duration,
+    pub timings: LoopTimings,
+    /// How long shutdown waits for the workers.
+    pub drain: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            host_ip: None,
+            log_root: PathBuf::from("/var/log/pods"),
+            runtime_handler: String::new(),
+            sources: Vec::new(),
+            relist_period: Duration::from_secs(1),
+            resync: Duration::from_secs(60),
+            timings: LoopTimings::default(),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the outside (HTTP, tests) reads of a running agent.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    pub statuses: Arc<PodStatuses>,
+    pub events: Arc<Recorder>,
+    pub cache: Arc<PodCache>,
+    pub pleg: Arc<Heartbeat>,
+    pub sync_loop: Arc<Heartbeat>,
+}
+
+impl AgentView {
+    /// `/healthz`: the sync loop turns and the PLEG relists.
+    pub fn healthy(&self) -> Result<(), String> {
+        self.sync_loop.check("sync loop", Duration::from_secs(30))?;
+        self.pleg.check("pleg", RELIST_THRESHOLD)
+    }
+}
+
+#[derive(Debug)]
+pub struct Agent<R, A> {
+    runtime: Arc<R>,
+    admit: A,
+    config: AgentConfig,
+    metrics: AgentMetrics,
+    view: AgentView,
+}
+
+impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
+    pub fn new(runtime: Arc<R>, admit: A, config: AgentConfig, metrics: AgentMetrics) -> Self {
+        let view = AgentView {
+            statuses: Arc::default(),
+            events: Arc::default(),
+            cache: Arc::default(),
+            pleg: Arc::default(),
+            sync_loop: Arc::default(),
+        };
+        Self {
+            runtime,
+            admit,
+            config,
+            metrics,
+            view,
+        }
+    }
+
+    pub fn view(&self) -> AgentView {
+        self.view.clone()
+    }
+
+    /// Runs until `shutdown` turns true. Source snapshots arrive on `config`,
+    /// probe results on `probes`.
+    pub async fn run(
+        self,
+        config: mpsc::Receiver<SourceUpdate>,
+        probes: mpsc::Receiver<ProbeUpdate>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let Self {
+            runtime,
+            admit,
+            config: cfg,
+            metrics,
+            view,
+        } = self;
+        let (pleg_tx, pleg_rx) = mpsc::channel(1024);
+        let (report_tx, report_rx) = mpsc::channel(1024);
+        let pleg = Pleg::new(
+            runtime.clone(),
+            cfg.node_name.clone(),
+            view.cache.clone(),
+            pleg_tx,
+            view.pleg.clone(),
+            metrics.clone(),
+        );
+        let context = Arc::new(WorkerContext {
+            syncer: PodSyncer {
+                runtime,
+                config: SyncConfig {
+                    agent: cfg.node_name.clone(),
+                    log_root: cfg.log_root.clone(),
+                    runtime_handler: cfg.runtime_handler.clone(),
+                },
+                recorder: view.events.clone(),
+            },
+            cache: view.cache.clone(),
+            statuses: view.statuses.clone(),
+            metrics: metrics.clone(),
+            host_ip: cfg.host_ip.clone(),
+            resync: cfg.resync,
+        });
+        let workers = PodWorkers::new(context, report_tx, shutdown.clone());
+        let mut sync_loop = SyncLoop::new(
+            ConfigMux::new(cfg.sources.clone()),
+            workers,
+            admit,
+            view.cache.clone(),
+            view.statuses.clone(),
+            view.events.clone(),
+            metrics,
+            view.sync_loop.clone(),
+        );
+        sync_loop.timings = cfg.timings;
+        sync_loop.host_ip = cfg.host_ip.clone();
+        let inputs = LoopInputs {
+            config,
+            pleg: pleg_rx,
+            probes,
+            reports: report_rx,
+        };
+        tokio::join!(
+            pleg.run(cfg.relist_period, shutdown.clone()),
+            sync_loop.run(inputs, shutdown, cfg.drain),
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! A pod as the runtime sees it, and the CRI configs the agent makes for it:
+//! the labels and annotations follow the kubelet's, so tools that read
+//! `io.kubernetes.*` (crictl, log collectors) understand wasmlet's pods.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use sha2::{Digest, Sha256};
+use wasmlet_core::{
+    ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerState,
+    ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces, PodUid,
+    PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter, SandboxMetadata,
+    SandboxRuntime, SandboxState, SandboxStatus, quantity,
+};
+
+pub const POD_NAME: &str = "io.kubernetes.pod.name";
+pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const POD_UID: &str = "io.kubernetes.pod.uid";
+pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
+pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+pub const GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+/// Which agent owns a runtime object. Not the kubelet's: it lets several
+/// agents (e.g. tests) share one containerd without touching each other's pods.
+pub const AGENT: &str = "io.wasmlet.agent";
+
+/// Everything the runtime has of one pod, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimePod {
+    pub uid: PodUid,
+    pub name: String,
+    pub namespace: String,
+    pub sandboxes: Vec<SandboxStatus>,
+    pub containers: Vec<ContainerStatus>,
+}
+
+impl RuntimePod {
+    pub fn latest_sandbox(&self) -> Option<&SandboxStatus> {
+        self.sandboxes.first()
+    }
+
+    /// The newest container of this name, and the one before it.
+    pub fn latest(&self, name: &str) -> (Option<&ContainerStatus>, Option<&ContainerStatus>) {
+        let mut of_name = self.containers.iter().filter(|c| c.metadata.name == name);
+        (of_name.next(), of_name.next())
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &ContainerStatus> {
+        self.containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sandboxes.is_empty() && self.containers.is_empty()
+    }
+
+    /// Whether anything still runs (a ready sandbox or a running container).
+    pub fn is_running(&self) -> bool {
+        self.running().next().is_some()
+            || self
+                .sandboxes
+                .iter()
+                .any(|s| s.state == SandboxState::Ready)
+    }
+
+    fn sort(&mut self) {
+        self.sandboxes.sort_by(|a, b| {
+            (b.metadata.attempt, b.created_at).cmp(&(a.metadata.attempt, a.created_at))
+        });
+        self.containers
+            .sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    }
+}
+
+/// A container's restart count, as recorded on it.
+pub fn restart_count(status: &ContainerStatus) -> i32 {
+    status
+        .annotations
+        .get(RESTART_COUNT)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(status.metadata.attempt as i32)
+}
+
+/// Reads one pod from the runtime: its sandboxes and containers, with status.
+/// Objects that vanish while it looks are left out.
+pub async fn inspect<R: SandboxRuntime + ContainerRuntime>(
+    runtime: &R,
+    agent: &str,
+    uid: &PodUid,
+) -> Result<RuntimePod, RuntimeError> {
+    let labels = Labels::from([
+        (AGENT.to_owned(), agent.to_owned()),
+        (POD_UID.to_owned(), uid.to_string()),
+    ]);
+    let sandboxes = runtime
+        .list_sandboxes(&SandboxFilter {
+            labels: labels.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let containers = runtime
+        .list_containers(&ContainerFilter {
+            labels,
+            ..Default::default()
+        })
+        .await?;
+    let mut pod = RuntimePod {
+        uid: uid.clone(),
+        ..Default::default()
+    };
+    for sandbox in sandboxes {
+        pod.name.clone_from(&sandbox.metadata.name);
+        pod.namespace.clone_from(&sandbox.metadata.namespace);
+        match runtime.sandbox_status(&sandbox.id).await {
+            Ok(status) => pod.sandboxes.push(status),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for container in containers {
+        match runtime.container_status(&container.id).await {
+            Ok(status) => pod.containers.push(status),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    pod.sort();
+    Ok(pod)
+}
+
+/// A content hash of what a container asks for: a change restarts it.
+pub fn container_hash(container: &Container) -> String {
+    // The JSON of the k8s type is canonical enough: fields in declaration order.
+    let json = serde_json::to_vec(container).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// `<root>/<namespace>_<name>_<uid>`, the kubelet's pod log directory.
+pub fn pod_log_dir(log_root: &Path, pod: &Pod) -> PathBuf {
+    let meta = &pod.metadata;
+    log_root.join(format!(
+        "{}_{}_{}",
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default(),
+        meta.uid.as_deref().unwrap_or_default()
+    ))
+}
+
+fn pod_labels(pod: &Pod, agent: &str) -> Labels {
+    let meta = &pod.metadata;
+    Labels::from([
+        (AGENT.to_owned(), agent.to_owned()),
+        (POD_NAME.to_owned(), meta.name.clone().unwrap_or_default()),
+        (
+            POD_NAMESPACE.to_owned(),
+            meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        ),
+        (POD_UID.to_owned(), meta.uid.clone().unwrap_or_default()),
+    ])
+}
+
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
+/// The pod's grace period (`terminationGracePeriodSeconds`, default 30 s).
+pub fn grace_period_seconds(pod: &Pod) -> i64 {
+    pod.metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref()?.termination_grace_period_seconds)
+        .unwrap_or(30)
+}
+
+/// The sandbox for `pod`'s `attempt`.
+pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> SandboxConfig {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let mut labels = meta.labels.clone().unwrap_or_default();
+    labels.extend(pod_labels(pod, agent));
+    let mut annotations = meta.annotations.clone().unwrap_or_default();
+    annotations.insert(
+        GRACE_PERIOD.to_owned(),
+        grace_period_seconds(pod).to_string(),
+    );
+    let node = |on: Option<bool>, otherwise| {
+        if on.unwrap_or(false) {
+            NamespaceMode::Node
+        } else {
+            otherwise
+        }
+    };
+    let hostname = spec
+        .and_then(|s| s.hostname.clone())
+        .or_else(|| meta.name.clone())
+        .unwrap_or_default()
+        .chars()
+        .take(63)
+        .collect();
+    let port_mappings = spec
+        .into_iter()
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            Some(PortMapping {
+                protocol: protocol(p.protocol.as_deref()),
+                container_port: u16::try_from(p.container_port).ok()?,
+                host_port: u16::try_from(p.host_port?).ok()?,
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    SandboxConfig {
+        metadata: SandboxMetadata {
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            uid: meta.uid.clone().unwrap_or_default().into(),
+            attempt,
+        },
+        hostname: if host_network(pod) {
+            String::new()
+        } else {
+            hostname
+        },
+        log_directory: pod_log_dir(log_root, pod),
+        port_mappings,
+        labels,
+        annotations,
+        namespaces: Namespaces {
+            network: node(spec.and_then(|s| s.host_network), NamespaceMode::Pod),
+            pid: node(
+                spec.and_then(|s| s.host_pid),
+                if spec.and_then(|s| s.share_process_namespace) == Some(true) {
+                    NamespaceMode::Pod
+                } else {
+                    NamespaceMode::Container
+                },
+            ),
+            ipc: node(spec.and_then(|s| s.host_ipc), NamespaceMode::Pod),
+        },
+        ..Default::default()
+    }
+}
+
+fn protocol(name: Option<&str>) -> Protocol {
+    match name {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        _ => Protocol::Tcp,
+    }
+}
+
+/// The container config for `container` of `pod`, its `restart_count`-th run.
+pub fn container_config(
+    pod: &Pod,
+    container: &Container,
+    restart_count: u32,
+    agent: &str,
+    sandbox: &SandboxConfig,
+) -> ContainerConfig {
+    let mut labels = pod_labels(pod, agent);
+    labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
+    let annotations = Labels::from([
+        (CONTAINER_HASH.to_owned(), container_hash(container)),
+        (RESTART_COUNT.to_owned(), restart_count.to_string()),
+        (
+            GRACE_PERIOD.to_owned(),
+            grace_period_seconds(pod).to_string(),
+        ),
+    ]);
+    let env = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: e.value.clone().unwrap_or_default(),
+        })
+        .collect();
+    ContainerConfig {
+        metadata: ContainerMetadata {
+            name: container.name.clone(),
+            attempt: restart_count,
+        },
+        image: container.image.clone().unwrap_or_default(),
+        command: container.command.clone().unwrap_or_default(),
+        args: container.args.clone().unwrap_or_default(),
+        working_dir: container.working_dir.clone().unwrap_or_default(),
+        env,
+        labels,
+        annotations,
+        log_path: PathBuf::from(format!("{}/{restart_count}.log", container.name)),
+        stdin: container.stdin.unwrap_or(false),
+        stdin_once: container.stdin_once.unwrap_or(false),
+        tty: container.tty.unwrap_or(false),
+        resources: Some(linux_resources(container)),
+        security: wasmlet_core::ContainerSecurity {
+            privileged: container
+                .security_context
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false),
+            run_as_user: container
+                .security_context
+                .as_ref()
+                .and_then(|s| s.run_as_user),
+            namespaces: sandbox.namespaces,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// CPU and memory as the kubelet maps them: shares from the request, a CFS
+/// quota from the limit (100 ms period), the memory limit in bytes.
+fn linux_resources(container: &Container) -> LinuxResources {
+    const PERIOD_US: i64 = 100_000;
+    let resources = container.resources.as_ref();
+    let get = |limits: bool, name: &str| {
+        let map = resources.and_then(|r| {
+            if limits {
+                r.limits.as_ref()
+            } else {
+                r.requests.as_ref()
+            }
+        });
+        map.and_then(|m| m.get(name))
+            .and_then(|q| quantity::milli(&q.0).ok())
+    };
+    let cpu_request = get(false, "cpu").or_else(|| get(true, "cpu"));
+    let cpu_shares = cpu_request.map_or(2, |m| (m * 1024 / 1000).max(2));
+    let cpu_quota = get(true, "cpu").map_or(0, |m| (m * PERIOD_US / 1000).max(1000));
+    LinuxResources {
+        cpu_period: if cpu_quota > 0 { PERIOD_US } else { 0 },
+        cpu_quota,
+        cpu_shares,
+        memory_limit_bytes: get(true, "memory").map_or(0, |m| m / 1000),
+        ..Default::default()
+    }
+}
+
+/// When a container stopped, for back-off.
+pub fn finished_at(status: &ContainerStatus) -> SystemTime {
+    status
+        .finished_at
+        .or(status.started_at)
+        .unwrap_or(status.created_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerPort, PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn pod() -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("web".into());
+        pod.metadata.namespace = Some("prod".into());
+        pod.metadata.uid = Some("u1".into());
+        pod.spec = Some(PodSpec {
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("busybox:1.35".into()),
+                ports: Some(vec![ContainerPort {
+                    container_port: 80,
+                    host_port: Some(8080),
+                    ..Default::default()
+                }]),
+                resources: Some(ResourceRequirements {
+                    requests: Some([("cpu".into(), Quantity("250m".into()))].into()),
+                    limits: Some(
+                        [
+                            ("cpu".into(), Quantity("500m".into())),
+                            ("memory".into(), Quantity("64Mi".into())),
+                        ]
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn configs_carry_the_kubelet_labels_and_resources() {
+        let pod = pod();
+        let sandbox = sandbox_config(&pod, 2, "node-a", Path::new("/var/log/pods"));
+        assert_eq!(sandbox.metadata.attempt, 2);
+        assert_eq!(sandbox.labels[POD_UID], "u1");
+        assert_eq!(sandbox.labels[AGENT], "node-a");
+        assert_eq!(
+            sandbox.log_directory,
+            Path::new("/var/log/pods/prod_web_u1")
+        );
+        assert_eq!(sandbox.port_mappings[0].host_port, 8080);
+        let spec_container = &pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
+        let config = container_config(&pod, spec_container, 3, "node-a", &sandbox);
+        assert_eq!(config.labels[CONTAINER_NAME], "app");
+        assert_eq!(config.annotations[RESTART_COUNT], "3");
+        assert_eq!(config.log_path, Path::new("app/3.log"));
+        let resources = config.resources.unwrap_or_default();
+        assert_eq!(resources.cpu_shares, 256);
+        assert_eq!(resources.cpu_quota, 50_000);
+        assert_eq!(resources.memory_limit_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn the_hash_follows_the_spec() {
+        let mut c = Container {
+            name: "a".into(),
+            image: Some("x:1".into()),
+            ..Default::default()
+        };
+        let before = container_hash(&c);
+        assert_eq!(before, container_hash(&c.clone()));
+        c.image = Some("x:2".into());
+        assert_ne!(before, container_hash(&c));
+    }
+}

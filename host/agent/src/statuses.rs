@@ -1,0 +1,60 @@
+//! The status manager's store: the latest API status of every pod the agent
+//! knows, for `/pods`. Condition transition times move only when a
+//! condition's status changes, as in the kubelet.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use wasmlet_core::PodUid;
+
+use crate::status::time;
+
+#[derive(Debug, Default)]
+pub struct PodStatuses {
+    pods: Mutex<BTreeMap<PodUid, Pod>>,
+}
+
+fn uid_of(pod: &Pod) -> PodUid {
+    pod.metadata.uid.clone().unwrap_or_default().into()
+}
+
+impl PodStatuses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PodUid, Pod>> {
+        self.pods.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `status` for `pod`.
+    pub fn set(&self, pod: &Arc<Pod>, mut status: PodStatus) {
+        let now = time(SystemTime::now());
+        let uid = uid_of(pod);
+        let mut pods = self.lock();
+        let old = pods.get(&uid).and_then(|p| p.status.as_ref());
+        for condition in status.conditions.iter_mut().flatten() {
+            let before = old
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == condition.type_));
+            condition.last_transition_time = match before {
+                Some(b) if b.status == condition.status => b.last_transition_time.clone(),
+                _ => Some(now.clone()),
+            };
+        }
+        let mut entry = Pod::clone(pod);
+        entry.status = Some(status);
+        pods.insert(uid, entry);
+    }
+
+    pub fn remove(&self, uid: &PodUid) {
+        self.lock().remove(uid);
+    }
+
+    pub fn get(&self, uid: &PodUid) -> Option<Pod> {
+        self.lock().get(uid).cloned()
+    }
+
+    /// Every pod with its status, as kubelet's `/pods` lists them.
+    pub fn list(&self) -> Vec<Pod> {
+        self.lock().values().cloned().collect()
+    }
+}

@@ -1,0 +1,375 @@
+//! The sync loop (the kubelet's `syncLoopIteration`): one `select!` over
+//! everything that can make a pod need work, in an explicit priority order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use wasmlet_core::{ContainerState, PodUid, Runtime, SandboxState};
+
+use crate::admission::Admit;
+use crate::cache::PodCache;
+use crate::events::{EventType, Recorder};
+use crate::health::Heartbeat;
+use crate::metrics::{AgentMetrics, ReasonLabels, StateLabels};
+use crate::pleg::{EventKind, PodLifecycleEvent};
+use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
+use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
+use crate::sources::{ConfigMux, Op, full_name};
+use crate::status::rejected_status;
+use crate::statuses::PodStatuses;
+
+/// One source's complete desired set, as decoded by the agent's host.
+#[derive(Debug, Clone, Default)]
+pub struct SourceUpdate {
+    pub source: String,
+    pub pods: Vec<Pod>,
+    /// Manifests the source could not read: (origin, why).
+    pub problems: Vec<(String, String)>,
+}
+
+/// A probe result that changed (the prober arrives with probes and hooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeUpdate {
+    pub uid: PodUid,
+    pub container: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoopTimings {
+    /// How often pods whose requeue time passed are dispatched.
+    pub sync_tick: Duration,
+    pub housekeeping: Duration,
+}
+
+impl Default for LoopTimings {
+    fn default() -> Self {
+        Self {
+            sync_tick: Duration::from_secs(1),
+            housekeeping: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The channels the loop listens on.
+#[derive(Debug)]
+pub struct LoopInputs {
+    pub config: mpsc::Receiver<SourceUpdate>,
+    pub pleg: mpsc::Receiver<PodLifecycleEvent>,
+    pub probes: mpsc::Receiver<ProbeUpdate>,
+    pub reports: mpsc::Receiver<WorkerReport>,
+}
+
+#[derive(Debug)]
+pub struct SyncLoop<R, A> {
+    pub mux: ConfigMux,
+    pub workers: PodWorkers<R>,
+    pub admit: A,
+    pub cache: Arc<PodCache>,
+    pub statuses: Arc<PodStatuses>,
+    pub recorder: Arc<Recorder>,
+    pub metrics: AgentMetrics,
+    pub heartbeat: Arc<Heartbeat>,
+    pub timings: LoopTimings,
+    pub host_ip: Option<String>,
+    /// Admitted pods that are not terminated: what admission weighs against.
+    active: HashMap<PodUid, Arc<Pod>>,
+    rejected: HashSet<PodUid>,
+    /// When each pod's worker wants its next sync.
+    due: BTreeMap<PodUid, Instant>,
+}
+
+fn uid_of(pod: &Pod) -> PodUid {
+    pod.metadata.uid.clone().unwrap_or_default().into()
+}
+
+impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        mux: ConfigMux,
+        workers: PodWorkers<R>,
+        admit: A,
+        cache: Arc<PodCache>,
+        statuses: Arc<PodStatuses>,
+        recorder: Arc<Recorder>,
+        metrics: AgentMetrics,
+        heartbeat: Arc<Heartbeat>,
+    ) -> Self {
+        Self {
+            mux,
+            workers,
+            admit,
+            cache,
+            statuses,
+            recorder,
+            metrics,
+            heartbeat,
+            timings: LoopTimings::default(),
+            host_ip: None,
+            active: HashMap::new(),
+            rejected: HashSet::new(),
+            due: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown`, then gives the workers `drain` to stop. Pods
+    /// keep running: a restarted agent adopts them.
+    pub async fn run(
+        mut self,
+        mut inputs: LoopInputs,
+        mut shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) {
+        let mut sync_tick = tokio::time::interval(self.timings.sync_tick);
+        let mut housekeeping = tokio::time::interval(self.timings.housekeeping);
+        for tick in [&mut sync_tick, &mut housekeeping] {
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            self.heartbeat.beat();
+            // Priority: what the sources want, what the runtime did, pods that
+            // are due, probe results, worker reports, then housekeeping.
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some(update) = inputs.config.recv() => self.handle_source(update).await,
+                Some(event) = inputs.pleg.recv() => self.handle_pleg(event),
+                _ = sync_tick.tick() => self.dispatch_due(),
+                Some(probe) = inputs.probes.recv() => self.sync_pod(&probe.uid),
+                Some(report) = inputs.reports.recv() => self.handle_report(report),
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+        self.workers.drain(drain).await;
+    }
+
+    async fn handle_source(&mut self, update: SourceUpdate) {
+        for (origin, message) in &update.problems {
+            tracing::warn!(source = %update.source, %origin, "could not read pod manifest: {message}");
+        }
+        let merge = self.mux.apply(&update.source, update.pods);
+        for dropped in merge.dropped {
+            tracing::warn!(source = %dropped.source, pod = %dropped.full_name, "pod dropped: {}", dropped.reason);
+            if let Some(pod) = self
+                .mux
+                .pods()
+                .find(|p| full_name(p) == dropped.full_name)
+                .cloned()
+            {
+                self.recorder.record(
+                    &pod,
+                    None,
+                    EventType::Warning,
+                    "DuplicatePod",
+                    format!(
+                        "source {} also gives this pod: {}",
+                        dropped.source, dropped.reason
+                    ),
+                );
+            }
+        }
+        for update in merge.updates {
+            match update.op {
+                Op::Add => self.add_pods(update.pods).await,
+                Op::Update => {
+                    for pod in update.pods {
+                        if !self.rejected.contains(&uid_of(&pod)) {
+                            self.active.insert(uid_of(&pod), pod.clone());
+                            self.workers.update(pod, UpdateKind::Update);
+                        }
+                    }
+                }
+                Op::Remove | Op::Delete => {
+                    let remove = update.op == Op::Remove;
+                    for pod in update.pods {
+                        let uid = uid_of(&pod);
+                        if self.rejected.contains(&uid) {
+                            if remove {
+                                self.rejected.remove(&uid);
+                                self.statuses.remove(&uid);
+                            }
+                            continue;
+                        }
+                        let grace = kill_grace(&pod);
+                        self.workers.update(pod, UpdateKind::Kill { grace, remove });
+                    }
+                }
+                Op::Reconcile => {}
+            }
+        }
+    }
+
+    /// New pods, oldest first, each admitted against those admitted before it.
+    async fn add_pods(&mut self, mut pods: Vec<Arc<Pod>>) {
+        pods.sort_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        });
+        for pod in pods {
+            let uid = uid_of(&pod);
+            if self.workers.has(&uid) {
+                self.workers.update(pod, UpdateKind::Update);
+                continue;
+            }
+            let active: Vec<Arc<Pod>> = self.active.values().cloned().collect();
+            let verdict = self.admit.admit(&pod, &active).await;
+            if !verdict.admit {
+                let message = format!("Pod was rejected: {}", verdict.message);
+                self.recorder
+                    .record(&pod, None, EventType::Warning, &verdict.reason, &message);
+                self.metrics
+                    .admission_rejections
+                    .get_or_create(&ReasonLabels {
+                        reason: verdict.reason.clone(),
+                    })
+                    .inc();
+                self.statuses.set(
+                    &pod,
+                    rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref()),
+                );
+                self.rejected.insert(uid);
+                continue;
+            }
+            self.recorder.record(
+                &pod,
+                None,
+                EventType::Normal,
+                "Scheduled",
+                format!(
+                    "Successfully assigned {}/{} to {}",
+                    pod.metadata.namespace.as_deref().unwrap_or("default"),
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    pod.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_deref())
+                        .unwrap_or_default()
+                ),
+            );
+            self.active.insert(uid, pod.clone());
+            self.workers.update(pod, UpdateKind::Create);
+        }
+    }
+
+    fn handle_pleg(&mut self, event: PodLifecycleEvent) {
+        // A removed container needs nothing: the sync that removed it knows.
+        if event.kind != EventKind::ContainerRemoved {
+            self.sync_pod(&event.uid);
+        }
+    }
+
+    fn sync_pod(&mut self, uid: &PodUid) {
+        if let Some(pod) = self.active.get(uid).cloned() {
+            self.due.remove(uid);
+            self.workers.update(pod, UpdateKind::Sync);
+        }
+    }
+
+    fn dispatch_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PodUid> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in due {
+            self.sync_pod(&uid);
+        }
+    }
+
+    fn handle_report(&mut self, report: WorkerReport) {
+        match report {
+            WorkerReport::Synced { uid, requeue } => {
+                if !self.workers.is_terminating(&uid) {
+                    self.due.insert(uid, Instant::now() + requeue);
+                }
+            }
+            WorkerReport::Terminated { uid } => {
+                self.workers.forget(&uid);
+                self.active.remove(&uid);
+                self.due.remove(&uid);
+            }
+        }
+        self.workers.reap();
+    }
+
+    /// Kills what runs but no source wants (only once every source has
+    /// spoken: until then it may belong to one that has not), and updates
+    /// the gauges.
+    fn housekeeping(&mut self) {
+        let runtime_pods = self.cache.all();
+        if self.mux.seen_all_sources() {
+            let desired: HashSet<PodUid> = self.mux.pods().map(|p| uid_of(p)).collect();
+            let orphans: Vec<&Arc<RuntimePod>> = runtime_pods
+                .iter()
+                .filter(|p| !p.is_empty() && !desired.contains(&p.uid) && !self.workers.has(&p.uid))
+                .collect();
+            for orphan in orphans {
+                tracing::info!(pod = %orphan.uid, name = %orphan.name, "removing a pod no source wants");
+                let pod = orphan_pod(orphan);
+                let grace = kill_grace(&pod);
+                self.workers.update(
+                    Arc::new(pod),
+                    UpdateKind::Kill {
+                        grace,
+                        remove: true,
+                    },
+                );
+            }
+        }
+        let running_pods = runtime_pods
+            .iter()
+            .filter(|p| p.sandboxes.iter().any(|s| s.state == SandboxState::Ready))
+            .count();
+        self.metrics.running_pods.set(running_pods as i64);
+        let mut by_state: BTreeMap<&'static str, i64> = [
+            ("running", 0),
+            ("exited", 0),
+            ("created", 0),
+            ("unknown", 0),
+        ]
+        .into();
+        for c in runtime_pods.iter().flat_map(|p| &p.containers) {
+            let state = match c.state {
+                ContainerState::Running => "running",
+                ContainerState::Exited => "exited",
+                ContainerState::Created => "created",
+                ContainerState::Unknown => "unknown",
+            };
+            *by_state.entry(state).or_default() += 1;
+        }
+        for (state, n) in by_state {
+            self.metrics
+                .running_containers
+                .get_or_create(&StateLabels {
+                    container_state: state.into(),
+                })
+                .set(n);
+        }
+        self.workers.reap();
+    }
+}
+
+/// A stand-in pod for runtime objects no source wants, from their labels.
+fn orphan_pod(runtime: &RuntimePod) -> Pod {
+    let mut pod = Pod::default();
+    pod.metadata.uid = Some(runtime.uid.to_string());
+    let labels = runtime.sandboxes.first().map(|s| &s.labels);
+    pod.metadata.name = labels
+        .and_then(|l| l.get(POD_NAME).cloned())
+        .or_else(|| Some(runtime.name.clone()));
+    pod.metadata.namespace = labels
+        .and_then(|l| l.get(POD_NAMESPACE).cloned())
+        .or_else(|| Some(runtime.namespace.clone()));
+    let grace = runtime
+        .sandboxes
+        .first()
+        .and_then(|s| s.annotations.get(GRACE_PERIOD))
+        .and_then(|g| g.parse().ok());
+    pod.metadata.deletion_grace_period_seconds = grace;
+    pod
+}

@@ -1,0 +1,300 @@
+//! The whole agent (sync loop, workers, PLEG, status) over the in-memory fake
+//! runtime: fast checks of the logic. tests/ shows the same against containerd.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::{mpsc, watch};
+use wasmlet_agent::admission::{Admission, Admit};
+use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceUpdate};
+use wasmlet_core::{
+    ContainerFilter, ContainerRuntime, ContainerState, SandboxFilter, SandboxRuntime,
+};
+use wasmlet_runtime_fake::FakeRuntime;
+
+const IMAGE: &str = "registry.local/busybox:1.35";
+
+fn pod(name: &str, policy: &str, containers: &[&str]) -> Pod {
+    let containers: Vec<_> = containers
+        .iter()
+        .map(|c| serde_json::json!({"name": c, "image": IMAGE}))
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+        "spec": {"restartPolicy": policy, "terminationGracePeriodSeconds": 2, "containers": containers}
+    }))
+    .expect("pod")
+}
+
+/// Rejects pods labelled `reject: yes`.
+#[derive(Debug, Clone, Copy)]
+struct LabelPolicy;
+
+impl Admit for LabelPolicy {
+    async fn admit(&self, pod: &Pod, _active: &[Arc<Pod>]) -> Admission {
+        let reject = pod
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("reject").is_some_and(|v| v == "yes"));
+        if reject {
+            Admission {
+                admit: false,
+                reason: "Labelled".into(),
+                message: "the pod asked to be rejected".into(),
+            }
+        } else {
+            Admission::admitted()
+        }
+    }
+}
+
+struct Running {
+    view: AgentView,
+    config: mpsc::Sender<SourceUpdate>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(runtime: &FakeRuntime) -> Running {
+    let mut cfg = AgentConfig::new("fake-node");
+    cfg.sources = vec!["file".into()];
+    cfg.relist_period = Duration::from_millis(20);
+    cfg.timings.sync_tick = Duration::from_millis(20);
+    cfg.timings.housekeeping = Duration::from_millis(50);
+    cfg.log_root = std::env::temp_dir().join(format!("wasmlet-agent-fake-{}", std::process::id()));
+    let agent = Agent::new(
+        Arc::new(runtime.clone()),
+        LabelPolicy,
+        cfg,
+        AgentMetrics::default(),
+    );
+    let view = agent.view();
+    let (config, config_rx) = mpsc::channel(8);
+    let (_probes, probes_rx) = mpsc::channel(8);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let _keep = _probes;
+        agent.run(config_rx, probes_rx, shutdown).await
+    });
+    Running {
+        view,
+        config,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn give(&self, pods: Vec<Pod>) {
+        self.config
+            .send(SourceUpdate {
+                source: "file".into(),
+                pods,
+                problems: Vec::new(),
+            })
+            .await
+            .expect("agent alive");
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).expect("agent alive");
+        self.task.await.expect("agent stops");
+    }
+
+    fn status(&self, name: &str) -> Option<k8s_openapi::api::core::v1::PodStatus> {
+        self.view
+            .statuses
+            .get(&format!("uid-{name}").into())?
+            .status
+    }
+
+    async fn wait_for(&self, what: &str, check: impl Fn(&Self) -> bool) {
+        for _ in 0..500 {
+            if check(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "gave up waiting for: {what}; statuses: {:#?}",
+            self.view.statuses.list()
+        );
+    }
+}
+
+fn phase(status: &Option<k8s_openapi::api::core::v1::PodStatus>) -> Option<&str> {
+    status.as_ref()?.phase.as_deref()
+}
+
+fn waiting_reason(
+    status: &Option<k8s_openapi::api::core::v1::PodStatus>,
+    i: usize,
+) -> Option<String> {
+    let c = status.as_ref()?.container_statuses.as_ref()?.get(i)?;
+    c.state.as_ref()?.waiting.as_ref()?.reason.clone()
+}
+
+fn restarts(status: &Option<k8s_openapi::api::core::v1::PodStatus>) -> i32 {
+    status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map_or(-1, |c| c.restart_count)
+}
+
+async fn containers(runtime: &FakeRuntime) -> Vec<wasmlet_core::Container> {
+    runtime
+        .list_containers(&ContainerFilter::default())
+        .await
+        .expect("list")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_runs_is_ready_and_is_removed_without_leftovers() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    agent.give(vec![pod("web", "Always", &["a", "b"])]).await;
+    agent
+        .wait_for("web Running", |a| {
+            phase(&a.status("web")) == Some("Running")
+        })
+        .await;
+    let status = agent.status("web").expect("status");
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone());
+    assert_eq!(ready.as_deref(), Some("True"));
+    assert_eq!(containers(&runtime).await.len(), 2);
+
+    agent.give(Vec::new()).await;
+    agent
+        .wait_for("web gone", |a| a.status("web").is_none())
+        .await;
+    assert!(containers(&runtime).await.is_empty());
+    let sandboxes = runtime
+        .list_sandboxes(&SandboxFilter::default())
+        .await
+        .expect("list");
+    assert!(sandboxes.is_empty(), "{sandboxes:?}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_then_backs_off() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    agent.give(vec![pod("crash", "Always", &["app"])]).await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("crash")) == Some("Running"))
+        .await;
+
+    // The first crash restarts at once (restart count 1) ...
+    let first = containers(&runtime).await.remove(0);
+    runtime.exit_container(&first.id, 1, "").expect("exit");
+    agent
+        .wait_for("restart 1", |a| restarts(&a.status("crash")) == 1)
+        .await;
+    // ... the second waits out the back-off.
+    let second = containers(&runtime)
+        .await
+        .into_iter()
+        .find(|c| c.state == ContainerState::Running)
+        .expect("restarted container");
+    runtime.exit_container(&second.id, 1, "").expect("exit");
+    agent
+        .wait_for("CrashLoopBackOff", |a| {
+            waiting_reason(&a.status("crash"), 0).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let events = agent.view.events.list();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("BackOff"))
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_and_on_failure_leave_finished_containers_alone() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    agent
+        .give(vec![
+            pod("once", "Never", &["app"]),
+            pod("retry", "OnFailure", &["app"]),
+        ])
+        .await;
+    agent
+        .wait_for("both Running", |a| {
+            phase(&a.status("once")) == Some("Running")
+                && phase(&a.status("retry")) == Some("Running")
+        })
+        .await;
+    for c in containers(&runtime).await {
+        runtime.exit_container(&c.id, 0, "").expect("exit");
+    }
+    agent
+        .wait_for("both Succeeded", |a| {
+            phase(&a.status("once")) == Some("Succeeded")
+                && phase(&a.status("retry")) == Some("Succeeded")
+        })
+        .await;
+    assert_eq!(restarts(&agent.status("once")), 0);
+    assert_eq!(restarts(&agent.status("retry")), 0);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_pod_fails_and_nothing_starts() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    let mut rejected = pod("nope", "Always", &["app"]);
+    rejected.metadata.labels = Some([("reject".to_owned(), "yes".to_owned())].into());
+    agent.give(vec![rejected]).await;
+    agent
+        .wait_for("Failed", |a| phase(&a.status("nope")) == Some("Failed"))
+        .await;
+    let status = agent.status("nope").expect("status");
+    assert_eq!(status.reason.as_deref(), Some("Labelled"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was rejected: the pod asked to be rejected")
+    );
+    assert!(runtime.calls().iter().all(|c| *c != "RunPodSandbox"));
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_running_containers() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    agent.give(vec![pod("keep", "Always", &["app"])]).await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("keep")) == Some("Running"))
+        .await;
+    let before = containers(&runtime).await;
+    agent.stop().await;
+
+    let agent = start(&runtime);
+    agent.give(vec![pod("keep", "Always", &["app"])]).await;
+    agent
+        .wait_for("Running again", |a| {
+            phase(&a.status("keep")) == Some("Running")
+        })
+        .await;
+    // Give the new agent a few sync rounds to (wrongly) restart anything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = containers(&runtime).await;
+    assert_eq!(
+        before.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        after.iter().map(|c| &c.id).collect::<Vec<_>>()
+    );
+    agent.stop().await;
+}

@@ -1,0 +1,413 @@
+//! Pod manifests as the kubelet reads them for static pods: decoded from YAML
+//! (several documents) or JSON, a Pod or a PodList, into the real Kubernetes
+//! types; defaulted (name suffix, namespace, UID, node name); and validated,
+//! with every error naming the field.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::{Container, Pod, Toleration};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Where a manifest came from; part of the UID, as in the kubelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    File(&'a str),
+    Url(&'a str),
+}
+
+impl Origin<'_> {
+    /// The `kubernetes.io/config.source` annotation.
+    pub fn source(self) -> &'static str {
+        match self {
+            Origin::File(_) => "file",
+            Origin::Url(_) => "http",
+        }
+    }
+}
+
+/// Decodes every pod in `text`: YAML documents or JSON, each a Pod or a PodList.
+pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
+    let documents: Vec<Value> = if text.trim_start().starts_with('{') {
+        vec![serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?]
+    } else {
+        serde_saphyr::from_multiple(text).map_err(|e| format!("invalid YAML: {e}"))?
+    };
+    let mut pods = Vec::new();
+    for (n, document) in documents.into_iter().enumerate() {
+        let at = |message: String| {
+            if n == 0 {
+                message
+            } else {
+                format!("document {}: {message}", n + 1)
+            }
+        };
+        match document.get("kind").and_then(Value::as_str) {
+            Some("Pod") => pods.push(pod_from(document, "").map_err(at)?),
+            Some("PodList") => {
+                let Some(Value::Array(items)) = document.get("items").cloned() else {
+                    return Err(at("items: a PodList needs a list of pods".into()));
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    pods.push(pod_from(item, &format!("items[{i}].")).map_err(at)?);
+                }
+            }
+            Some(other) => return Err(at(format!("kind: expected Pod or PodList, got {other}"))),
+            None if document.is_null() => {} // an empty document, e.g. a trailing `---`
+            None => return Err(at("kind: Required value (Pod or PodList)".into())),
+        }
+    }
+    Ok(pods)
+}
+
+fn pod_from(value: Value, prefix: &str) -> Result<Pod, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        format!("{prefix}{path}: {}", e.inner())
+    })
+}
+
+/// The kubelet's static pod defaulting: a UID from the content and the
+/// origin, the name suffixed with the node's, namespace `default`, the node
+/// name, the config annotations, and a toleration of every NoExecute taint.
+/// Also the API server's defaults the agent relies on (restart policy, grace
+/// period, pull policy, port protocol).
+pub fn apply_defaults(pod: &mut Pod, node_name: &str, origin: Origin<'_>) {
+    let meta = &mut pod.metadata;
+    if meta.uid.as_deref().is_none_or(str::is_empty) {
+        let mut hasher = Sha256::new();
+        match origin {
+            Origin::File(path) => {
+                hasher.update(format!("host:{node_name}\nfile:{path}\n"));
+            }
+            Origin::Url(url) => hasher.update(format!("url:{url}\n")),
+        }
+        // serde_json writes maps in key order, so equal pods hash equally.
+        hasher.update(serde_json::to_vec(&*pod).unwrap_or_default());
+        let digest = hasher.finalize();
+        let mut uid = String::with_capacity(32);
+        for byte in &digest[..16] {
+            let _ = write!(uid, "{byte:02x}");
+        }
+        pod.metadata.uid = Some(uid);
+    }
+    let meta = &mut pod.metadata;
+    if let Some(name) = &meta.name {
+        meta.name = Some(format!("{name}-{}", node_name.to_lowercase()));
+    }
+    if meta.namespace.as_deref().is_none_or(str::is_empty) {
+        meta.namespace = Some("default".into());
+    }
+    let annotations = meta.annotations.get_or_insert_default();
+    let uid = meta.uid.clone().unwrap_or_default();
+    annotations.insert("kubernetes.io/config.hash".into(), uid);
+    annotations.insert("kubernetes.io/config.source".into(), origin.source().into());
+
+    let spec = pod.spec.get_or_insert_default();
+    spec.node_name = Some(node_name.into());
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    spec.scheduler_name
+        .get_or_insert_with(|| "default-scheduler".into());
+    let tolerations = spec.tolerations.get_or_insert_default();
+    tolerations.push(Toleration {
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        ..Toleration::default()
+    });
+    let init = spec.init_containers.iter_mut().flatten();
+    for container in spec.containers.iter_mut().chain(init) {
+        default_container(container);
+    }
+}
+
+fn default_container(container: &mut Container) {
+    let image = container.image.as_deref().unwrap_or_default();
+    container
+        .image_pull_policy
+        .get_or_insert_with(|| pull_policy_for(image).into());
+    container
+        .termination_message_path
+        .get_or_insert_with(|| "/dev/termination-log".into());
+    container
+        .termination_message_policy
+        .get_or_insert_with(|| "File".into());
+    for port in container.ports.iter_mut().flatten() {
+        port.protocol.get_or_insert_with(|| "TCP".into());
+    }
+}
+
+/// `Always` for `:latest` or an untagged image, else `IfNotPresent`.
+pub fn pull_policy_for(image: &str) -> &'static str {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match last.split_once(':') {
+        _ if image.contains('@') => "IfNotPresent",
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// Validates what the agent needs of a pod (a subset of the API server's
+/// ValidatePod); the error names the field.
+pub fn validate(pod: &Pod) -> Result<(), String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        return Err("metadata.name: Required value".into());
+    }
+    dns_subdomain(name).map_err(|e| format!("metadata.name: Invalid value {name:?}: {e}"))?;
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    dns_label(namespace)
+        .map_err(|e| format!("metadata.namespace: Invalid value {namespace:?}: {e}"))?;
+    let Some(spec) = &pod.spec else {
+        return Err("spec: Required value".into());
+    };
+    if spec.containers.is_empty() {
+        return Err("spec.containers: Required value".into());
+    }
+    if let Some(policy) = &spec.restart_policy
+        && !matches!(policy.as_str(), "Always" | "OnFailure" | "Never")
+    {
+        return Err(format!(
+            "spec.restartPolicy: Unsupported value {policy:?}: supported values: \"Always\", \"OnFailure\", \"Never\""
+        ));
+    }
+    if let Some(grace) = spec.termination_grace_period_seconds
+        && grace < 0
+    {
+        return Err("spec.terminationGracePeriodSeconds: must be >= 0".into());
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| ("initContainers", c));
+    let app = spec.containers.iter().map(|c| ("containers", c));
+    let mut index = std::collections::BTreeMap::<&str, usize>::new();
+    for (list, container) in init.chain(app) {
+        let i = index.entry(list).or_default();
+        let field = format!("spec.{list}[{i}]");
+        *i += 1;
+        let cname = container.name.as_str();
+        if cname.is_empty() {
+            return Err(format!("{field}.name: Required value"));
+        }
+        dns_label(cname).map_err(|e| format!("{field}.name: Invalid value {cname:?}: {e}"))?;
+        if !names.insert(cname) {
+            return Err(format!("{field}.name: Duplicate value {cname:?}"));
+        }
+        if container
+            .image
+            .as_deref()
+            .is_none_or(|i| i.trim().is_empty())
+        {
+            return Err(format!("{field}.image: Required value"));
+        }
+        if let Some(policy) = &container.image_pull_policy
+            && !matches!(policy.as_str(), "Always" | "IfNotPresent" | "Never")
+        {
+            return Err(format!(
+                "{field}.imagePullPolicy: Unsupported value {policy:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""
+            ));
+        }
+        for (p, port) in container.ports.iter().flatten().enumerate() {
+            if !(1..=65535).contains(&port.container_port) {
+                return Err(format!(
+                    "{field}.ports[{p}].containerPort: Invalid value {}: must be between 1 and 65535",
+                    port.container_port
+                ));
+            }
+            if let Some(host) = port.host_port
+                && !(0..=65535).contains(&host)
+            {
+                return Err(format!(
+                    "{field}.ports[{p}].hostPort: Invalid value {host}: must be between 1 and 65535"
+                ));
+            }
+            if let Some(protocol) = &port.protocol
+                && !matches!(protocol.as_str(), "TCP" | "UDP" | "SCTP")
+            {
+                return Err(format!(
+                    "{field}.ports[{p}].protocol: Unsupported value {protocol:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dns_label(value: &str) -> Result<(), &'static str> {
+    let ok_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if value.len() > 63 {
+        Err("must be no more than 63 characters")
+    } else if !ok_chars || value.starts_with('-') || value.ends_with('-') || value.is_empty() {
+        Err(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+        )
+    } else {
+        Ok(())
+    }
+}
+
+fn dns_subdomain(value: &str) -> Result<(), &'static str> {
+    if value.len() > 253 {
+        return Err("must be no more than 253 characters");
+    }
+    value.split('.').try_for_each(|part| {
+        dns_label(part).map_err(|_| {
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        })
+    })
+}
+
+/// Decodes, defaults and validates every pod of one manifest.
+pub fn read_manifest(text: &str, node_name: &str, origin: Origin<'_>) -> Result<Vec<Pod>, String> {
+    let mut pods = decode(text)?;
+    for (n, pod) in pods.iter_mut().enumerate() {
+        apply_defaults(pod, node_name, origin);
+        validate(pod).map_err(|e| {
+            if n == 0 {
+                e
+            } else {
+                format!("pod {}: {e}", n + 1)
+            }
+        })?;
+    }
+    Ok(pods)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: busybox:1.35\n";
+
+    fn read(text: &str) -> Result<Vec<Pod>, String> {
+        read_manifest(text, "Node-1", Origin::File("/etc/manifests/web.yaml"))
+    }
+
+    #[test]
+    fn defaults_like_the_kubelet() -> Result<(), String> {
+        let pods = read(WEB)?;
+        let pod = &pods[0];
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-node-1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("default"));
+        let spec = pod.spec.as_ref().ok_or("spec")?;
+        assert_eq!(spec.node_name.as_deref(), Some("Node-1"));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            spec.containers[0].image_pull_policy.as_deref(),
+            Some("IfNotPresent")
+        );
+        let uid = pod.metadata.uid.clone().ok_or("uid")?;
+        assert_eq!(uid.len(), 32);
+        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(annotations.get("kubernetes.io/config.hash"), Some(&uid));
+        assert_eq!(
+            annotations
+                .get("kubernetes.io/config.source")
+                .map(String::as_str),
+            Some("file")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn uid_follows_content_and_origin() -> Result<(), String> {
+        let uid = |text: &str, path: &str| -> Result<Option<String>, String> {
+            Ok(read_manifest(text, "n", Origin::File(path))?[0]
+                .metadata
+                .uid
+                .clone())
+        };
+        let a = uid(WEB, "/m/a.yaml")?;
+        assert_eq!(a, uid(WEB, "/m/a.yaml")?, "stable for the same input");
+        assert_ne!(a, uid(WEB, "/m/b.yaml")?, "the path is part of it");
+        assert_ne!(
+            a,
+            uid(&WEB.replace("1.35", "1.36"), "/m/a.yaml")?,
+            "the content is part of it"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reads_json_pod_lists_and_several_documents() -> Result<(), String> {
+        let list = r#"{"kind":"PodList","items":[{"kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c","image":"i:1"}]}},{"metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"i"}]}}]}"#;
+        let pods = read(list)?;
+        assert_eq!(pods.len(), 2);
+        assert_eq!(
+            pods[1].spec.as_ref().ok_or("spec")?.containers[0]
+                .image_pull_policy
+                .as_deref(),
+            Some("Always")
+        );
+        let two = format!(
+            "{WEB}---\n{}\n---\n",
+            WEB.replace("name: web\nspec", "name: api\nspec")
+        );
+        let names: Vec<_> = read(&two)?
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        assert_eq!(names, ["web-node-1", "api-node-1"]);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                WEB.replace("    image: busybox:1.35\n", ""),
+                "spec.containers[0].image: Required value",
+            ),
+            (
+                WEB.replace("  name: web\nspec", "  name: Web_1\nspec"),
+                "metadata.name: Invalid value",
+            ),
+            (
+                format!("{WEB}  - name: web\n    image: x\n"),
+                "spec.containers[1].name: Duplicate value \"web\"",
+            ),
+            (
+                WEB.replace("kind: Pod", "kind: Deployment"),
+                "kind: expected Pod or PodList, got Deployment",
+            ),
+            (
+                WEB.replace("image: busybox:1.35", "image: [1, 2]"),
+                "spec.containers[0].image: invalid type",
+            ),
+            (
+                format!("{WEB}  restartPolicy: Sometimes\n"),
+                "spec.restartPolicy: Unsupported value",
+            ),
+            (
+                format!("{WEB}    ports:\n    - containerPort: 70000\n"),
+                "spec.containers[0].ports[0].containerPort",
+            ),
+            ("kind: Pod\nmetadata: {name: [\n".into(), "invalid YAML"),
+        ];
+        for (text, expected) in cases {
+            match read(&text) {
+                Ok(_) => panic!("accepted:\n{text}"),
+                Err(e) => assert!(e.contains(expected), "{e:?} should contain {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn pull_policy_defaults_by_tag() {
+        assert_eq!(pull_policy_for("busybox"), "Always");
+        assert_eq!(pull_policy_for("busybox:latest"), "Always");
+        assert_eq!(pull_policy_for("127.0.0.1:5000/busybox"), "Always");
+        assert_eq!(
+            pull_policy_for("127.0.0.1:5000/busybox:1.35"),
+            "IfNotPresent"
+        );
+        assert_eq!(pull_policy_for("busybox@sha256:abc"), "IfNotPresent");
+    }
+}
