@@ -13,7 +13,7 @@ rustup target add wasm32-wasip2 >/dev/null
 (cd plugins && cargo build --locked --release --workspace)
 
 out=plugins/target/wasm32-wasip2/release
-for manifest in plugins/examples/*/*.toml; do
+for manifest in plugins/examples/*/*.toml plugins/builtin/*/*.toml; do
   case $manifest in */Cargo.toml) continue ;; esac
   [ -f "$(dirname "$manifest")/Cargo.toml" ] || continue # not a Rust plugin
   name=$(basename "$manifest" .toml)
@@ -46,11 +46,15 @@ for app in plugins/examples/*/app.py; do
   "$venv/bin/componentize-py" -d wit -w "$world" componentize app -p "$dir" -o "$out" >/dev/null
 done
 
-# The built-in plugin directory, flat, as the agent loads one.
-rm -rf target/plugins
-mkdir -p target/plugins
-for manifest in plugins/examples/*/*.toml; do
-  case $manifest in */Cargo.toml) continue ;; esac
-  name=$(basename "$manifest" .toml)
-  cp "$manifest" "$(dirname "$manifest")/$name.wasm" target/plugins/
+# Flat plugin directories, as the agent loads them: the built-in plugins
+# (the demo node's), and the examples.
+for set in builtin:target/plugins examples:target/example-plugins; do
+  src=plugins/${set%%:*} dst=${set#*:}
+  rm -rf "$dst"
+  mkdir -p "$dst"
+  for manifest in "$src"/*/*.toml; do
+    case $manifest in */Cargo.toml) continue ;; esac
+    name=$(basename "$manifest" .toml)
+    cp "$manifest" "$(dirname "$manifest")/$name.wasm" "$dst/"
+  done
 done

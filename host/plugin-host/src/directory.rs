@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::capability::HostContext;
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
-use crate::manifest::Capabilities;
+use crate::manifest::{Capabilities, Manifest};
 use crate::metrics::PluginMetrics;
 use crate::plugin::Plugin;
 
@@ -29,6 +29,20 @@ impl PluginSet {
         dir: &Path,
         grants: &BTreeMap<String, Capabilities>,
     ) -> Result<Self, LoadError> {
+        Self::load_dir_with(engine, host, metrics, dir, grants, |_, _| Ok(true)).await
+    }
+
+    /// As [`Self::load_dir`], but `adjust` sees each plugin's manifest first:
+    /// it may change it (e.g. the agent sets a source's path from its own
+    /// config), skip the plugin (`Ok(false)`) or refuse it (`Err`).
+    pub async fn load_dir_with(
+        engine: &Arc<PluginEngine>,
+        host: &Arc<HostContext>,
+        metrics: &PluginMetrics,
+        dir: &Path,
+        grants: &BTreeMap<String, Capabilities>,
+        adjust: impl Fn(&str, &mut Manifest) -> Result<bool, String>,
+    ) -> Result<Self, LoadError> {
         let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
             path: dir.to_path_buf(),
             source,
@@ -49,8 +63,22 @@ impl PluginSet {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match Plugin::load(engine, host, metrics, &manifest, grants.get(&name)).await {
-                Ok(plugin) => set.plugins.push(Arc::new(plugin)),
+            let loaded = async {
+                let mut parsed = Plugin::read_manifest(&manifest)?;
+                if !adjust(&name, &mut parsed).map_err(|message| LoadError::Manifest {
+                    path: manifest.clone(),
+                    message,
+                })? {
+                    return Ok(None);
+                }
+                let dir = manifest.parent().unwrap_or(Path::new("."));
+                Plugin::from_manifest(engine, host, metrics, &name, parsed, dir, grants.get(&name))
+                    .await
+                    .map(Some)
+            };
+            match loaded.await {
+                Ok(None) => {}
+                Ok(Some(plugin)) => set.plugins.push(Arc::new(plugin)),
                 Err(error) => {
                     tracing::error!(%error, "plugin skipped");
                     set.skipped.push(error);

@@ -203,22 +203,27 @@ impl Plugin {
         manifest_path: &Path,
         operator_grant: Option<&Capabilities>,
     ) -> Result<Self, LoadError> {
-        let manifest_error = |message: String| LoadError::Manifest {
-            path: manifest_path.to_path_buf(),
-            message,
-        };
-        let bytes = std::fs::read(manifest_path).map_err(|source| LoadError::Read {
-            path: manifest_path.to_path_buf(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| manifest_error("not UTF-8".into()))?;
-        let manifest = Manifest::parse(&text).map_err(manifest_error)?;
+        let manifest = Self::read_manifest(manifest_path)?;
         let name = manifest_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dir = manifest_path.parent().unwrap_or(Path::new("."));
         Self::from_manifest(engine, host, metrics, &name, manifest, dir, operator_grant).await
+    }
+
+    /// Reads and parses the manifest at `path`.
+    pub fn read_manifest(path: &Path) -> Result<Manifest, LoadError> {
+        let manifest_error = |message: String| LoadError::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| manifest_error("not UTF-8".into()))?;
+        Manifest::parse(&text).map_err(manifest_error)
     }
 
     /// Loads plugin `name` from a parsed manifest; a relative component path is

@@ -98,6 +98,16 @@ fn container(
     })
 }
 
+/// Where a pod came from (`file`, `http`, `api`): its
+/// `kubernetes.io/config.source` annotation, else `default`.
+pub fn config_source<'a>(pod: &'a k8s::Pod, default: &'a str) -> &'a str {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubernetes.io/config.source"))
+        .map_or(default, String::as_str)
+}
+
 /// The plugin view of `pod`, which came from `source` (`file`, `http`, `api`).
 /// Errors name the field that could not be represented.
 pub fn pod_view(pod: &k8s::Pod, source: &str) -> Result<types::Pod, String> {

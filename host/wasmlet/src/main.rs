@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use wasmlet_core::{RuntimeInfo, RuntimeStatus, SandboxFilter, SandboxRuntime};
 use wasmlet_cri::{CriClient, CriConfig};
 
+mod daemon;
 mod node_facts;
 mod plugin_cmd;
 
@@ -19,26 +20,18 @@ mod plugin_cmd;
 #[command(version, about)]
 struct Cli {
     /// The CRI runtime's unix socket (`unix://` prefix optional).
-    #[arg(
-        long,
-        global = true,
-        env = "WASMLET_RUNTIME_ENDPOINT",
-        default_value = "/run/wasmlet/containerd/containerd.sock"
-    )]
-    runtime_endpoint: PathBuf,
+    /// [default: /run/wasmlet/containerd/containerd.sock]
+    #[arg(long, global = true, env = "WASMLET_RUNTIME_ENDPOINT")]
+    runtime_endpoint: Option<PathBuf>,
 
-    /// Deadline of each runtime call except image pulls.
-    #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
-    runtime_request_timeout: Duration,
+    /// Deadline of each runtime call except image pulls [default: 2m].
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    runtime_request_timeout: Option<Duration>,
 
-    /// Where compiled plugins are cached between runs ("" for no cache).
-    #[arg(
-        long,
-        global = true,
-        env = "WASMLET_PLUGIN_CACHE",
-        default_value = "/var/cache/wasmlet/plugins"
-    )]
-    plugin_cache: PathBuf,
+    /// Where compiled plugins are cached between runs ("" for no cache)
+    /// [default: /var/cache/wasmlet/plugins].
+    #[arg(long, global = true, env = "WASMLET_PLUGIN_CACHE")]
+    plugin_cache: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -46,6 +39,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node agent: pods from the sources, admitted by the admission
+    /// plugins, kept running on the runtime. Stops on SIGTERM; pods keep running.
+    Run(daemon::RunArgs),
     /// Print the runtime's name, version, CRI API version and readiness conditions.
     ///
     /// Exits non-zero when the runtime cannot be reached or a condition a node
@@ -73,11 +69,36 @@ async fn main() -> ExitCode {
         .init();
 
     let cli = Cli::parse();
-    let runtime = CriClient::new(
-        CriConfig::new(&cli.runtime_endpoint).with_call_timeout(cli.runtime_request_timeout),
-    );
-    let cache = (!cli.plugin_cache.as_os_str().is_empty()).then(|| cli.plugin_cache.clone());
-    let outcome = match cli.command {
+    let command = match cli.command {
+        Command::Run(args) => {
+            let globals = daemon::GlobalOverrides {
+                runtime_endpoint: cli.runtime_endpoint,
+                runtime_request_timeout: cli.runtime_request_timeout,
+                plugin_cache: cli.plugin_cache,
+            };
+            return match daemon::run(args, globals).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wasmlet: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        other => other,
+    };
+    let endpoint = cli
+        .runtime_endpoint
+        .unwrap_or_else(|| daemon::DEFAULT_ENDPOINT.into());
+    let timeout = cli
+        .runtime_request_timeout
+        .unwrap_or(Duration::from_secs(120));
+    let runtime = CriClient::new(CriConfig::new(&endpoint).with_call_timeout(timeout));
+    let plugin_cache = cli
+        .plugin_cache
+        .unwrap_or_else(|| "/var/cache/wasmlet/plugins".into());
+    let cache = (!plugin_cache.as_os_str().is_empty()).then_some(plugin_cache);
+    let outcome = match command {
+        Command::Run(_) => Ok(ExitCode::SUCCESS), // handled above
         Command::RuntimeInfo => runtime_info(&runtime).await,
         Command::RuntimeReset => runtime_reset(&runtime).await,
         Command::Plugin(command) => plugin_cmd::run(command, cache).await,
@@ -218,7 +239,7 @@ mod tests {
             "30s",
         ])
         .expect("valid command line");
-        assert_eq!(cli.runtime_request_timeout, Duration::from_secs(30));
+        assert_eq!(cli.runtime_request_timeout, Some(Duration::from_secs(30)));
         assert!(matches!(cli.command, Command::RuntimeInfo));
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1 as k8s;
 use serde::Deserialize;
 use wasmlet_plugin_host::{
     Decision, HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet,
-    node_view, pod_view,
+    config_source, node_view, pod_view,
 };
 
 use crate::node_facts;
@@ -260,7 +260,8 @@ async fn run_once(
     )
     .await?;
     let pod: k8s::Pod = read_yaml(pod)?;
-    let view = pod_view(&pod, "file").map_err(|e| anyhow::anyhow!("pod: {e}"))?;
+    let view =
+        pod_view(&pod, config_source(&pod, "file")).map_err(|e| anyhow::anyhow!("pod: {e}"))?;
     let node = node_or_local(node)?;
     println!(
         "plugin    {} ({}, wit {})",
@@ -391,14 +392,14 @@ async fn test_dir(tools: &Tools, dir: &Path) -> anyhow::Result<ExitCode> {
             let views = |pods: &[k8s::Pod]| -> anyhow::Result<Vec<_>> {
                 pods.iter()
                     .map(|p| {
-                        pod_view(p, "file")
+                        pod_view(p, config_source(p, "file"))
                             .map_err(|e| anyhow::anyhow!("{}: active pod: {e}", file.display()))
                     })
                     .collect()
             };
             let shared_active = views(&tests.active_pods)?;
             for case in &tests.cases {
-                let pod = pod_view(&case.pod, "file").map_err(|e| {
+                let pod = pod_view(&case.pod, config_source(&case.pod, "file")).map_err(|e| {
                     anyhow::anyhow!("{}: case {:?}: pod: {e}", file.display(), case.name)
                 })?;
                 let active = match &case.active_pods {

@@ -26,20 +26,26 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Every plugin under plugins/examples: a directory with a manifest.
+/// The manifest in `dir` (not Cargo.toml), if there is one.
+fn manifest_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml"))
+}
+
+/// Every admission plugin under plugins/examples and plugins/builtin. (Pod
+/// sources have component tests of their own, in the plugin host's tests.)
 fn example_plugins() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("plugins/examples"))
-        .expect("plugins/examples")
+    let mut dirs: Vec<PathBuf> = ["plugins/examples", "plugins/builtin"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(repo().join(d)).expect("plugin dir"))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|d| {
-            std::fs::read_dir(d).is_ok_and(|mut entries| {
-                entries.any(|e| {
-                    e.is_ok_and(|e| {
-                        let p = e.path();
-                        p.extension().is_some_and(|x| x == "toml") && !p.ends_with("Cargo.toml")
-                    })
-                })
+            manifest_in(d).is_some_and(|m| {
+                std::fs::read_to_string(m).is_ok_and(|t| t.contains("kind = \"admission\""))
             })
         })
         .collect();

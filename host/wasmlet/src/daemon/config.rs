@@ -1,0 +1,163 @@
+//! The agent's configuration: a YAML file in the spirit of the kubelet's
+//! KubeletConfiguration (same field names where the kubelet has one), flags
+//! that override it, and defaults for everything, so it runs with neither.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Taint;
+use serde::Deserialize;
+use wasmlet_plugin_host::Capabilities;
+
+pub const DEFAULT_ENDPOINT: &str = "/run/wasmlet/containerd/containerd.sock";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AgentFileConfig {
+    /// Default: the host name.
+    pub node_name: Option<String>,
+    /// The node's address (host-network pods' IP). Default: none.
+    #[serde(rename = "nodeIP")]
+    pub node_ip: Option<IpAddr>,
+    /// Labels of the node, for admission (node selectors, affinity); the
+    /// well-known ones (hostname, os, arch) are always there.
+    pub node_labels: BTreeMap<String, String>,
+    /// Taints of the node, for admission.
+    pub register_with_taints: Vec<Taint>,
+    /// Static pod manifests (the file source). Empty: no file source.
+    pub static_pod_path: Option<PathBuf>,
+    /// A URL serving a Pod or PodList (the http source). Empty: none.
+    #[serde(rename = "staticPodURL")]
+    pub static_pod_url: Option<String>,
+    /// Headers for the manifest URL, as the kubelet's `staticPodURLHeader`.
+    #[serde(rename = "staticPodURLHeader")]
+    pub static_pod_url_header: BTreeMap<String, Vec<String>>,
+    #[serde(with = "humantime_serde")]
+    pub file_check_frequency: Duration,
+    #[serde(with = "humantime_serde")]
+    pub http_check_frequency: Duration,
+    /// Periodic resync of every pod.
+    #[serde(with = "humantime_serde")]
+    pub sync_frequency: Duration,
+    /// The PLEG's relist period.
+    #[serde(with = "humantime_serde")]
+    pub relist_period: Duration,
+    pub container_runtime_endpoint: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub runtime_request_timeout: Duration,
+    /// The plugin directory: manifests (`*.toml`) next to their components.
+    pub plugin_dir: PathBuf,
+    /// Where compiled plugins are cached ("" for none).
+    pub plugin_cache_dir: PathBuf,
+    /// Admission plugins, in the order they run. Default: every admission
+    /// plugin in the directory, by name.
+    pub admission_plugins: Option<Vec<String>>,
+    /// The operator's grants, by plugin name: a plugin gets at most what its
+    /// manifest asks for and what is granted here.
+    pub plugin_grants: BTreeMap<String, Capabilities>,
+    /// Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<n>.log`.
+    pub pod_logs_dir: PathBuf,
+    /// HTTP (`/healthz`, `/pods`, `/metrics`, `/events`): address and port.
+    pub address: IpAddr,
+    pub read_only_port: u16,
+    /// How long shutdown waits for the pod workers.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace_period: Duration,
+}
+
+impl Default for AgentFileConfig {
+    fn default() -> Self {
+        Self {
+            node_name: None,
+            node_ip: None,
+            node_labels: BTreeMap::new(),
+            register_with_taints: Vec::new(),
+            static_pod_path: Some("/etc/wasmlet/manifests".into()),
+            static_pod_url: None,
+            static_pod_url_header: BTreeMap::new(),
+            file_check_frequency: Duration::from_secs(20),
+            http_check_frequency: Duration::from_secs(20),
+            sync_frequency: Duration::from_secs(60),
+            relist_period: Duration::from_secs(1),
+            container_runtime_endpoint: DEFAULT_ENDPOINT.into(),
+            runtime_request_timeout: Duration::from_secs(120),
+            plugin_dir: "/usr/lib/wasmlet/plugins".into(),
+            plugin_cache_dir: "/var/cache/wasmlet/plugins".into(),
+            admission_plugins: None,
+            plugin_grants: BTreeMap::new(),
+            pod_logs_dir: "/var/log/pods".into(),
+            address: IpAddr::from([127, 0, 0, 1]),
+            read_only_port: 10255,
+            shutdown_grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AgentFileConfig {
+    /// Reads `path`; errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Durations as `20s`, `1m30s`.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        assert_eq!(AgentFileConfig::parse(""), Ok(AgentFileConfig::default()));
+    }
+
+    #[test]
+    fn reads_kubelet_style_fields() {
+        let config = AgentFileConfig::parse(
+            "nodeName: n1\nstaticPodPath: /m\nstaticPodURL: http://10.0.0.1/pods\nfileCheckFrequency: 5s\nreadOnlyPort: 12000\nadmissionPlugins: [taints, host-ports]\npluginGrants:\n  file-source:\n    read-dirs: [/m]\n",
+        )
+        .expect("valid");
+        assert_eq!(config.node_name.as_deref(), Some("n1"));
+        assert_eq!(config.file_check_frequency, Duration::from_secs(5));
+        assert_eq!(config.read_only_port, 12000);
+        assert_eq!(
+            config.admission_plugins,
+            Some(vec!["taints".into(), "host-ports".into()])
+        );
+        assert_eq!(
+            config.plugin_grants["file-source"].read_dirs,
+            [PathBuf::from("/m")]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = AgentFileConfig::parse("fileCheckFrequency: soon\n").expect_err("bad");
+        assert!(
+            e.contains("soon") || e.contains("fileCheckFrequency"),
+            "{e}"
+        );
+        let e = AgentFileConfig::parse("nodeNmae: x\n").expect_err("typo");
+        assert!(e.contains("nodeNmae"), "{e}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The agent's read-only HTTP endpoint (as the kubelet's read-only port):
+//! `/healthz`, `/pods`, `/metrics`, `/events`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use wasmlet_agent::AgentView;
+
+#[derive(Debug)]
+pub struct Endpoints {
+    pub view: AgentView,
+    pub registry: Registry,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            e.to_string(),
+        ),
+    }
+}
+
+impl Endpoints {
+    fn serve(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+        }
+        match request.uri().path() {
+            "/healthz" => match self.view.healthy() {
+                Ok(()) => reply(StatusCode::OK, "text/plain", "ok"),
+                Err(why) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", why),
+            },
+            "/pods" | "/pods/" => json(&serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": self.view.statuses.list(),
+            })),
+            "/events" => json(&serde_json::json!({
+                "kind": "EventList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": self.view.events.list(),
+            })),
+            "/metrics" => {
+                let mut text = String::new();
+                match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+                    Ok(()) => reply(
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        text,
+                    ),
+                    Err(e) => reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        e.to_string(),
+                    ),
+                }
+            }
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// Binds `address` (so a taken port fails the start, not later).
+pub async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the HTTP endpoint {address}: {e}"))
+}
+
+/// Serves until `shutdown`; connections in flight are dropped then.
+pub async fn serve(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting an HTTP connection");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let endpoints = endpoints.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = endpoints.serve(&request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.abort_all();
+}

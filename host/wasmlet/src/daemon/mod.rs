@@ -1,0 +1,354 @@
+//! `wasmlet run`: the node agent as a daemon. Config → build → spawn → wait
+//! for a signal → drain. Pods keep running when the agent stops.
+
+mod config;
+mod http;
+mod plugins;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::{Agent, AgentConfig};
+use wasmlet_cri::{CriClient, CriConfig};
+use wasmlet_plugin_host::{
+    HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet, node_view,
+};
+
+pub use config::{AgentFileConfig, DEFAULT_ENDPOINT};
+
+use crate::node_facts;
+
+/// The built-in sources, configured from the agent's own settings.
+const FILE_SOURCE: &str = "file-source";
+const HTTP_SOURCE: &str = "http-source";
+
+/// Flags of `wasmlet run`; each overrides the config file's field.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// The config file (YAML, KubeletConfiguration-style). Without it, the
+    /// embedded defaults apply.
+    #[arg(long, env = "WASMLET_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Directory of static pod manifests.
+    #[arg(long)]
+    pub static_pod_path: Option<PathBuf>,
+    /// URL of a Pod or PodList manifest.
+    #[arg(long)]
+    pub manifest_url: Option<String>,
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub pod_logs_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub read_only_port: Option<u16>,
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub file_check_frequency: Option<Duration>,
+}
+
+/// What the global flags say, when given.
+#[derive(Debug, Default)]
+pub struct GlobalOverrides {
+    pub runtime_endpoint: Option<PathBuf>,
+    pub runtime_request_timeout: Option<Duration>,
+    pub plugin_cache: Option<PathBuf>,
+}
+
+fn effective_config(args: &RunArgs, globals: GlobalOverrides) -> anyhow::Result<AgentFileConfig> {
+    let mut config = match &args.config {
+        Some(path) => AgentFileConfig::load(path).map_err(anyhow::Error::msg)?,
+        None => AgentFileConfig::default(),
+    };
+    if let Some(v) = &args.node_name {
+        config.node_name = Some(v.clone());
+    }
+    if let Some(v) = &args.static_pod_path {
+        config.static_pod_path = (!v.as_os_str().is_empty()).then(|| v.clone());
+    }
+    if let Some(v) = &args.manifest_url {
+        config.static_pod_url = (!v.is_empty()).then(|| v.clone());
+    }
+    if let Some(v) = &args.plugin_dir {
+        config.plugin_dir = v.clone();
+    }
+    if let Some(v) = &args.pod_logs_dir {
+        config.pod_logs_dir = v.clone();
+    }
+    if let Some(v) = args.read_only_port {
+        config.read_only_port = v;
+    }
+    if let Some(v) = args.file_check_frequency {
+        config.file_check_frequency = v;
+    }
+    if let Some(v) = globals.runtime_endpoint {
+        config.container_runtime_endpoint = v;
+    }
+    if let Some(v) = globals.runtime_request_timeout {
+        config.runtime_request_timeout = v;
+    }
+    if let Some(v) = globals.plugin_cache {
+        config.plugin_cache_dir = v;
+    }
+    Ok(config)
+}
+
+/// Points the built-in sources at what the operator configured, and grants
+/// them exactly that; skips a built-in source the config does not use.
+fn configure_builtin(
+    config: &AgentFileConfig,
+    name: &str,
+    manifest: &mut Manifest,
+) -> Result<bool, String> {
+    if manifest.kind != Kind::PodSource {
+        return Ok(true);
+    }
+    let settings = |pairs: serde_json::Value| -> serde_json::Value {
+        let mut merged = manifest.settings.clone();
+        if let (Some(target), Some(source)) = (merged.as_object_mut(), pairs.as_object()) {
+            for (k, v) in source {
+                target.insert(k.clone(), v.clone());
+            }
+        } else {
+            merged = pairs;
+        }
+        merged
+    };
+    match name {
+        FILE_SOURCE => {
+            let Some(path) = &config.static_pod_path else {
+                return Ok(false);
+            };
+            if !path.is_absolute() {
+                return Err(format!("staticPodPath {} is not absolute", path.display()));
+            }
+            std::fs::create_dir_all(path)
+                .map_err(|e| format!("staticPodPath {}: {e}", path.display()))?;
+            manifest.settings = settings(serde_json::json!({
+                "path": path,
+                "check-frequency-ms": config.file_check_frequency.as_millis() as u64,
+            }));
+            manifest.capabilities.read_dirs = vec![path.clone()];
+            Ok(true)
+        }
+        HTTP_SOURCE => {
+            let Some(url) = &config.static_pod_url else {
+                return Ok(false);
+            };
+            let destination = url_destination(url)?;
+            manifest.settings = settings(serde_json::json!({
+                "url": url,
+                "header": config.static_pod_url_header,
+                "check-frequency-ms": config.http_check_frequency.as_millis() as u64,
+            }));
+            manifest.capabilities.connect = vec![destination];
+            Ok(true)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// `ip:port` of an `http://ip[:port]/...` URL: the one address the http
+/// source may reach.
+fn url_destination(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("staticPodURL {url:?}: only http:// URLs are supported"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    use std::net::ToSocketAddrs;
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("staticPodURL {url:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("staticPodURL {url:?}: no address"))?;
+    Ok(addr.to_string())
+}
+
+pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> {
+    let config = effective_config(&args, globals)?;
+    let node_name = config
+        .node_name
+        .clone()
+        .unwrap_or_else(node_facts::hostname)
+        .to_lowercase();
+    tracing::info!(node = %node_name, "starting wasmlet");
+
+    let runtime = Arc::new(CriClient::new(
+        CriConfig::new(&config.container_runtime_endpoint)
+            .with_call_timeout(config.runtime_request_timeout),
+    ));
+
+    let cache =
+        (!config.plugin_cache_dir.as_os_str().is_empty()).then(|| config.plugin_cache_dir.clone());
+    let engine = Arc::new(PluginEngine::new(cache).context("plugin engine")?);
+    let host = Arc::new(HostContext {
+        node_name: node_name.clone(),
+        exec: Some(runtime.clone()),
+    });
+    let plugin_metrics = PluginMetrics::default();
+    let set = PluginSet::load_dir_with(
+        &engine,
+        &host,
+        &plugin_metrics,
+        &config.plugin_dir,
+        &config.plugin_grants,
+        |name, manifest| configure_builtin(&config, name, manifest),
+    )
+    .await
+    .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
+    tracing::info!("plugins:\n{}", set.table());
+
+    let chain = admission_chain(&set, config.admission_plugins.as_deref());
+    let sources: Vec<Arc<Plugin>> = set
+        .plugins
+        .iter()
+        .filter(|p| p.kind() == Kind::PodSource)
+        .cloned()
+        .collect();
+    let mut node = node_facts::local_node(&node_name);
+    if let Some(labels) = node.metadata.labels.as_mut() {
+        labels.extend(config.node_labels.clone());
+    }
+    if !config.register_with_taints.is_empty() {
+        node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            taints: Some(config.register_with_taints.clone()),
+            ..Default::default()
+        });
+    }
+    let node = node_view(&node).map_err(anyhow::Error::msg)?;
+
+    let mut agent_config = AgentConfig::new(node_name.clone());
+    agent_config.host_ip = config.node_ip.map(|ip| ip.to_string());
+    agent_config.log_root = config.pod_logs_dir.clone();
+    agent_config.sources = sources.iter().map(|p| p.name.clone()).collect();
+    agent_config.relist_period = config.relist_period;
+    agent_config.resync = config.sync_frequency;
+    agent_config.drain = config.shutdown_grace_period;
+
+    let metrics = AgentMetrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    plugin_metrics.register(&mut registry);
+    let agent = Agent::new(
+        runtime,
+        plugins::PluginAdmission { chain, node },
+        agent_config,
+        metrics,
+    );
+    let endpoints = Arc::new(http::Endpoints {
+        view: agent.view(),
+        registry,
+    });
+    let listener = http::bind(SocketAddr::new(config.address, config.read_only_port)).await?;
+    tracing::info!(
+        "serving /healthz, /pods, /metrics and /events on http://{}",
+        listener.local_addr()?
+    );
+
+    let (stop, shutdown) = watch::channel(false);
+    let (updates, config_rx) = mpsc::channel(16);
+    // The prober sends here once probes arrive; until then nothing does.
+    let (_probe_results, probe_rx) = mpsc::channel(64);
+    let mut tasks = JoinSet::new();
+    plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
+    drop(updates);
+    tasks.spawn(http::serve(listener, endpoints, shutdown.clone()));
+    tasks.spawn(agent.run(config_rx, probe_rx, shutdown.clone()));
+
+    wait_for_signal().await;
+    tracing::info!("shutting down; pods keep running");
+    let _ = stop.send(true);
+    let drain = config.shutdown_grace_period + Duration::from_secs(5);
+    if tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!("tasks did not stop within {drain:?}; leaving them");
+    }
+    Ok(())
+}
+
+/// The admission plugins in the configured order, or all of them by name.
+fn admission_chain(set: &PluginSet, order: Option<&[String]>) -> Vec<Arc<Plugin>> {
+    let admission = |p: &&Arc<Plugin>| p.kind() == Kind::Admission;
+    match order {
+        None => set.plugins.iter().filter(admission).cloned().collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|name| {
+                let found = set.get(name).filter(admission).cloned();
+                if found.is_none() {
+                    tracing::error!(plugin = %name, "configured admission plugin is not loaded; skipped");
+                }
+                found
+            })
+            .collect(),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_source_may_reach_only_the_urls_host() {
+        assert_eq!(
+            url_destination("http://127.0.0.1:8080/pods.yaml"),
+            Ok("127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            url_destination("http://10.0.0.5/x"),
+            Ok("10.0.0.5:80".into())
+        );
+        assert!(url_destination("https://10.0.0.5/x").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let args = RunArgs {
+            node_name: Some("flag-node".into()),
+            read_only_port: Some(1234),
+            static_pod_path: Some(PathBuf::new()),
+            ..Default::default()
+        };
+        let config = effective_config(&args, GlobalOverrides::default()).expect("config");
+        assert_eq!(config.node_name.as_deref(), Some("flag-node"));
+        assert_eq!(config.read_only_port, 1234);
+        assert_eq!(
+            config.static_pod_path, None,
+            "an empty path turns the file source off"
+        );
+    }
+}
