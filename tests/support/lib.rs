@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod daemon;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,487 @@
+//! The agent (`wasmlet run`) against the real containerd: static pods from a
+//! manifest directory, through the built-in admission plugins, to running
+//! containers and back to nothing.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml, repo};
+use wasmlet_tests::{Node, http_get};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn restarts(pod: &Value) -> i64 {
+    first_container(pod)["restartCount"].as_i64().unwrap_or(-1)
+}
+
+fn waiting_reason(container: &Value) -> &str {
+    container["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_pod_runs_with_an_ip_is_ready_and_leaves_nothing_behind() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "web", "");
+    agent.start();
+    agent.write_manifest(
+        "web.yaml",
+        &pod_yaml("web", &node.test_image, &["httpd", "-f", "-p", "8080"], ""),
+    );
+    let pod = agent
+        .wait_pod("web", MINUTE, |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let ip: std::net::IpAddr = pod["status"]["podIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+        .expect("a pod IP");
+    let response = http_get(ip, 8080, Duration::from_secs(10))
+        .await
+        .expect("httpd answers on the pod IP");
+    assert!(response.starts_with("HTTP/1."), "{response}");
+    let reasons: Vec<String> = agent
+        .events()
+        .await
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
+    for expected in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "{expected} in {reasons:?}"
+        );
+    }
+    assert_eq!(agent.runtime_objects().await, (1, 1));
+
+    agent.remove_manifest("web.yaml");
+    agent.wait_gone("web", MINUTE).await;
+    assert_eq!(
+        agent.runtime_objects().await,
+        (0, 0),
+        "every runtime object is gone"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_manifest_replaces_the_pod_with_the_new_spec() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "edit", "");
+    agent.start();
+    agent.write_manifest(
+        "app.yaml",
+        &pod_yaml("app", &node.test_image, &["sleep", "3600"], ""),
+    );
+    let before = agent
+        .wait_pod("app", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let old_uid = before["metadata"]["uid"].clone();
+
+    agent.write_manifest(
+        "app.yaml",
+        &pod_yaml("app", &node.test_image, &["sleep", "7200"], ""),
+    );
+    let after = agent
+        .wait_pod("app", MINUTE, |p| {
+            p["metadata"]["uid"] != old_uid && phase(p) == "Running"
+        })
+        .await;
+    assert_eq!(after["spec"]["containers"][0]["command"][1], "7200");
+    assert_ne!(
+        first_container(&after)["containerID"],
+        first_container(&before)["containerID"]
+    );
+    // The old pod's objects go once it has stopped: one sandbox, one container.
+    let give_up = tokio::time::Instant::now() + MINUTE;
+    while agent.runtime_objects().await != (1, 1) {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "old pod not cleaned up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_with_growing_back_off() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "crash", "");
+    agent.start();
+    agent.write_manifest(
+        "crash.yaml",
+        &pod_yaml(
+            "crash",
+            &node.test_image,
+            &["sh", "-c", "sleep 1; exit 3"],
+            "",
+        ),
+    );
+    // Exits: 1st restarts at once, 2nd waits 10 s, 3rd is told to wait 20 s.
+    let pod = agent
+        .wait_pod("crash", Duration::from_secs(90), |p| {
+            first_container(p)["state"]["waiting"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("back-off 20s"))
+        })
+        .await;
+    let container = first_container(&pod);
+    assert_eq!(waiting_reason(container), "CrashLoopBackOff");
+    assert!(restarts(&pod) >= 2, "{container}");
+    assert_eq!(container["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(container["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(
+        phase(&pod),
+        "Running",
+        "restartPolicy Always keeps the pod Running"
+    );
+    let backoffs = agent
+        .events()
+        .await
+        .iter()
+        .filter(|e| e["reason"] == "BackOff")
+        .count();
+    assert!(backoffs >= 2, "a BackOff event per back-off");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_never_and_on_failure_are_honoured() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "policy", "");
+    agent.start();
+    agent.write_manifest(
+        "never.yaml",
+        &pod_yaml(
+            "never",
+            &node.test_image,
+            &["sh", "-c", "exit 1"],
+            "  restartPolicy: Never\n",
+        ),
+    );
+    agent.write_manifest(
+        "onfailure.yaml",
+        &pod_yaml(
+            "onfailure",
+            &node.test_image,
+            &["sh", "-c", "exit 0"],
+            "  restartPolicy: OnFailure\n",
+        ),
+    );
+    let never = agent
+        .wait_pod("never", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(restarts(&never), 0);
+    assert_eq!(
+        first_container(&never)["state"]["terminated"]["reason"],
+        "Error"
+    );
+    let done = agent
+        .wait_pod("onfailure", MINUTE, |p| phase(p) == "Succeeded")
+        .await;
+    assert_eq!(restarts(&done), 0);
+    assert_eq!(
+        first_container(&done)["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    // Finished pods keep their containers (for status and logs), not their sandboxes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let never = agent.pod("never").await.expect("still listed");
+    assert_eq!(restarts(&never), 0, "Never: not restarted");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_and_a_failing_one_blocks_the_app() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "init", "");
+    agent.start();
+    let image = &node.test_image;
+    agent.write_manifest(
+        "ordered.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: ordered}}\nspec:\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - {{name: first, image: {image}, command: [sh, -c, 'sleep 1']}}\n  - {{name: second, image: {image}, command: [sh, -c, 'sleep 1']}}\n  containers:\n  - {{name: app, image: {image}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    agent.write_manifest(
+        "blocked.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: blocked}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - {{name: fails, image: {image}, command: [sh, -c, 'exit 7']}}\n  containers:\n  - {{name: app, image: {image}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    let ordered = agent
+        .wait_pod("ordered", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let inits = ordered["status"]["initContainerStatuses"]
+        .as_array()
+        .expect("init statuses");
+    let finished = |i: usize| {
+        inits[i]["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let started = |i: usize| {
+        inits[i]["state"]["terminated"]["startedAt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(inits[0]["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(inits[1]["state"]["terminated"]["reason"], "Completed");
+    assert!(
+        finished(0) <= started(1),
+        "second started after first finished: {inits:?}"
+    );
+    assert_eq!(condition(&ordered, "Initialized").as_deref(), Some("True"));
+
+    let blocked = agent
+        .wait_pod("blocked", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(
+        blocked["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        7
+    );
+    let app = first_container(&blocked);
+    assert_eq!(waiting_reason(app), "PodInitializing", "{app}");
+    assert!(
+        app["containerID"].is_null(),
+        "the app container was never created"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_per_policy_and_a_missing_one_backs_off() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "pull", "");
+    agent.start();
+    agent.write_manifest(
+        "pulled.yaml",
+        &pod_yaml("pulled", &node.pull_image, &["sleep", "3600"], ""),
+    );
+    agent.write_manifest(
+        "missing.yaml",
+        &pod_yaml("missing", &node.missing_image, &["sleep", "3600"], ""),
+    );
+    let pulled = agent
+        .wait_pod("pulled", MINUTE, |p| phase(p) == "Running")
+        .await;
+    assert!(
+        first_container(&pulled)["imageID"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{pulled}"
+    );
+    agent
+        .wait_pod("missing", MINUTE, |p| {
+            waiting_reason(first_container(p)) == "ErrImagePull"
+        })
+        .await;
+    agent
+        .wait_pod("missing", MINUTE, |p| {
+            waiting_reason(first_container(p)) == "ImagePullBackOff"
+        })
+        .await;
+    let events = agent.events().await;
+    let pulled_from_registry = events.iter().any(|e| {
+        e["reason"] == "Pulled"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Successfully pulled image"))
+    });
+    assert!(pulled_from_registry, "{events:?}");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_plugins_reject_what_they_should_and_start_nothing() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(
+        &node,
+        "admit",
+        "nodeLabels: {zone: east}\nregisterWithTaints:\n- {key: dedicated, value: infra, effect: NoExecute}\n",
+    );
+    agent.start();
+    let image = &node.test_image;
+    agent.write_manifest(
+        "ports-a.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: ports-a}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - {{name: main, image: {image}, command: [sleep, '3600'], ports: [{{containerPort: 80, hostPort: 18080}}]}}\n"
+        ),
+    );
+    // Static pods are exempt from taints, as in the kubelet: it runs.
+    agent
+        .wait_pod("ports-a", MINUTE, |p| phase(p) == "Running")
+        .await;
+
+    let rejected = [
+        (
+            "hungry",
+            "  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], resources: {requests: {cpu: '4000'}}}\n",
+            "OutOfcpu",
+        ),
+        (
+            "elsewhere",
+            "  nodeSelector: {zone: west}\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1']}\n",
+            "NodeAffinity",
+        ),
+        (
+            "ports-b",
+            "  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], ports: [{containerPort: 81, hostPort: 18080}]}\n",
+            "NodePorts",
+        ),
+    ];
+    for (name, spec, _) in &rejected {
+        agent.write_manifest(
+            &format!("{name}.yaml"),
+            &format!(
+                "kind: Pod\nmetadata: {{name: {name}}}\nspec:\n{}",
+                spec.replace("IMAGE", image)
+            ),
+        );
+    }
+    for (name, _, reason) in rejected {
+        let pod = agent.wait_pod(name, MINUTE, |p| phase(p) == "Failed").await;
+        assert_eq!(pod["status"]["reason"], reason, "{name}");
+        assert!(
+            pod["status"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Pod was rejected: ")),
+            "{pod}"
+        );
+        let event = agent.events().await.into_iter().any(|e| {
+            e["reason"] == reason
+                && e["involvedObject"]["name"] == format!("{name}-{}", agent.node_name)
+        });
+        assert!(event, "a {reason} event for {name}");
+    }
+    assert_eq!(agent.runtime_objects().await, (1, 1), "only ports-a runs");
+    let metrics = agent.get_text("/metrics").await.unwrap_or_default();
+    assert!(
+        metrics.contains("kubelet_admission_rejections_total{reason=\"OutOfcpu\"} 1"),
+        "{metrics}"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_manifest_is_reported_and_the_good_ones_still_run() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "bad", "");
+    agent.start();
+    agent.write_manifest(
+        "good.yaml",
+        &pod_yaml("good", &node.test_image, &["sleep", "3600"], ""),
+    );
+    agent.write_manifest(
+        "bad.yaml",
+        "kind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - {name: main}\n",
+    );
+    agent
+        .wait_pod("good", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let log = agent.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("bad.yaml")
+                && l.contains("spec.containers[0].image: Required value")),
+        "the agent's log names the file and the field:\n{log}"
+    );
+    assert!(agent.pod("bad").await.is_none());
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_pod_from_two_sources_runs_once() {
+    let node = Node::from_env();
+    // A second file source, next to the built-in plugins, reading its own directory.
+    let probe = Daemon::new(&node, "dup", "");
+    let second_dir = probe.dir.join("second");
+    let plugins = probe.dir.join("plugins");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    std::fs::create_dir_all(&plugins).expect("dir");
+    for entry in std::fs::read_dir(repo().join("target/plugins"))
+        .expect("built-in plugins")
+        .flatten()
+    {
+        std::fs::copy(entry.path(), plugins.join(entry.file_name())).expect("copy plugin");
+    }
+    let dir = second_dir.display().to_string();
+    std::fs::write(
+        plugins.join("second-files.toml"),
+        format!(
+            "kind = \"pod-source\"\nwit = \"0.1.0\"\ncomponent = \"file-source.wasm\"\n[settings]\npath = {dir:?}\n[capabilities]\nread-dirs = [{dir:?}]\n"
+        ),
+    )
+    .expect("manifest");
+    let mut agent = probe.with_plugin_dir(plugins);
+    agent.start();
+    let yaml = pod_yaml("twin", &node.test_image, &["sleep", "3600"], "");
+    agent.write_manifest("twin.yaml", &yaml);
+    std::fs::write(second_dir.join("twin.yaml"), &yaml).expect("write");
+
+    agent
+        .wait_pod("twin", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let give_up = tokio::time::Instant::now() + MINUTE;
+    loop {
+        let dropped = agent.log().contains("already comes from source");
+        if dropped {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "no drop reported:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(agent.pods().await.len(), 1);
+    assert_eq!(agent.runtime_objects().await, (1, 1), "runs once");
+    let _ = std::fs::remove_file(second_dir.join("twin.yaml"));
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_with_sigkill_adopts_its_pods_on_restart() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "adopt", "");
+    agent.start();
+    let image = &node.test_image;
+    agent.write_manifest(
+        "adopt.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: adopt}}\nspec:\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - {{name: once, image: {image}, command: [sh, -c, 'exit 0']}}\n  containers:\n  - {{name: main, image: {image}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    let before = agent
+        .wait_pod("adopt", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let init_id = before["status"]["initContainerStatuses"][0]["containerID"].clone();
+    let main_id = first_container(&before)["containerID"].clone();
+
+    agent.kill_9();
+    agent.start();
+    // Wait for the new agent's view, then give it several sync rounds.
+    agent
+        .wait_pod("adopt", MINUTE, |p| phase(p) == "Running")
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = agent.pod("adopt").await.expect("listed");
+    assert_eq!(
+        first_container(&after)["containerID"],
+        main_id,
+        "not restarted"
+    );
+    assert_eq!(restarts(&after), 0);
+    assert_eq!(
+        after["status"]["initContainerStatuses"][0]["containerID"], init_id,
+        "the finished init container did not run again"
+    );
+    assert_eq!(agent.runtime_objects().await, (1, 2));
+    agent.finish().await;
+}

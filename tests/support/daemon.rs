@@ -1,0 +1,309 @@
+//! The `wasmlet run` daemon as a test drives it: its own node name (so agents
+//! sharing the containerd never touch each other's pods), manifest directory,
+//! log directory and port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmlet_core::{ContainerFilter, ContainerRuntime, Labels, SandboxFilter, SandboxRuntime};
+
+use crate::{Node, unique};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The agent binary: `WASMLET_BIN`, else the workspace's debug build (the
+/// test command builds the workspace before it tests).
+pub fn wasmlet_bin() -> PathBuf {
+    std::env::var_os("WASMLET_BIN")
+        .map_or_else(|| repo().join("target/debug/wasmlet"), PathBuf::from)
+}
+
+#[derive(Debug)]
+pub struct Daemon {
+    pub node_name: String,
+    pub dir: PathBuf,
+    pub manifests: PathBuf,
+    pub address: SocketAddr,
+    node: Node,
+    child: Option<Child>,
+    /// Extra YAML for the config file.
+    config: String,
+    plugin_dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Daemon {
+    /// A daemon (not yet started) with the built-in plugins and `config` as
+    /// extra lines of its config file.
+    pub fn new(node: &Node, tag: &str, config: &str) -> Self {
+        let node_name = unique(tag).to_lowercase();
+        let dir = std::env::temp_dir().join(format!("wasmlet-agent-{node_name}"));
+        let manifests = dir.join("manifests");
+        std::fs::create_dir_all(&manifests).expect("manifest dir");
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            node_name,
+            manifests,
+            dir,
+            node: node.clone(),
+            child: None,
+            config: config.to_owned(),
+            plugin_dir: repo().join("target/plugins"),
+        }
+    }
+
+    pub fn with_plugin_dir(mut self, dir: PathBuf) -> Self {
+        self.plugin_dir = dir;
+        self
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("agent.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Starts (or restarts) the agent process.
+    pub fn start(&mut self) {
+        let config = self.dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
+                self.node_name,
+                self.manifests.display(),
+                self.plugin_dir.display(),
+                self.dir.join("logs").display(),
+                self.address.port(),
+                self.config
+            ),
+        )
+        .expect("config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(wasmlet_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("WASMLET_RUNTIME_ENDPOINT", &self.node.socket)
+            .env(
+                "WASMLET_PLUGIN_CACHE",
+                std::env::temp_dir().join("wasmlet-test-plugin-cache"),
+            )
+            .env(
+                "RUST_LOG",
+                "wasmlet=info,wasmlet_agent=info,wasmlet_plugin_host=info",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", wasmlet_bin().display()));
+        self.child = Some(child);
+    }
+
+    /// Kills the agent with SIGKILL (pods stay as they are).
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the agent with SIGTERM and waits for it.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn write_manifest(&self, file: &str, text: &str) {
+        // Written aside and renamed in, so the source never reads half a file.
+        let tmp = self.manifests.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).expect("write manifest");
+        std::fs::rename(&tmp, self.manifests.join(file)).expect("rename manifest");
+    }
+
+    pub fn remove_manifest(&self, file: &str) {
+        std::fs::remove_file(self.manifests.join(file)).expect("remove manifest");
+    }
+
+    /// GET `path` from the agent: the body; None while it is not serving.
+    pub async fn get_text(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.ok()?;
+        Some(response.split_once("\r\n\r\n")?.1.to_owned())
+    }
+
+    /// GET `path` from the agent, as JSON.
+    pub async fn get(&self, path: &str) -> Option<Value> {
+        serde_json::from_str(&self.get_text(path).await?).ok()
+    }
+
+    pub async fn pods(&self) -> Vec<Value> {
+        self.get("/pods")
+            .await
+            .and_then(|list| list["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The pod named `name` (without the node suffix), if the agent lists it.
+    pub async fn pod(&self, name: &str) -> Option<Value> {
+        let full = format!("{name}-{}", self.node_name);
+        self.pods()
+            .await
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == full.as_str())
+    }
+
+    pub async fn events(&self) -> Vec<Value> {
+        self.get("/events")
+            .await
+            .and_then(|list| list["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Polls pod `name` until `check` holds; panics with the pod and the
+    /// agent's log after `within`.
+    pub async fn wait_pod(
+        &self,
+        name: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            let pod = self.pod(name).await;
+            if let Some(pod) = &pod
+                && check(pod)
+            {
+                return pod.clone();
+            }
+            if tokio::time::Instant::now() > give_up {
+                panic!(
+                    "pod {name} never got there; last seen: {}\nagent log:\n{}",
+                    pod.map_or_else(|| "nothing".into(), |p| p["status"].to_string()),
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the agent no longer lists pod `name`.
+    pub async fn wait_gone(&self, name: &str, within: Duration) {
+        let give_up = tokio::time::Instant::now() + within;
+        while self.pod(name).await.is_some() {
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "pod {name} was not removed; agent log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many sandboxes and containers the runtime has of this agent.
+    pub async fn runtime_objects(&self) -> (usize, usize) {
+        let runtime = self.node.client();
+        let labels = Labels::from([("io.wasmlet.agent".to_owned(), self.node_name.clone())]);
+        let sandboxes = runtime
+            .list_sandboxes(&SandboxFilter {
+                labels: labels.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list sandboxes");
+        let containers = runtime
+            .list_containers(&ContainerFilter {
+                labels,
+                ..Default::default()
+            })
+            .await
+            .expect("list containers");
+        (sandboxes.len(), containers.len())
+    }
+
+    /// Removes every manifest, waits until the runtime has nothing of this
+    /// agent left, and stops it.
+    pub async fn finish(mut self) {
+        for entry in std::fs::read_dir(&self.manifests)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = self.runtime_objects().await;
+            if left == (0, 0) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "runtime objects left behind: {left:?}; agent log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.terminate();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A failed test leaves its pods; the node's teardown removes them.
+        self.kill_9();
+    }
+}
+
+/// A single-container pod manifest.
+pub fn pod_yaml(name: &str, image: &str, command: &[&str], extra_spec: &str) -> String {
+    let command = command
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n{extra_spec}  containers:\n  - name: main\n    image: {image}\n    command: [{command}]\n"
+    )
+}
+
+/// `status.containerStatuses[0]` of a listed pod.
+pub fn first_container(pod: &Value) -> &Value {
+    &pod["status"]["containerStatuses"][0]
+}
+
+pub fn phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or_default()
+}
+
+pub fn condition(pod: &Value, kind: &str) -> Option<String> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
