@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The demo node on its embedded defaults: starts the real node (installing what is
-# missing), shows the runtime as wasmlet sees it, and runs a smoke pod through it.
-# The node stays up afterwards; `scripts/node.sh down` stops it.
+# The demo node: starts the real node (installing what is missing), builds the
+# agent and its built-in plugins, and runs `wasmlet run` in the foreground on
+# the example manifests in host/wasmlet/demo (copied to target/demo/manifests;
+# drop, edit or remove files there while it runs). Watch it with
+#   target/debug/wasmlet pods        # or: curl -s localhost:10255/pods
+# Ctrl-C stops the agent; its pods keep running (a restarted agent adopts
+# them). `scripts/node.sh down` stops the node and removes every pod.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,19 +13,26 @@ scripts/node.sh up
 eval "$(scripts/node.sh env)"
 scripts/build-plugins.sh
 cargo build --locked -q -p wasmlet
-cargo build --locked -q -p wasmlet-tests --example smoke_pod
 
 echo
 echo "== wasmlet runtime-info"
 target/debug/wasmlet runtime-info
-echo
-echo "== plugins (target/plugins)"
-target/debug/wasmlet plugin list target/plugins
-echo
-echo "== an admission decision: plugins/examples/pods/unlabelled.yaml"
-target/debug/wasmlet plugin run target/plugins/py-baseline.toml --pod plugins/examples/pods/unlabelled.yaml
-echo
-echo "== smoke pod"
-target/debug/examples/smoke_pod
-echo
-echo "The node is still running (scripts/node.sh down stops it)."
+
+mkdir -p target/demo/manifests target/demo/logs
+cp host/wasmlet/demo/*.yaml target/demo/manifests/
+
+cat <<'NOTE'
+
+== wasmlet run (Ctrl-C to stop; pods keep running)
+   manifests: target/demo/manifests   plugins: target/plugins
+   in another terminal:  target/debug/wasmlet pods
+                         curl -s localhost:10255/pods | python3 -m json.tool
+                         curl -s localhost:10255/metrics | grep ^kubelet_
+
+NOTE
+exec target/debug/wasmlet run \
+  --node-name demo \
+  --static-pod-path "$PWD/target/demo/manifests" \
+  --plugin-dir "$PWD/target/plugins" \
+  --pod-logs-dir "$PWD/target/demo/logs" \
+  --file-check-frequency 20s

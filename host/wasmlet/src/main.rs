@@ -14,6 +14,7 @@ use wasmlet_cri::{CriClient, CriConfig};
 mod daemon;
 mod node_facts;
 mod plugin_cmd;
+mod pods_cmd;
 
 /// A Kubernetes node agent whose policy points are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -52,6 +53,12 @@ enum Command {
     /// For tearing down a development or test node; the runtime must be one
     /// wasmlet owns alone.
     RuntimeReset,
+    /// List the pods of a running agent (its `/pods`) as a table.
+    Pods {
+        /// The agent's read-only HTTP address.
+        #[arg(long, default_value = "127.0.0.1:10255")]
+        address: std::net::SocketAddr,
+    },
     /// Inspect, run and test plugins on their own, without the agent.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -102,6 +109,7 @@ async fn main() -> ExitCode {
         Command::RuntimeInfo => runtime_info(&runtime).await,
         Command::RuntimeReset => runtime_reset(&runtime).await,
         Command::Plugin(command) => plugin_cmd::run(command, cache).await,
+        Command::Pods { address } => pods_cmd::run(address).await.map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
