@@ -485,3 +485,72 @@ async fn an_agent_killed_with_sigkill_adopts_its_pods_on_restart() {
     assert_eq!(agent.runtime_objects().await, (1, 2));
     agent.finish().await;
 }
+
+/// A manifest server: answers every request with the current (status, body).
+async fn manifest_server(
+    response: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut request = vec![0; 4096];
+            let _ = conn.read(&mut request).await;
+            let (status, body) = response.lock().map(|r| r.clone()).unwrap_or_default();
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_from_a_manifest_url_survive_server_errors_and_go_when_dropped() {
+    let node = Node::from_env();
+    let body = pod_yaml("remote", &node.test_image, &["sleep", "3600"], "");
+    let response = std::sync::Arc::new(std::sync::Mutex::new((200, body)));
+    let server = manifest_server(response.clone()).await;
+    let mut agent = Daemon::new(
+        &node,
+        "url",
+        &format!("staticPodURL: http://{server}/pods.yaml\nhttpCheckFrequency: 1s\n"),
+    );
+    agent.start();
+    let pod = agent
+        .wait_pod("remote", MINUTE, |p| phase(p) == "Running")
+        .await;
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "http"
+    );
+    let id = first_container(&pod)["containerID"].clone();
+
+    // A failing server changes nothing.
+    if let Ok(mut r) = response.lock() {
+        *r = (503, "down".into());
+    }
+    let give_up = tokio::time::Instant::now() + MINUTE;
+    while !agent.log().contains("HTTP status 503") {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "no failure seen:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still = agent.pod("remote").await.expect("still there");
+    assert_eq!(first_container(&still)["containerID"], id);
+
+    // An empty list removes it.
+    if let Ok(mut r) = response.lock() {
+        *r = (200, "kind: PodList\nitems: []\n".into());
+    }
+    agent.wait_gone("remote", MINUTE).await;
+    agent.finish().await;
+}

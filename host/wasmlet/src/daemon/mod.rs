@@ -145,10 +145,11 @@ fn configure_builtin(
             let destination = url_destination(url)?;
             manifest.settings = settings(serde_json::json!({
                 "url": url,
+                "connect-to": destination,
                 "header": config.static_pod_url_header,
                 "check-frequency-ms": config.http_check_frequency.as_millis() as u64,
             }));
-            manifest.capabilities.connect = vec![destination];
+            manifest.capabilities.connect = vec![destination.clone()];
             Ok(true)
         }
         _ => Ok(true),
