@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wasmlet_core::SandboxRuntime;
 use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml, repo};
 use wasmlet_tests::{Node, http_get};
 
@@ -55,6 +56,59 @@ async fn a_static_pod_runs_with_an_ip_is_ready_and_leaves_nothing_behind() {
         );
     }
     assert_eq!(agent.runtime_objects().await, (1, 1));
+    assert_eq!(agent.get_text("/healthz").await.as_deref(), Some("ok"));
+    // The gauges follow housekeeping (every 2 s).
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = agent.get_text("/metrics").await.unwrap_or_default();
+        if metrics.contains("kubelet_running_pods 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for name in [
+        "kubelet_running_pods 1",
+        "kubelet_pod_start_duration_seconds_count 1",
+        "kubelet_pleg_relist_duration_seconds_count",
+        "kubelet_pod_worker_duration_seconds_count{operation=\"create\"}",
+        "wasmlet_plugin_calls_total{plugin=\"node-resources\",call=\"admit\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} in:\n{metrics}");
+    }
+
+    // A sandbox that dies is recreated, with the next attempt.
+    let runtime = node.client();
+    let sandbox = runtime
+        .list_sandboxes(&wasmlet_core::SandboxFilter {
+            labels: [("io.wasmlet.agent".to_owned(), agent.node_name.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .remove(0);
+    runtime
+        .stop_sandbox(&sandbox.id)
+        .await
+        .expect("stop the sandbox");
+    agent
+        .wait_pod("web", MINUTE, |p| {
+            phase(p) == "Running" && first_container(p)["containerID"] != pod_container_id(&pod)
+        })
+        .await;
+    let attempts: Vec<u32> = runtime
+        .list_sandboxes(&wasmlet_core::SandboxFilter {
+            labels: [("io.wasmlet.agent".to_owned(), agent.node_name.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.metadata.attempt)
+        .collect();
+    assert!(
+        attempts.contains(&1),
+        "a new sandbox, attempt 1: {attempts:?}"
+    );
 
     agent.remove_manifest("web.yaml");
     agent.wait_gone("web", MINUTE).await;
@@ -553,4 +607,47 @@ async fn pods_from_a_manifest_url_survive_server_errors_and_go_when_dropped() {
     }
     agent.wait_gone("remote", MINUTE).await;
     agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_removed_while_the_agent_was_down_is_cleaned_up_after_restart() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "orphan", "");
+    agent.start();
+    agent.write_manifest(
+        "stay.yaml",
+        &pod_yaml("stay", &node.test_image, &["sleep", "3600"], ""),
+    );
+    agent.write_manifest(
+        "leave.yaml",
+        &pod_yaml("leave", &node.test_image, &["sleep", "3600"], ""),
+    );
+    agent
+        .wait_pod("stay", MINUTE, |p| phase(p) == "Running")
+        .await;
+    agent
+        .wait_pod("leave", MINUTE, |p| phase(p) == "Running")
+        .await;
+    agent.kill_9();
+    agent.remove_manifest("leave.yaml");
+    agent.start();
+    // Housekeeping finds the pod no source wants and removes it.
+    let give_up = tokio::time::Instant::now() + MINUTE;
+    while agent.runtime_objects().await != (1, 1) {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "orphan not removed:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stay = agent
+        .wait_pod("stay", MINUTE, |p| phase(p) == "Running")
+        .await;
+    assert_eq!(restarts(&stay), 0);
+    agent.finish().await;
+}
+
+fn pod_container_id(pod: &Value) -> Value {
+    first_container(pod)["containerID"].clone()
 }

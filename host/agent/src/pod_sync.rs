@@ -100,8 +100,8 @@ impl<R: Runtime + 'static> PodSyncer<R> {
     ) -> Result<Option<Duration>, RuntimeError> {
         let actions = actions::compute(pod, runtime);
         state.init_failed = actions.init_failed;
+        self.collect_garbage(runtime).await;
         if actions.is_empty() {
-            self.collect_garbage(runtime).await;
             return Ok(None);
         }
         tracing::debug!(pod = ?pod.metadata.name, ?actions, "sync");
