@@ -149,14 +149,7 @@ async fn an_edited_manifest_replaces_the_pod_with_the_new_spec() {
         first_container(&before)["containerID"]
     );
     // The old pod's objects go once it has stopped: one sandbox, one container.
-    let give_up = tokio::time::Instant::now() + MINUTE;
-    while agent.runtime_objects().await != (1, 1) {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "old pod not cleaned up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.wait_runtime_objects((1, 1), MINUTE).await;
     agent.finish().await;
 }
 
@@ -311,16 +304,13 @@ async fn init_containers_run_in_order_and_a_failing_one_blocks_the_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_are_pulled_per_policy_and_a_missing_one_backs_off() {
     let node = Node::from_env();
-    let mut agent = Daemon::new(&node, "pull", "");
-    agent.start();
-    agent.write_manifest(
-        "pulled.yaml",
-        &pod_yaml("pulled", &node.pull_image, &["sleep", "3600"], ""),
-    );
-    agent.write_manifest(
-        "missing.yaml",
-        &pod_yaml("missing", &node.missing_image, &["sleep", "3600"], ""),
-    );
+    // IfNotPresent pulls only what is absent: make sure it is.
+    wasmlet_core::ImageRuntime::remove_image(&node.client(), &node.pull_image)
+        .await
+        .expect("remove the pull image");
+    let agent = Daemon::started(&node, "pull");
+    agent.add_pod("pulled", &node.pull_image, &["sleep", "3600"]);
+    agent.add_pod("missing", &node.missing_image, &["sleep", "3600"]);
     let pulled = agent
         .wait_pod("pulled", MINUTE, |p| phase(p) == "Running")
         .await;
@@ -481,19 +471,7 @@ async fn the_same_pod_from_two_sources_runs_once() {
     agent
         .wait_pod("twin", MINUTE, |p| phase(p) == "Running")
         .await;
-    let give_up = tokio::time::Instant::now() + MINUTE;
-    loop {
-        let dropped = agent.log().contains("already comes from source");
-        if dropped {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "no drop reported:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.wait_log("already comes from source", MINUTE).await;
     assert_eq!(agent.pods().await.len(), 1);
     assert_eq!(agent.runtime_objects().await, (1, 1), "runs once");
     let _ = std::fs::remove_file(second_dir.join("twin.yaml"));
@@ -589,15 +567,7 @@ async fn pods_from_a_manifest_url_survive_server_errors_and_go_when_dropped() {
     if let Ok(mut r) = response.lock() {
         *r = (503, "down".into());
     }
-    let give_up = tokio::time::Instant::now() + MINUTE;
-    while !agent.log().contains("HTTP status 503") {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "no failure seen:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.wait_log("HTTP status 503", MINUTE).await;
     let still = agent.pod("remote").await.expect("still there");
     assert_eq!(first_container(&still)["containerID"], id);
 
@@ -612,35 +582,18 @@ async fn pods_from_a_manifest_url_survive_server_errors_and_go_when_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_removed_while_the_agent_was_down_is_cleaned_up_after_restart() {
     let node = Node::from_env();
-    let mut agent = Daemon::new(&node, "orphan", "");
-    agent.start();
-    agent.write_manifest(
-        "stay.yaml",
-        &pod_yaml("stay", &node.test_image, &["sleep", "3600"], ""),
-    );
-    agent.write_manifest(
-        "leave.yaml",
-        &pod_yaml("leave", &node.test_image, &["sleep", "3600"], ""),
-    );
-    agent
-        .wait_pod("stay", MINUTE, |p| phase(p) == "Running")
-        .await;
-    agent
-        .wait_pod("leave", MINUTE, |p| phase(p) == "Running")
-        .await;
+    let mut agent = Daemon::started(&node, "orphan");
+    for name in ["stay", "leave"] {
+        agent.add_pod(name, &node.test_image, &["sleep", "3600"]);
+        agent
+            .wait_pod(name, MINUTE, |p| phase(p) == "Running")
+            .await;
+    }
     agent.kill_9();
     agent.remove_manifest("leave.yaml");
     agent.start();
     // Housekeeping finds the pod no source wants and removes it.
-    let give_up = tokio::time::Instant::now() + MINUTE;
-    while agent.runtime_objects().await != (1, 1) {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "orphan not removed:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    agent.wait_runtime_objects((1, 1), MINUTE).await;
     let stay = agent
         .wait_pod("stay", MINUTE, |p| phase(p) == "Running")
         .await;

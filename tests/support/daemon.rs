@@ -64,6 +64,48 @@ impl Daemon {
         }
     }
 
+    /// A started daemon with the built-in plugins and no extra config.
+    pub fn started(node: &Node, tag: &str) -> Self {
+        let mut daemon = Self::new(node, tag, "");
+        daemon.start();
+        daemon
+    }
+
+    /// Drops a manifest of pod `name` running `command` in `image`.
+    pub fn add_pod(&self, name: &str, image: &str, command: &[&str]) {
+        self.write_manifest(&format!("{name}.yaml"), &pod_yaml(name, image, command, ""));
+    }
+
+    /// Waits until the runtime has `expected` (sandboxes, containers) of this agent.
+    pub async fn wait_runtime_objects(&self, expected: (usize, usize), within: Duration) {
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            let now = self.runtime_objects().await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "runtime objects {now:?}, expected {expected:?}; agent log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the agent's log contains `needle`.
+    pub async fn wait_log(&self, needle: &str, within: Duration) {
+        let give_up = tokio::time::Instant::now() + within;
+        while !self.log().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "{needle:?} never logged:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn with_plugin_dir(mut self, dir: PathBuf) -> Self {
         self.plugin_dir = dir;
         self
@@ -254,19 +296,8 @@ impl Daemon {
         {
             let _ = std::fs::remove_file(entry.path());
         }
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = self.runtime_objects().await;
-            if left == (0, 0) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < give_up,
-                "runtime objects left behind: {left:?}; agent log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.wait_runtime_objects((0, 0), Duration::from_secs(60))
+            .await;
         self.terminate();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
