@@ -479,7 +479,7 @@ async fn the_same_pod_from_two_sources_runs_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_killed_with_sigkill_adopts_its_pods_on_restart() {
+async fn an_agent_killed_with_sigkill_or_stopped_adopts_its_pods_on_restart() {
     let node = Node::from_env();
     let mut agent = Daemon::new(&node, "adopt", "");
     agent.start();
@@ -515,6 +515,15 @@ async fn an_agent_killed_with_sigkill_adopts_its_pods_on_restart() {
         "the finished init container did not run again"
     );
     assert_eq!(agent.runtime_objects().await, (1, 2));
+
+    // A graceful stop (SIGTERM) leaves the pod running too.
+    agent.terminate();
+    assert_eq!(agent.runtime_objects().await, (1, 2));
+    agent.start();
+    let again = agent
+        .wait_pod("adopt", MINUTE, |p| phase(p) == "Running")
+        .await;
+    assert_eq!(first_container(&again)["containerID"], main_id);
     agent.finish().await;
 }
 
