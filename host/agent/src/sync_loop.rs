@@ -262,8 +262,8 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
     }
 
     fn sync_pod(&mut self, uid: &PodUid) {
+        self.due.remove(uid);
         if let Some(pod) = self.active.get(uid).cloned() {
-            self.due.remove(uid);
             self.workers.update(pod, UpdateKind::Sync);
         }
     }
@@ -292,6 +292,19 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 self.workers.forget(&uid);
                 self.active.remove(&uid);
                 self.due.remove(&uid);
+                // Removed and given back (the same manifest, so the same UID)
+                // while it was stopping: start it again, as a new pod.
+                let wanted = self
+                    .mux
+                    .pods()
+                    .find(|p| uid_of(p) == uid && p.metadata.deletion_timestamp.is_none())
+                    .cloned();
+                if let Some(pod) = wanted
+                    && !self.rejected.contains(&uid)
+                {
+                    self.active.insert(uid, pod.clone());
+                    self.workers.update(pod, UpdateKind::Create);
+                }
             }
         }
         self.workers.reap();

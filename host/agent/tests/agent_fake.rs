@@ -298,3 +298,29 @@ async fn a_restarted_agent_adopts_running_containers() {
     );
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_given_back_while_it_stops_runs_again() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    let web = pod("back", "Always", &["app"]);
+    agent.give(vec![web.clone()]).await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("back")) == Some("Running"))
+        .await;
+    let first = containers(&runtime).await.remove(0).id;
+    // The first stop fails, so the worker is still terminating (it retries
+    // after a second) when the same pod, same UID, comes back.
+    runtime.fail_next("StopContainer", wasmlet_core::ErrorKind::Unavailable);
+    agent.give(Vec::new()).await;
+    agent.give(vec![web]).await;
+    for _ in 0..500 {
+        let now = containers(&runtime).await;
+        if now.len() == 1 && now[0].id != first && now[0].state == ContainerState::Running {
+            agent.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the pod did not run again: {:?}", containers(&runtime).await);
+}
