@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use wasmlet_agent::admission::AdmitAll;
 use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::prober::NoHandlers;
 use wasmlet_agent::runtime_pod::{container_config, sandbox_config};
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceUpdate};
 use wasmlet_core::{ContainerRuntime, ImageRuntime, PodUid, SandboxRuntime};
@@ -160,12 +161,17 @@ async fn main() {
     let mut cfg = AgentConfig::new(agent_name.clone());
     cfg.sources = vec!["bench".into()];
     cfg.log_root = logs.clone();
-    let agent = Agent::new(runtime.clone(), AdmitAll, cfg, AgentMetrics::default());
+    let agent = Agent::new(
+        runtime.clone(),
+        AdmitAll,
+        Arc::new(NoHandlers),
+        cfg,
+        AgentMetrics::default(),
+    );
     let view = agent.view();
     let (config, config_rx) = mpsc::channel(4);
-    let (_probes, probes_rx) = mpsc::channel(4);
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(agent.run(config_rx, probes_rx, shutdown));
+    let task = tokio::spawn(agent.run(config_rx, shutdown));
 
     let mut rows = Vec::new();
     // Single pods, alternating agent and floor so drift hits both alike.

@@ -4,6 +4,7 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 use wasmlet_core::{ContainerId, ContainerState, ContainerStatus, SandboxId, SandboxState};
 
+use crate::prober::ProbeType;
 use crate::runtime_pod::{CONTAINER_HASH, RuntimePod, container_hash};
 
 /// A container to stop, and why (for the Killing event).
@@ -74,8 +75,13 @@ fn spec_changed(container: &Container, status: &ContainerStatus) -> bool {
         .is_some_and(|hash| *hash != container_hash(container))
 }
 
-/// Compares `pod`'s spec with `runtime` and says what to do.
-pub fn compute(pod: &Pod, runtime: &RuntimePod) -> PodActions {
+/// Compares `pod`'s spec with `runtime` and says what to do. `unhealthy`
+/// names the failed liveness or startup probe of a container, if one failed.
+pub fn compute(
+    pod: &Pod,
+    runtime: &RuntimePod,
+    unhealthy: &dyn Fn(&ContainerId) -> Option<ProbeType>,
+) -> PodActions {
     let mut actions = PodActions::default();
     let Some(spec) = pod.spec.as_ref() else {
         return actions;
@@ -152,7 +158,22 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod) -> PodActions {
         match runtime.latest(&container.name).0 {
             None => actions.start.push(i),
             Some(s) if s.state == ContainerState::Running => {
-                if spec_changed(container, s) {
+                if let Some(probe) = unhealthy(&s.id) {
+                    let restart = policy != "Never";
+                    actions.kill.push(ToKill {
+                        id: s.id.clone(),
+                        name: container.name.clone(),
+                        reason: format!(
+                            "Container {} failed {} probe{}",
+                            container.name,
+                            probe.name().to_lowercase(),
+                            if restart { ", will be restarted" } else { "" }
+                        ),
+                    });
+                    if restart {
+                        actions.start.push(i);
+                    }
+                } else if spec_changed(container, s) {
                     actions.kill.push(ToKill {
                         id: s.id.clone(),
                         name: container.name.clone(),
@@ -267,6 +288,27 @@ mod tests {
 
     use ContainerState::*;
     const READY: Option<SandboxState> = Some(SandboxState::Ready);
+
+    /// With every probe passing.
+    fn compute(pod: &Pod, runtime: &RuntimePod) -> PodActions {
+        super::compute(pod, runtime, &|_| None)
+    }
+
+    #[test]
+    fn a_failed_liveness_probe_restarts_the_container_unless_never() {
+        let rt = runtime(READY, vec![status("a", Running, 0, 1)]);
+        let failed = |_: &ContainerId| Some(ProbeType::Liveness);
+        let a = super::compute(&pod("Always", &[], &["a"]), &rt, &failed);
+        assert_eq!(a.kill.len(), 1);
+        assert!(
+            a.kill[0]
+                .reason
+                .contains("failed liveness probe, will be restarted")
+        );
+        assert_eq!(a.start, vec![0]);
+        let a = super::compute(&pod("Never", &[], &["a"]), &rt, &failed);
+        assert_eq!((a.kill.len(), a.start.len()), (1, 0));
+    }
 
     #[test]
     fn a_new_pod_gets_a_sandbox_then_its_containers() {

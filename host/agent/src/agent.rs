@@ -16,6 +16,7 @@ use crate::metrics::AgentMetrics;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_sync::{PodSyncer, SyncConfig};
 use crate::pod_workers::{PodWorkers, WorkerContext};
+use crate::prober::{ContainerHandlers, ProbeResults, Prober, ProberContext, ProberMetrics};
 use crate::sources::ConfigMux;
 use crate::statuses::PodStatuses;
 use crate::sync_loop::{LoopInputs, LoopTimings, ProbeUpdate, SourceUpdate, SyncLoop};
@@ -71,17 +72,33 @@ impl AgentView {
     }
 }
 
-#[derive(Debug)]
 pub struct Agent<R, A> {
     runtime: Arc<R>,
     admit: A,
+    handlers: Arc<dyn ContainerHandlers>,
     config: AgentConfig,
     metrics: AgentMetrics,
+    prober_metrics: ProberMetrics,
     view: AgentView,
 }
 
+impl<R, A> std::fmt::Debug for Agent<R, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
-    pub fn new(runtime: Arc<R>, admit: A, config: AgentConfig, metrics: AgentMetrics) -> Self {
+    /// `handlers` carry out probes and lifecycle hooks.
+    pub fn new(
+        runtime: Arc<R>,
+        admit: A,
+        handlers: Arc<dyn ContainerHandlers>,
+        config: AgentConfig,
+        metrics: AgentMetrics,
+    ) -> Self {
         let view = AgentView {
             statuses: Arc::default(),
             events: Arc::default(),
@@ -92,31 +109,44 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         Self {
             runtime,
             admit,
+            handlers,
             config,
             metrics,
+            prober_metrics: ProberMetrics::default(),
             view,
         }
+    }
+
+    /// The prober's metrics (`prober_probe_total`, ...), to register.
+    pub fn prober_metrics(&self) -> &ProberMetrics {
+        &self.prober_metrics
     }
 
     pub fn view(&self) -> AgentView {
         self.view.clone()
     }
 
-    /// Runs until `shutdown` turns true. Source snapshots arrive on `config`,
-    /// probe results on `probes`.
-    pub async fn run(
-        self,
-        config: mpsc::Receiver<SourceUpdate>,
-        probes: mpsc::Receiver<ProbeUpdate>,
-        shutdown: watch::Receiver<bool>,
-    ) {
+    /// Runs until `shutdown` turns true; source snapshots arrive on `config`.
+    pub async fn run(self, config: mpsc::Receiver<SourceUpdate>, shutdown: watch::Receiver<bool>) {
         let Self {
             runtime,
             admit,
+            handlers,
             config: cfg,
             metrics,
+            prober_metrics,
             view,
         } = self;
+        let (probe_tx, probes) = mpsc::channel::<ProbeUpdate>(1024);
+        let probe_results = Arc::new(ProbeResults::default());
+        let prober = Prober::new(Arc::new(ProberContext {
+            handlers: handlers.clone(),
+            results: probe_results.clone(),
+            statuses: view.statuses.clone(),
+            recorder: view.events.clone(),
+            metrics: prober_metrics,
+            updates: probe_tx,
+        }));
         let (pleg_tx, pleg_rx) = mpsc::channel(1024);
         let (report_tx, report_rx) = mpsc::channel(1024);
         let pleg = Pleg::new(
@@ -136,6 +166,8 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                     runtime_handler: cfg.runtime_handler.clone(),
                 },
                 recorder: view.events.clone(),
+                handlers,
+                probes: probe_results,
             },
             cache: view.cache.clone(),
             statuses: view.statuses.clone(),
@@ -153,6 +185,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             view.events.clone(),
             metrics,
             view.sync_loop.clone(),
+            prober,
         );
         sync_loop.timings = cfg.timings;
         sync_loop.host_ip = cfg.host_ip.clone();

@@ -1,7 +1,7 @@
 //! The node agent's logic, kubelet-shaped: where desired pods come together
 //! ([`sources`]), the [`sync_loop`] that dispatches work to the
 //! [`pod_workers`], which carry it out ([`actions`], [`pod_sync`]), the
-//! [`pleg`] and its [`cache`], and the pods' [`status`]. It sees the container
+//! [`pleg`] and its [`cache`], the [`prober`], and the pods' [`status`]. It sees the container
 //! runtime only through `wasmlet-core`'s traits, and admission plugins only
 //! through the [`admission`] port.
 
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pleg;
 pub mod pod_sync;
 pub mod pod_workers;
+pub mod prober;
 pub mod runtime_pod;
 pub mod sources;
 pub mod status;

@@ -2,6 +2,7 @@
 //! `startContainer`, `killPod`), with image pull and crash-loop back-off.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +17,7 @@ use wasmlet_core::{
 use crate::actions::{self, PodActions};
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
+use crate::prober::{ContainerHandlers, HandlerTarget, ProbeResults};
 use crate::runtime_pod::{
     RuntimePod, container_config, finished_at, grace_period_seconds, restart_count, sandbox_config,
 };
@@ -62,11 +64,22 @@ impl Default for PodState {
     }
 }
 
-#[derive(Debug)]
 pub struct PodSyncer<R> {
     pub runtime: Arc<R>,
     pub config: SyncConfig,
     pub recorder: Arc<Recorder>,
+    /// How postStart and preStop hooks run.
+    pub handlers: Arc<dyn ContainerHandlers>,
+    /// Liveness and startup results: a failed one restarts its container.
+    pub probes: Arc<ProbeResults>,
+}
+
+impl<R> std::fmt::Debug for PodSyncer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodSyncer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 fn spec_containers(pod: &Pod) -> (&[Container], &[Container]) {
@@ -98,7 +111,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         runtime: &RuntimePod,
         state: &mut PodState,
     ) -> Result<Option<Duration>, RuntimeError> {
-        let actions = actions::compute(pod, runtime);
+        let actions = actions::compute(pod, runtime, &|id| self.probes.unhealthy(id));
         state.init_failed = actions.init_failed;
         self.collect_garbage(runtime).await;
         if actions.is_empty() {
@@ -131,6 +144,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 return Ok(None);
             }
         }
+        let pod_ip = runtime.latest_sandbox().and_then(|s| s.ip);
         for victim in &actions.kill {
             self.recorder.record(
                 pod,
@@ -139,8 +153,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 "Killing",
                 &victim.reason,
             );
-            self.runtime
-                .stop_container(&victim.id, pod_grace(pod))
+            self.stop_container(pod, &victim.id, &victim.name, pod_ip, pod_grace(pod))
                 .await?;
         }
 
@@ -302,7 +315,42 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             "Started",
             format!("Started container {name}"),
         );
-        // The postStart hook (issue: lifecycle hooks) runs here.
+        if let Some(hook) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        {
+            let pod_ip = match self.runtime.sandbox_status(sandbox).await {
+                Ok(status) => status.ip,
+                Err(_) => None,
+            };
+            let target = HandlerTarget::new(pod, container, id.clone(), pod_ip);
+            // postStart has no deadline of its own in Kubernetes; the hook
+            // plugin's manifest bounds it.
+            if let Err(message) = self
+                .handlers
+                .hook(&target, hook, false, Duration::from_secs(600))
+                .await
+            {
+                self.recorder.record(
+                    pod,
+                    Some(&name),
+                    EventType::Warning,
+                    "FailedPostStartHook",
+                    &message,
+                );
+                // As the kubelet: kill it; it restarts per the restart policy.
+                let _ = self.runtime.stop_container(&id, pod_grace(pod)).await;
+                state.waiting.insert(
+                    name,
+                    waiting(
+                        "PostStartHookError",
+                        format!("PostStartHook failed: {message}"),
+                    ),
+                );
+                return None;
+            }
+        }
         state.waiting.remove(&name);
         None
     }
@@ -415,6 +463,56 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         }
     }
 
+    /// Stops one container: its preStop hook first, inside `grace`, and what
+    /// the hook used is taken from what StopContainer gets (never below 2 s).
+    fn stop_container(
+        &self,
+        pod: &Pod,
+        id: &ContainerId,
+        name: &str,
+        pod_ip: Option<std::net::IpAddr>,
+        grace: Duration,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send + 'static {
+        self.recorder.record(
+            pod,
+            Some(name),
+            EventType::Normal,
+            "Killing",
+            format!("Stopping container {name}"),
+        );
+        let pre_stop = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == name))
+            .and_then(|spec| {
+                let hook = spec.lifecycle.as_ref()?.pre_stop.clone()?;
+                Some((HandlerTarget::new(pod, spec, id.clone(), pod_ip), hook))
+            });
+        let (runtime, handlers, recorder) = (
+            self.runtime.clone(),
+            self.handlers.clone(),
+            self.recorder.clone(),
+        );
+        let (pod, id, name) = (pod.clone(), id.clone(), name.to_owned());
+        async move {
+            let mut left = grace;
+            if let Some((target, hook)) = pre_stop {
+                let started = Instant::now();
+                if let Err(message) = handlers.hook(&target, &hook, true, grace).await {
+                    recorder.record(
+                        &pod,
+                        Some(&name),
+                        EventType::Warning,
+                        "FailedPreStopHook",
+                        message,
+                    );
+                }
+                left = grace.saturating_sub(started.elapsed()).max(MIN_GRACE);
+            }
+            runtime.stop_container(&id, left).await
+        }
+    }
+
     /// Stops every running container (in parallel, each with `grace`) and
     /// then the pod's sandboxes.
     pub async fn kill(
@@ -424,18 +522,11 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         grace: Duration,
     ) -> Result<(), RuntimeError> {
         let mut stops = JoinSet::new();
+        let pod_ip = runtime.latest_sandbox().and_then(|s| s.ip);
         for container in runtime.running() {
-            self.recorder.record(
-                pod,
-                Some(&container.metadata.name),
-                EventType::Normal,
-                "Killing",
-                format!("Stopping container {}", container.metadata.name),
-            );
-            let rt = self.runtime.clone();
-            let id = container.id.clone();
-            // The preStop hook (issue: lifecycle hooks) runs here, inside `grace`.
-            stops.spawn(async move { rt.stop_container(&id, grace).await });
+            let stop =
+                self.stop_container(pod, &container.id, &container.metadata.name, pod_ip, grace);
+            stops.spawn(stop);
         }
         let mut first_error = None;
         while let Some(result) = stops.join_next().await {

@@ -301,8 +301,10 @@ fn pod_status<R: Runtime + 'static>(
     state: &PodState,
     start_time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) -> k8s_openapi::api::core::v1::PodStatus {
+    let probes = &ctx.syncer.probes;
     let terminal = state.init_failed
-        || (!runtime.is_running() && crate::actions::compute(pod, runtime).is_empty());
+        || (!runtime.is_running()
+            && crate::actions::compute(pod, runtime, &|id| probes.unhealthy(id)).is_empty());
     api_status(StatusInput {
         pod,
         runtime,
@@ -310,6 +312,7 @@ fn pod_status<R: Runtime + 'static>(
         terminal,
         host_ip: ctx.host_ip.as_deref(),
         start_time: Some(start_time),
+        probes: Some(probes),
     })
 }
 

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use wasmlet_core::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
 
 use crate::pod_sync::Waiting;
+use crate::prober::{ProbeResults, ProbeType};
 use crate::runtime_pod::{RuntimePod, restart_count};
 
 /// The pod phases.
@@ -423,6 +424,8 @@ pub struct StatusInput<'a> {
     pub terminal: bool,
     pub host_ip: Option<&'a str>,
     pub start_time: Option<&'a Time>,
+    /// Readiness and startup results; none: every running container is ready.
+    pub probes: Option<&'a ProbeResults>,
 }
 
 /// A runtime timestamp as an API time.
@@ -470,6 +473,7 @@ fn container_status(
     runtime: &RuntimePod,
     waiting: Option<&Waiting>,
     default_reason: &str,
+    probes: Option<&ProbeResults>,
 ) -> ContainerStatus {
     let (latest, previous) = runtime.latest(&spec.name);
     let mut status = ContainerStatus {
@@ -529,9 +533,14 @@ fn container_status(
         terminated: Some(t),
         ..Default::default()
     });
-    // Readiness probes arrive with the prober; until then a running container is ready.
-    status.ready = running;
-    status.started = Some(running);
+    // Started once its startup probe passed; ready once started and its
+    // readiness probe passed (a probe that is not there passes).
+    let passed = |probe: bool, kind: ProbeType| {
+        !probe || probes.is_some_and(|p| p.get(&latest.id, kind) == Some(true))
+    };
+    let started = running && passed(spec.startup_probe.is_some(), ProbeType::Startup);
+    status.started = Some(started);
+    status.ready = started && passed(spec.readiness_probe.is_some(), ProbeType::Readiness);
     status
 }
 
@@ -544,6 +553,7 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
         terminal,
         host_ip,
         start_time,
+        probes,
     } = input;
     let empty = Vec::new();
     let spec = pod.spec.as_ref();
@@ -553,7 +563,7 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
     let apps = spec.map_or(&empty, |s| &s.containers);
     let init_statuses: Vec<ContainerStatus> = inits
         .iter()
-        .map(|c| container_status(c, runtime, waiting.get(&c.name), "PodInitializing"))
+        .map(|c| container_status(c, runtime, waiting.get(&c.name), "PodInitializing", probes))
         .collect();
     let initializing = !inits.is_empty()
         && apps.iter().all(|c| runtime.latest(&c.name).0.is_none())
@@ -570,7 +580,7 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
     };
     let statuses: Vec<ContainerStatus> = apps
         .iter()
-        .map(|c| container_status(c, runtime, waiting.get(&c.name), app_default))
+        .map(|c| container_status(c, runtime, waiting.get(&c.name), app_default, probes))
         .collect();
     let sandbox = runtime.latest_sandbox();
     let sandbox_ready = sandbox.is_some_and(|s| s.state == SandboxState::Ready);

@@ -17,6 +17,7 @@ use crate::health::Heartbeat;
 use crate::metrics::{AgentMetrics, ReasonLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
+use crate::prober::Prober;
 use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
 use crate::sources::{ConfigMux, Op, full_name};
 use crate::status::rejected_status;
@@ -31,7 +32,7 @@ pub struct SourceUpdate {
     pub problems: Vec<(String, String)>,
 }
 
-/// A probe result that changed (the prober arrives with probes and hooks).
+/// A probe result that changed: the pod needs a sync (a restart, or readiness).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeUpdate {
     pub uid: PodUid,
@@ -73,6 +74,7 @@ pub struct SyncLoop<R, A> {
     pub recorder: Arc<Recorder>,
     pub metrics: AgentMetrics,
     pub heartbeat: Arc<Heartbeat>,
+    pub prober: Prober,
     pub timings: LoopTimings,
     pub host_ip: Option<String>,
     /// Admitted pods that are not terminated: what admission weighs against.
@@ -97,8 +99,10 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         recorder: Arc<Recorder>,
         metrics: AgentMetrics,
         heartbeat: Arc<Heartbeat>,
+        prober: Prober,
     ) -> Self {
         Self {
+            prober,
             mux,
             workers,
             admit,
@@ -143,6 +147,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 _ = housekeeping.tick() => self.housekeeping(),
             }
         }
+        self.prober.stop().await;
         self.workers.drain(drain).await;
     }
 
@@ -194,6 +199,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                             continue;
                         }
                         let grace = kill_grace(&pod);
+                        self.prober.remove_pod(&uid);
                         self.workers.update(pod, UpdateKind::Kill { grace, remove });
                     }
                 }
@@ -250,6 +256,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 ),
             );
             self.active.insert(uid, pod.clone());
+            self.prober.add_pod(&pod);
             self.workers.update(pod, UpdateKind::Create);
         }
     }
@@ -289,6 +296,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 }
             }
             WorkerReport::Terminated { uid } => {
+                self.prober.remove_pod(&uid);
                 self.workers.forget(&uid);
                 self.active.remove(&uid);
                 self.due.remove(&uid);
@@ -303,6 +311,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     && !self.rejected.contains(&uid)
                 {
                     self.active.insert(uid, pod.clone());
+                    self.prober.add_pod(&pod);
                     self.workers.update(pod, UpdateKind::Create);
                 }
             }

@@ -8,6 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
 use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::prober::{
+    BoxFuture, Checked, ContainerHandlers, HandlerTarget, NoHandlers, Outcome,
+};
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceUpdate};
 use wasmlet_core::{
     ContainerFilter, ContainerRuntime, ContainerState, SandboxFilter, SandboxRuntime,
@@ -59,6 +62,10 @@ struct Running {
 }
 
 fn start(runtime: &FakeRuntime) -> Running {
+    start_with(runtime, Arc::new(NoHandlers))
+}
+
+fn start_with(runtime: &FakeRuntime, handlers: Arc<dyn ContainerHandlers>) -> Running {
     let mut cfg = AgentConfig::new("fake-node");
     cfg.sources = vec!["file".into()];
     cfg.relist_period = Duration::from_millis(20);
@@ -68,17 +75,14 @@ fn start(runtime: &FakeRuntime) -> Running {
     let agent = Agent::new(
         Arc::new(runtime.clone()),
         LabelPolicy,
+        handlers,
         cfg,
         AgentMetrics::default(),
     );
     let view = agent.view();
     let (config, config_rx) = mpsc::channel(8);
-    let (_probes, probes_rx) = mpsc::channel(8);
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let _keep = _probes;
-        agent.run(config_rx, probes_rx, shutdown).await
-    });
+    let task = tokio::spawn(agent.run(config_rx, shutdown));
     Running {
         view,
         config,
@@ -322,5 +326,185 @@ async fn a_pod_given_back_while_it_stops_runs_again() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the pod did not run again: {:?}", containers(&runtime).await);
+    panic!(
+        "the pod did not run again: {:?}",
+        containers(&runtime).await
+    );
+}
+
+/// Probe outcomes set by the test, per container name; hooks recorded.
+#[derive(Default)]
+struct Scripted {
+    outcomes: std::sync::Mutex<std::collections::HashMap<String, Outcome>>,
+    hooks: std::sync::Mutex<Vec<(String, bool, usize)>>,
+    runtime: FakeRuntime,
+    fail_post_start: std::sync::atomic::AtomicBool,
+}
+
+impl Scripted {
+    fn set(&self, container: &str, outcome: Outcome) {
+        if let Ok(mut o) = self.outcomes.lock() {
+            o.insert(container.into(), outcome);
+        }
+    }
+}
+
+impl ContainerHandlers for Scripted {
+    fn probe<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        _probe: &'a k8s_openapi::api::core::v1::Probe,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Checked> {
+        let outcome = self
+            .outcomes
+            .lock()
+            .ok()
+            .and_then(|o| o.get(&target.container_name).copied())
+            .unwrap_or(Outcome::Success);
+        Box::pin(async move {
+            Checked {
+                outcome,
+                message: "scripted".into(),
+            }
+        })
+    }
+
+    fn hook<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        _handler: &'a k8s_openapi::api::core::v1::LifecycleHandler,
+        pre_stop: bool,
+        _within: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        // How many containers had been stopped when the hook ran.
+        let stops = self
+            .runtime
+            .calls()
+            .iter()
+            .filter(|c| **c == "StopContainer")
+            .count();
+        if let Ok(mut hooks) = self.hooks.lock() {
+            hooks.push((target.container_name.clone(), pre_stop, stops));
+        }
+        let fail = !pre_stop
+            && self
+                .fail_post_start
+                .load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            if fail {
+                Err("scripted failure".into())
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+fn probed_pod(name: &str, probe: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+        "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "app", "image": IMAGE,
+            probe: {"exec": {"command": ["true"]}, "periodSeconds": 1, "failureThreshold": 1},
+            "lifecycle": {"postStart": {"exec": {"command": ["true"]}}, "preStop": {"exec": {"command": ["true"]}}}
+        }]}
+    }))
+    .expect("pod")
+}
+
+fn ready(status: &Option<k8s_openapi::api::core::v1::PodStatus>) -> Option<bool> {
+    Some(status.as_ref()?.container_statuses.as_ref()?.first()?.ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let handlers = Arc::new(Scripted {
+        runtime: runtime.clone(),
+        ..Default::default()
+    });
+    let agent = start_with(&runtime, handlers.clone());
+    agent.give(vec![probed_pod("live", "livenessProbe")]).await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("live")) == Some("Running"))
+        .await;
+    handlers.set("app", Outcome::Failure);
+    agent
+        .wait_for("restarted", |a| restarts(&a.status("live")) >= 1)
+        .await;
+    let events = agent.view.events.list();
+    let said = |reason: &str, text: &str| {
+        events.iter().any(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.message.as_deref().is_some_and(|m| m.contains(text))
+        })
+    };
+    assert!(said("Unhealthy", "Liveness probe failed: scripted"));
+    assert!(said("Killing", "failed liveness probe, will be restarted"));
+    // The preStop hook ran before the container was stopped.
+    let hooks = handlers.hooks.lock().map(|h| h.clone()).unwrap_or_default();
+    assert!(hooks.contains(&("app".into(), true, 0)), "{hooks:?}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_drives_ready_without_restarts() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let handlers = Arc::new(Scripted {
+        runtime: runtime.clone(),
+        ..Default::default()
+    });
+    handlers.set("app", Outcome::Failure);
+    let agent = start_with(&runtime, handlers.clone());
+    agent
+        .give(vec![probed_pod("ready", "readinessProbe")])
+        .await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("ready")) == Some("Running"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ready(&agent.status("ready")),
+        Some(false),
+        "readiness starts failed"
+    );
+    handlers.set("app", Outcome::Success);
+    agent
+        .wait_for("ready", |a| ready(&a.status("ready")) == Some(true))
+        .await;
+    handlers.set("app", Outcome::Failure);
+    agent
+        .wait_for("unready", |a| ready(&a.status("ready")) == Some(false))
+        .await;
+    assert_eq!(restarts(&agent.status("ready")), 0);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_post_start_hook_kills_and_restarts_the_container() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let handlers = Arc::new(Scripted {
+        runtime: runtime.clone(),
+        fail_post_start: true.into(),
+        ..Default::default()
+    });
+    let agent = start_with(&runtime, handlers.clone());
+    agent
+        .give(vec![probed_pod("hooked", "readinessProbe")])
+        .await;
+    agent
+        .wait_for("restarted after the hook failed", |a| {
+            restarts(&a.status("hooked")) >= 1
+        })
+        .await;
+    assert!(
+        agent
+            .view
+            .events
+            .list()
+            .iter()
+            .any(|e| { e.reason.as_deref() == Some("FailedPostStartHook") })
+    );
+    agent.stop().await;
 }

@@ -35,7 +35,10 @@ pub use error::{CallError, Failure, LoadError};
 pub use manifest::{Capabilities, Destination, FailurePolicy, Grant, Kind, Limits, Manifest, Mode};
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentFacts, Plugin, WIT_VERSION, wit_compatible};
-pub use pod_view::{config_source, default_pull_policy, node_view, pod_view};
+pub use pod_view::{
+    config_source, container_ports, default_pull_policy, lifecycle_handler, node_view, pod_view,
+    probe_handler,
+};
 pub use source::SourceEvent;
 pub use state::CallTarget;
 pub use wasmlet_core::quantity::milli as quantity_milli;

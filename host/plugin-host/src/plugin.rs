@@ -390,8 +390,26 @@ impl Plugin {
         A: Sync + ?Sized,
         F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a A) -> CallFuture<'a, T>,
     {
+        self.call_within(call, target, self.manifest.deadline(), args, f)
+            .await
+    }
+
+    /// As `call`, with a deadline of the caller's (e.g. a probe's timeout),
+    /// never longer than the manifest's.
+    pub(crate) async fn call_within<A, T, F>(
+        &self,
+        call: &'static str,
+        target: Option<CallTarget>,
+        deadline: Duration,
+        args: &A,
+        f: F,
+    ) -> Result<T, CallError>
+    where
+        A: Sync + ?Sized,
+        F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a A) -> CallFuture<'a, T>,
+    {
         let started = Instant::now();
-        let deadline = self.manifest.deadline();
+        let deadline = deadline.min(self.manifest.deadline());
         let outcome = async {
             let _permit = tokio::time::timeout(deadline, self.permits.acquire())
                 .await
@@ -400,6 +418,7 @@ impl Plugin {
             let mut store = self
                 .new_store(target, None)
                 .map_err(Failure::DeniedCapability)?;
+            store.data_mut().deadline = Instant::now() + deadline;
             // Epochs cannot interrupt a guest blocked in a host call: the
             // timeout covers that, a little after the epoch deadline would.
             let run = async {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::bindings::types;
 
@@ -37,16 +38,13 @@ fn port_number(n: i32, field: &str) -> Result<u16, String> {
 
 pub use wasmlet_core::default_pull_policy;
 
-fn container(
-    c: &k8s::Container,
-    kind: types::ContainerKind,
+/// A container's ports as plugins see them; `at` names the container in errors.
+pub fn container_ports(
+    ports: &[k8s::ContainerPort],
     at: &str,
-) -> Result<types::Container, String> {
-    let image = c.image.clone().unwrap_or_default();
-    let ports = c
-        .ports
+) -> Result<Vec<types::ContainerPort>, String> {
+    ports
         .iter()
-        .flatten()
         .map(|p| {
             Ok(types::ContainerPort {
                 name: p.name.clone(),
@@ -62,7 +60,16 @@ fn container(
                 protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
             })
         })
-        .collect::<Result<_, String>>()?;
+        .collect()
+}
+
+fn container(
+    c: &k8s::Container,
+    kind: types::ContainerKind,
+    at: &str,
+) -> Result<types::Container, String> {
+    let image = c.image.clone().unwrap_or_default();
+    let ports = container_ports(c.ports.as_deref().unwrap_or_default(), at)?;
     let resources = c.resources.as_ref();
     let security_context = c.security_context.as_ref().map(|s| {
         let caps = s.capabilities.as_ref();
@@ -188,6 +195,95 @@ pub fn node_view(node: &k8s::Node) -> Result<types::NodeInfo, String> {
         allocatable: quantities(status.and_then(|s| s.allocatable.as_ref()))
             .map_err(|e| format!("status.allocatable.{e}"))?,
     })
+}
+
+fn port_of(port: &IntOrString, field: &str) -> Result<types::Port, String> {
+    match port {
+        IntOrString::Int(n) => port_number(*n, field).map(types::Port::Number),
+        IntOrString::String(name) => Ok(types::Port::Name(name.clone())),
+    }
+}
+
+fn http_get(action: &k8s::HTTPGetAction, at: &str) -> Result<types::Handler, String> {
+    Ok(types::Handler::HttpGet(types::HttpGetAction {
+        scheme: action.scheme.clone().unwrap_or_else(|| "HTTP".into()),
+        host: action.host.clone().filter(|h| !h.is_empty()),
+        path: action.path.clone().unwrap_or_else(|| "/".into()),
+        port: port_of(&action.port, &format!("{at}.httpGet.port"))?,
+        headers: action
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| types::KeyValue {
+                key: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+    }))
+}
+
+fn tcp_socket(action: &k8s::TCPSocketAction, at: &str) -> Result<types::Handler, String> {
+    Ok(types::Handler::TcpSocket(types::TcpSocketAction {
+        host: action.host.clone().filter(|h| !h.is_empty()),
+        port: port_of(&action.port, &format!("{at}.tcpSocket.port"))?,
+    }))
+}
+
+/// A probe's handler as plugins see it, and its kind (`exec`, `http-get`,
+/// `tcp-socket`, `grpc`): the agent runs it with the plugin `probe-<kind>`.
+pub fn probe_handler(probe: &k8s::Probe) -> Result<(&'static str, types::Handler), String> {
+    if let Some(exec) = &probe.exec {
+        return Ok((
+            "exec",
+            types::Handler::Exec(exec.command.clone().unwrap_or_default()),
+        ));
+    }
+    if let Some(action) = &probe.http_get {
+        return http_get(action, "probe").map(|h| ("http-get", h));
+    }
+    if let Some(action) = &probe.tcp_socket {
+        return tcp_socket(action, "probe").map(|h| ("tcp-socket", h));
+    }
+    if let Some(grpc) = &probe.grpc {
+        return Ok((
+            "grpc",
+            types::Handler::Grpc(types::GrpcAction {
+                port: port_number(grpc.port, "probe.grpc.port")?,
+                service: grpc.service.clone().filter(|s| !s.is_empty()),
+            }),
+        ));
+    }
+    Err("probe: no handler (exec, httpGet, tcpSocket or grpc)".into())
+}
+
+/// A lifecycle hook's handler as plugins see it, and its kind (`exec`,
+/// `http-get`, `sleep`; `tcp-socket` is deprecated but kept): the agent runs
+/// it with the plugin `hook-<kind>`.
+pub fn lifecycle_handler(
+    handler: &k8s::LifecycleHandler,
+) -> Result<(&'static str, types::Handler), String> {
+    if let Some(exec) = &handler.exec {
+        return Ok((
+            "exec",
+            types::Handler::Exec(exec.command.clone().unwrap_or_default()),
+        ));
+    }
+    if let Some(action) = &handler.http_get {
+        return http_get(action, "lifecycle").map(|h| ("http-get", h));
+    }
+    if let Some(sleep) = &handler.sleep {
+        let seconds = u32::try_from(sleep.seconds).map_err(|_| {
+            format!(
+                "lifecycle.sleep.seconds: {} is not a duration",
+                sleep.seconds
+            )
+        })?;
+        return Ok(("sleep", types::Handler::Sleep(seconds)));
+    }
+    if let Some(action) = &handler.tcp_socket {
+        return tcp_socket(action, "lifecycle").map(|h| ("tcp-socket", h));
+    }
+    Err("lifecycle handler: no handler (exec, httpGet or sleep)".into())
 }
 
 #[cfg(test)]

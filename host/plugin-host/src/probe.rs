@@ -22,7 +22,8 @@ fn millis(d: Duration) -> u32 {
 }
 
 impl Plugin {
-    /// Runs one probe check of `target`.
+    /// Runs one probe check of `target`; a check still running at `timeout`
+    /// is cut off (a `Deadline` failure: the probe failed).
     pub async fn check(
         &self,
         target: &ContainerTarget,
@@ -33,9 +34,10 @@ impl Plugin {
             return Err(self.wrong_kind("check", Kind::Probe));
         };
         let args = (target, handler, millis(timeout));
-        self.call(
+        self.call_within(
             "check",
             Some(call_target(target)),
+            timeout,
             &args,
             move |store, instance, args| {
                 Box::pin(async move {
@@ -50,20 +52,23 @@ impl Plugin {
         .await
     }
 
-    /// Runs a postStart (`pre_stop = false`) or preStop handler for `target`.
+    /// Runs a postStart (`pre_stop = false`) or preStop handler for
+    /// `target`, cut off after `within` (a preStop's share of the grace period).
     pub async fn run_hook(
         &self,
         target: &ContainerTarget,
         handler: &Handler,
         pre_stop: bool,
+        within: Duration,
     ) -> Result<(), CallError> {
         let Exports::Lifecycle(indices) = self.exports.clone() else {
             return Err(self.wrong_kind("hook", Kind::Lifecycle));
         };
         let call = if pre_stop { "pre-stop" } else { "post-start" };
-        self.call(
+        self.call_within(
             call,
             Some(call_target(target)),
+            within,
             &(target, handler),
             move |store, instance, args| {
                 Box::pin(async move {

@@ -2,6 +2,7 @@
 //! for a signal → drain. Pods keep running when the agent stops.
 
 mod config;
+mod handlers;
 mod http;
 mod plugins;
 
@@ -249,9 +250,11 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     let agent = Agent::new(
         runtime,
         plugins::PluginAdmission { chain, node },
+        Arc::new(handlers::PluginHandlers::from_set(&set)),
         agent_config,
         metrics,
     );
+    agent.prober_metrics().register(&mut registry);
     let endpoints = Arc::new(http::Endpoints {
         view: agent.view(),
         registry,
@@ -264,13 +267,11 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
 
     let (stop, shutdown) = watch::channel(false);
     let (updates, config_rx) = mpsc::channel(16);
-    // The prober sends here once probes arrive; until then nothing does.
-    let (_probe_results, probe_rx) = mpsc::channel(64);
     let mut tasks = JoinSet::new();
     plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
     drop(updates);
     tasks.spawn(http::serve(listener, endpoints, shutdown.clone()));
-    tasks.spawn(agent.run(config_rx, probe_rx, shutdown.clone()));
+    tasks.spawn(agent.run(config_rx, shutdown.clone()));
 
     wait_for_signal().await;
     tracing::info!("shutting down; pods keep running");

@@ -8,8 +8,6 @@
 //! agent from the URL); its deadline bounds each fetch.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Mutex;
 
 use pod_manifest::{Origin, read_manifest};
@@ -109,88 +107,24 @@ pub fn split_url(url: &str) -> Result<(&str, &str), String> {
 /// GETs the URL; Ok(body) only for a 200 with a body within the cap.
 fn fetch(settings: &Settings) -> Result<Vec<u8>, String> {
     let url = &settings.url;
-    let (authority, path) = split_url(url)?;
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: wasmlet\r\nAccept: application/json, application/yaml, */*\r\nConnection: close\r\n"
-    );
-    for (name, values) in &settings.header {
-        for value in values {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
+    let (host, path) = split_url(url)?;
+    let headers: Vec<(String, String)> = settings
+        .header
+        .iter()
+        .flat_map(|(name, values)| values.iter().map(|v| (name.clone(), v.clone())))
+        .collect();
+    let response = http_client::get(&http_client::Get {
+        connect_to: &settings.connect_to,
+        host,
+        path,
+        headers: &headers,
+        max_body: MAX_BODY,
+    })
+    .map_err(|e| format!("{url}: {e}"))?;
+    if response.status != 200 {
+        return Err(format!("{url}: HTTP status {}", response.status));
     }
-    request.push_str("\r\n");
-    let mut conn = TcpStream::connect(settings.connect_to.as_str())
-        .map_err(|e| format!("{url}: connecting to {}: {e}", settings.connect_to))?;
-    conn.write_all(request.as_bytes())
-        .map_err(|e| format!("{url}: sending the request: {e}"))?;
-    let mut response = Vec::new();
-    // Headers plus the capped body; one byte more tells that the cap was passed.
-    conn.take((MAX_BODY + 64 * 1024 + 1) as u64)
-        .read_to_end(&mut response)
-        .map_err(|e| format!("{url}: reading the response: {e}"))?;
-    parse_response(url, &response)
-}
-
-/// The body of a complete HTTP/1.1 response, if it is a 200.
-pub fn parse_response(url: &str, response: &[u8]) -> Result<Vec<u8>, String> {
-    let end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{url}: not an HTTP response"))?;
-    let head = String::from_utf8_lossy(&response[..end]);
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    let code = status.split_whitespace().nth(1).unwrap_or_default();
-    if code != "200" {
-        let said = status.split_once(' ').map_or(status, |(_, rest)| rest);
-        return Err(format!("{url}: HTTP status {}", said.trim()));
-    }
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    };
-    let raw = &response[end + 4..];
-    let body = if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        dechunk(raw).ok_or_else(|| format!("{url}: a broken chunked body"))?
-    } else if let Some(length) = header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| format!("{url}: Content-Length {length:?}"))?;
-        if length > MAX_BODY {
-            return Err(format!("{url}: the body ({length} bytes) is over 10 MB"));
-        }
-        raw.get(..length)
-            .ok_or_else(|| format!("{url}: the body ended early"))?
-            .to_vec()
-    } else {
-        raw.to_vec()
-    };
-    if body.len() > MAX_BODY {
-        return Err(format!("{url}: the body is over 10 MB"));
-    }
-    Ok(body)
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&raw[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(raw.get(..size)?);
-        if body.len() > MAX_BODY {
-            return Some(body); // the caller reports the cap
-        }
-        raw = raw.get(size + 2..)?;
-    }
+    Ok(response.body)
 }
 
 wasmlet_plugin_sdk::pod_source::export_pod_source!(HttpSource);
@@ -198,18 +132,6 @@ wasmlet_plugin_sdk::pod_source::export_pod_source!(HttpSource);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_plain_and_chunked_bodies_and_refuses_the_rest() {
-        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-        assert_eq!(parse_response("u", ok), Ok(b"hello".to_vec()));
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
-        assert_eq!(parse_response("u", chunked), Ok(b"hello".to_vec()));
-        let missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-        assert!(parse_response("u", missing).is_err_and(|e| e.contains("404")));
-        let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 20000000\r\n\r\n";
-        assert!(parse_response("u", huge).is_err_and(|e| e.contains("over 10 MB")));
-    }
 
     #[test]
     fn splits_urls() {

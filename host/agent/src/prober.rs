@@ -1,0 +1,501 @@
+//! The prober (the kubelet's prober manager): one worker per container and
+//! probe type decides *when* to probe and what consecutive results mean; the
+//! [`ContainerHandlers`] port (in the daemon: probe plugins) decides *how*.
+//! Changed results reach the sync loop through its probe channel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use wasmlet_core::{ContainerId, PodUid};
+
+use crate::events::{EventType, Recorder};
+use crate::statuses::PodStatuses;
+use crate::sync_loop::ProbeUpdate;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeType {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl ProbeType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Liveness => "Liveness",
+            Self::Readiness => "Readiness",
+            Self::Startup => "Startup",
+        }
+    }
+
+    fn of(self, container: &Container) -> Option<&Probe> {
+        match self {
+            Self::Liveness => container.liveness_probe.as_ref(),
+            Self::Readiness => container.readiness_probe.as_ref(),
+            Self::Startup => container.startup_probe.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// The check could not be carried out; the result is thrown away.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+/// The container a probe or hook is about.
+#[derive(Debug, Clone)]
+pub struct HandlerTarget {
+    pub pod_name: String,
+    pub pod_namespace: String,
+    pub pod_uid: String,
+    pub pod_ip: Option<IpAddr>,
+    pub container_name: String,
+    pub container_id: ContainerId,
+    pub ports: Vec<ContainerPort>,
+}
+
+impl HandlerTarget {
+    pub fn new(pod: &Pod, container: &Container, id: ContainerId, pod_ip: Option<IpAddr>) -> Self {
+        Self {
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            pod_ip,
+            container_name: container.name.clone(),
+            container_id: id,
+            ports: container.ports.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// How probes and lifecycle hooks are carried out.
+pub trait ContainerHandlers: Send + Sync + 'static {
+    /// One check; one still running at `timeout` is a failure.
+    fn probe<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        probe: &'a Probe,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Checked>;
+
+    /// A postStart or preStop handler, cut off after `within`.
+    fn hook<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        handler: &'a LifecycleHandler,
+        pre_stop: bool,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Probe results by container (the kubelet's results managers).
+#[derive(Debug, Default)]
+pub struct ProbeResults {
+    results: Mutex<HashMap<(ContainerId, ProbeType), bool>>,
+}
+
+impl ProbeResults {
+    pub fn get(&self, id: &ContainerId, kind: ProbeType) -> Option<bool> {
+        self.results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(id.clone(), kind))
+            .copied()
+    }
+
+    /// Records a result; true if it changed.
+    fn set(&self, id: &ContainerId, kind: ProbeType, ok: Option<bool>) -> bool {
+        let mut results = self.results.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (id.clone(), kind);
+        let before = results.get(&key).copied();
+        match ok {
+            Some(ok) => results.insert(key, ok),
+            None => results.remove(&key),
+        };
+        before != ok
+    }
+
+    fn forget(&self, id: &ContainerId) {
+        self.results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(c, _), _| c != id);
+    }
+
+    /// Whether a liveness or startup probe failed: the container must go.
+    pub fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType> {
+        [ProbeType::Liveness, ProbeType::Startup]
+            .into_iter()
+            .find(|kind| self.get(id, *kind) == Some(false))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub probe_type: String,
+    pub result: String,
+    pub container: String,
+    pub pod: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ProbeTypeLabels {
+    pub probe_type: String,
+}
+
+/// `prober_probe_total` and `prober_probe_duration_seconds`, as the kubelet's.
+#[derive(Debug, Clone)]
+pub struct ProberMetrics {
+    pub total: Family<ProbeLabels, Counter>,
+    pub duration: Family<ProbeTypeLabels, Histogram, fn() -> Histogram>,
+}
+
+fn probe_seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+impl Default for ProberMetrics {
+    fn default() -> Self {
+        Self {
+            total: Family::default(),
+            duration: Family::new_with_constructor(probe_seconds),
+        }
+    }
+}
+
+impl ProberMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "prober_probe",
+            "Cumulative number of liveness, readiness or startup probes, by result",
+            self.total.clone(),
+        );
+        registry.register(
+            "prober_probe_duration_seconds",
+            "Duration in seconds of a probe response",
+            self.duration.clone(),
+        );
+    }
+}
+
+/// What every probe worker shares.
+pub struct ProberContext {
+    pub handlers: Arc<dyn ContainerHandlers>,
+    pub results: Arc<ProbeResults>,
+    pub statuses: Arc<PodStatuses>,
+    pub recorder: Arc<Recorder>,
+    pub metrics: ProberMetrics,
+    pub updates: mpsc::Sender<ProbeUpdate>,
+}
+
+impl std::fmt::Debug for ProberContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProberContext").finish_non_exhaustive()
+    }
+}
+
+/// The probe workers of every pod.
+#[derive(Debug)]
+pub struct Prober {
+    context: Arc<ProberContext>,
+    workers: HashMap<PodUid, watch::Sender<bool>>,
+    tasks: JoinSet<()>,
+}
+
+impl Prober {
+    pub fn new(context: Arc<ProberContext>) -> Self {
+        Self {
+            context,
+            workers: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    pub fn results(&self) -> Arc<ProbeResults> {
+        self.context.results.clone()
+    }
+
+    /// Starts a worker for every probe of `pod`'s containers (once).
+    pub fn add_pod(&mut self, pod: &Arc<Pod>) {
+        let uid: PodUid = pod.metadata.uid.clone().unwrap_or_default().into();
+        if self.workers.contains_key(&uid) {
+            return;
+        }
+        let Some(spec) = pod.spec.as_ref() else {
+            return;
+        };
+        let (stop, stopped) = watch::channel(false);
+        let mut any = false;
+        for container in &spec.containers {
+            for kind in [
+                ProbeType::Startup,
+                ProbeType::Liveness,
+                ProbeType::Readiness,
+            ] {
+                if kind.of(container).is_some() {
+                    any = true;
+                    self.tasks.spawn(probe_worker(
+                        self.context.clone(),
+                        pod.clone(),
+                        container.clone(),
+                        kind,
+                        stopped.clone(),
+                    ));
+                }
+            }
+        }
+        if any {
+            self.workers.insert(uid, stop);
+        }
+    }
+
+    /// Stops the workers of a pod that is terminating or gone.
+    pub fn remove_pod(&mut self, uid: &PodUid) {
+        if let Some(stop) = self.workers.remove(uid) {
+            let _ = stop.send(true);
+        }
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    pub async fn stop(mut self) {
+        for (_, stop) in self.workers.drain() {
+            let _ = stop.send(true);
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn seconds(value: Option<i32>, default: u64) -> Duration {
+    Duration::from_secs(value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default))
+}
+
+/// The kubelet's probe worker: every `periodSeconds`, probe the container's
+/// current instance and flip the result only after `successThreshold` /
+/// `failureThreshold` identical results in a row.
+async fn probe_worker(
+    ctx: Arc<ProberContext>,
+    pod: Arc<Pod>,
+    container: Container,
+    kind: ProbeType,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(probe) = kind.of(&container).cloned() else {
+        return;
+    };
+    let uid: PodUid = pod.metadata.uid.clone().unwrap_or_default().into();
+    let period = seconds(probe.period_seconds, 10).max(Duration::from_secs(1));
+    let timeout = seconds(probe.timeout_seconds, 1).max(Duration::from_secs(1));
+    let initial_delay = seconds(probe.initial_delay_seconds, 0);
+    let success_threshold = probe.success_threshold.unwrap_or(1).max(1);
+    let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+    let has_startup = container.startup_probe.is_some();
+    // Until a container's first result: readiness fails, liveness passes,
+    // startup is unknown.
+    let initial = match kind {
+        ProbeType::Readiness => Some(false),
+        ProbeType::Liveness => Some(true),
+        ProbeType::Startup => None,
+    };
+
+    let mut current: Option<ContainerId> = None;
+    let mut on_hold = false;
+    let mut last: Option<Outcome> = None;
+    let mut run = 0;
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        let Some(status) = ctx.statuses.get(&uid).and_then(|p| p.status) else {
+            continue;
+        };
+        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            break;
+        }
+        let Some(state) = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == container.name)
+        else {
+            continue;
+        };
+        let Some(id) = state
+            .container_id
+            .as_deref()
+            .map(|id| ContainerId::new(id.rsplit("://").next().unwrap_or(id)))
+        else {
+            continue;
+        };
+        if current.as_ref() != Some(&id) {
+            // A new instance of the container: start over.
+            if let Some(old) = current.replace(id.clone()) {
+                ctx.results.forget(&old);
+            }
+            ctx.results.set(&id, kind, initial);
+            on_hold = false;
+            last = None;
+            run = 0;
+        }
+        if on_hold {
+            continue;
+        }
+        let Some(running) = state.state.as_ref().and_then(|s| s.running.as_ref()) else {
+            continue; // only running containers are probed
+        };
+        if kind == ProbeType::Startup && ctx.results.get(&id, kind) == Some(true) {
+            continue; // a startup probe is done once it succeeded
+        }
+        if kind != ProbeType::Startup
+            && has_startup
+            && ctx.results.get(&id, ProbeType::Startup) != Some(true)
+        {
+            continue; // liveness and readiness wait for startup
+        }
+        let started = running
+            .started_at
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if now - started < initial_delay.as_secs() as i64 {
+            continue;
+        }
+
+        let pod_ip = status.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let target = HandlerTarget::new(&pod, &container, id.clone(), pod_ip);
+        let begun = Instant::now();
+        let checked = ctx.handlers.probe(&target, &probe, timeout).await;
+        let result_name = match checked.outcome {
+            Outcome::Success => "successful",
+            Outcome::Failure => "failed",
+            Outcome::Unknown => "unknown",
+        };
+        ctx.metrics
+            .duration
+            .get_or_create(&ProbeTypeLabels {
+                probe_type: kind.name().into(),
+            })
+            .observe(begun.elapsed().as_secs_f64());
+        ctx.metrics
+            .total
+            .get_or_create(&ProbeLabels {
+                probe_type: kind.name().into(),
+                result: result_name.into(),
+                container: container.name.clone(),
+                pod: target.pod_name.clone(),
+                namespace: target.pod_namespace.clone(),
+            })
+            .inc();
+        match checked.outcome {
+            Outcome::Unknown => {
+                tracing::warn!(pod = %target.pod_name, container = %container.name, probe = kind.name(), "probe could not run: {}", checked.message);
+                continue;
+            }
+            Outcome::Failure => ctx.recorder.record(
+                &pod,
+                Some(&container.name),
+                EventType::Warning,
+                "Unhealthy",
+                format!("{} probe failed: {}", kind.name(), checked.message),
+            ),
+            Outcome::Success if !checked.message.is_empty() => ctx.recorder.record(
+                &pod,
+                Some(&container.name),
+                EventType::Warning,
+                "ProbeWarning",
+                format!("{} probe warning: {}", kind.name(), checked.message),
+            ),
+            Outcome::Success => {}
+        }
+        if last == Some(checked.outcome) {
+            run += 1;
+        } else {
+            last = Some(checked.outcome);
+            run = 1;
+        }
+        let ok = checked.outcome == Outcome::Success;
+        let threshold = if ok {
+            success_threshold
+        } else {
+            failure_threshold
+        };
+        if run < threshold {
+            continue;
+        }
+        if ctx.results.set(&id, kind, Some(ok)) {
+            let update = ProbeUpdate {
+                uid: uid.clone(),
+                container: container.name.clone(),
+            };
+            if ctx.updates.send(update).await.is_err() {
+                break;
+            }
+        }
+        if !ok && kind != ProbeType::Readiness {
+            // The container will be killed; wait for its next instance.
+            on_hold = true;
+            run = 0;
+        }
+    }
+}
+
+/// Answers every probe and hook with "not configured": an agent without
+/// handler plugins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHandlers;
+
+impl ContainerHandlers for NoHandlers {
+    fn probe<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _probe: &'a Probe,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Checked> {
+        Box::pin(async {
+            Checked {
+                outcome: Outcome::Unknown,
+                message: "no probe handlers are configured".into(),
+            }
+        })
+    }
+
+    fn hook<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _handler: &'a LifecycleHandler,
+        _pre_stop: bool,
+        _within: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("no lifecycle hook handlers are configured".into()) })
+    }
+}

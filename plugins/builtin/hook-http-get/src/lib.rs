@@ -1,0 +1,61 @@
+//! httpGet lifecycle hooks: a GET to the pod; a status of 400 or more, or no
+//! answer, is the hook's failure.
+
+use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, Port};
+
+fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
+    let Handler::HttpGet(action) = handler else {
+        return Err(Error::InvalidInput(
+            "hook-http-get runs httpGet hooks only".into(),
+        ));
+    };
+    let host = action
+        .host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or(target.pod_ip.clone())
+        .ok_or_else(|| Error::InvalidInput("the pod has no IP yet".into()))?;
+    let (number, name) = match &action.port {
+        Port::Number(n) => (Some(*n), None),
+        Port::Name(name) => (None, Some(name.as_str())),
+    };
+    let port = http_client::resolve_port(
+        number,
+        name,
+        target
+            .ports
+            .iter()
+            .map(|p| (p.name.as_deref(), p.container_port)),
+    )
+    .map_err(Error::InvalidInput)?;
+    let headers: Vec<(String, String)> = action
+        .headers
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    match http_client::http_check(&host, port, &action.path, &headers) {
+        Ok(seen) if seen.status < 400 => Ok(()),
+        Ok(seen) => Err(Error::Failed(format!(
+            "HTTP lifecycle hook ({}) returned status {}",
+            action.path, seen.status
+        ))),
+        Err(e) => Err(Error::Failed(format!(
+            "HTTP lifecycle hook ({}) failed: {e}",
+            action.path
+        ))),
+    }
+}
+
+struct HttpGetHook;
+
+impl Guest for HttpGetHook {
+    fn post_start(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
+        run(target, handler)
+    }
+
+    fn pre_stop(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
+        run(target, handler)
+    }
+}
+
+wasmlet_plugin_sdk::lifecycle::export_lifecycle!(HttpGetHook);

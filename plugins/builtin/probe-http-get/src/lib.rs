@@ -1,0 +1,83 @@
+//! httpGet probes, as the kubelet's: a status from 200 to 399 is success. A
+//! redirect to another host is not followed and counts as success, with a
+//! warning in the message (the host turns it into a ProbeWarning event).
+
+use wasmlet_plugin_sdk::probe::{
+    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult,
+};
+
+struct HttpGetProbe;
+
+fn result(outcome: Outcome, message: impl Into<String>) -> ProbeResult {
+    ProbeResult {
+        outcome,
+        message: message.into(),
+    }
+}
+
+impl Guest for HttpGetProbe {
+    fn check(
+        target: ContainerTarget,
+        handler: Handler,
+        _timeout_ms: u32,
+    ) -> Result<ProbeResult, Error> {
+        let Handler::HttpGet(action) = handler else {
+            return Err(Error::InvalidInput(
+                "probe-http-get runs httpGet probes only".into(),
+            ));
+        };
+        if action.scheme.eq_ignore_ascii_case("HTTPS") {
+            return Err(Error::InvalidInput(
+                "HTTPS probes are not supported yet".into(),
+            ));
+        }
+        let host = action
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .or(target.pod_ip.clone())
+            .ok_or_else(|| Error::InvalidInput("the pod has no IP yet".into()))?;
+        let (number, name) = match &action.port {
+            Port::Number(n) => (Some(*n), None),
+            Port::Name(name) => (None, Some(name.as_str())),
+        };
+        let port = http_client::resolve_port(
+            number,
+            name,
+            target
+                .ports
+                .iter()
+                .map(|p| (p.name.as_deref(), p.container_port)),
+        )
+        .map_err(Error::InvalidInput)?;
+        let headers: Vec<(String, String)> = action
+            .headers
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        Ok(
+            match http_client::http_check(&host, port, &action.path, &headers) {
+                Err(e) => result(
+                    Outcome::Failure,
+                    format!("Get \"http://{host}:{port}{}\": {e}", action.path),
+                ),
+                Ok(seen) if (200..400).contains(&seen.status) => match seen.offsite_redirect {
+                    Some(location) => result(
+                        Outcome::Success,
+                        format!(
+                            "Probe terminated redirects, Response status {}: redirect to {location} not followed",
+                            seen.status
+                        ),
+                    ),
+                    None => result(Outcome::Success, ""),
+                },
+                Ok(seen) => result(
+                    Outcome::Failure,
+                    format!("HTTP probe failed with statuscode: {}", seen.status),
+                ),
+            },
+        )
+    }
+}
+
+wasmlet_plugin_sdk::probe::export_probe!(HttpGetProbe);

@@ -1,0 +1,54 @@
+//! tcpSocket probes, as the kubelet's: a connection that opens is success.
+
+use std::net::TcpStream;
+
+use wasmlet_plugin_sdk::probe::{
+    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult,
+};
+
+struct TcpSocketProbe;
+
+impl Guest for TcpSocketProbe {
+    fn check(
+        target: ContainerTarget,
+        handler: Handler,
+        _timeout_ms: u32,
+    ) -> Result<ProbeResult, Error> {
+        let Handler::TcpSocket(action) = handler else {
+            return Err(Error::InvalidInput(
+                "probe-tcp-socket runs tcpSocket probes only".into(),
+            ));
+        };
+        let host = action
+            .host
+            .filter(|h| !h.is_empty())
+            .or(target.pod_ip)
+            .ok_or_else(|| Error::InvalidInput("the pod has no IP yet".into()))?;
+        let (number, name) = match &action.port {
+            Port::Number(n) => (Some(*n), None),
+            Port::Name(name) => (None, Some(name.as_str())),
+        };
+        let port = http_client::resolve_port(
+            number,
+            name,
+            target
+                .ports
+                .iter()
+                .map(|p| (p.name.as_deref(), p.container_port)),
+        )
+        .map_err(Error::InvalidInput)?;
+        let address = http_client::authority(&host, port);
+        Ok(match TcpStream::connect(address.as_str()) {
+            Ok(_) => ProbeResult {
+                outcome: Outcome::Success,
+                message: String::new(),
+            },
+            Err(e) => ProbeResult {
+                outcome: Outcome::Failure,
+                message: format!("dial tcp {address}: {e}"),
+            },
+        })
+    }
+}
+
+wasmlet_plugin_sdk::probe::export_probe!(TcpSocketProbe);
