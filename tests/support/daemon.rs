@@ -93,6 +93,25 @@ impl Daemon {
         }
     }
 
+    /// Waits for an event with `reason` whose message contains `text`.
+    pub async fn wait_event(&self, reason: &str, text: &str, within: Duration) {
+        let give_up = tokio::time::Instant::now() + within;
+        loop {
+            let events = self.events().await;
+            let found = events.iter().any(|e| {
+                e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(text))
+            });
+            if found {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "no {reason} event containing {text:?}; events: {events:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits until the agent's log contains `needle`.
     pub async fn wait_log(&self, needle: &str, within: Duration) {
         let give_up = tokio::time::Instant::now() + within;
@@ -157,6 +176,11 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", wasmlet_bin().display()));
         self.child = Some(child);
+    }
+
+    /// The agent process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the agent with SIGKILL (pods stay as they are).

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod grpc_health;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

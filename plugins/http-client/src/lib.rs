@@ -15,8 +15,10 @@ pub struct Get<'a> {
     /// Path and query, starting with `/`.
     pub path: &'a str,
     pub headers: &'a [(String, String)],
-    /// Bodies larger than this are refused.
+    /// Bodies larger than this are refused ...
     pub max_body: usize,
+    /// ... or, with this, cut there (a probe reads only the start of a body).
+    pub truncate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,16 +52,31 @@ pub fn get(get: &Get<'_>) -> Result<Response, String> {
         .map_err(|e| format!("connecting to {}: {e}", get.connect_to))?;
     conn.write_all(request.as_bytes())
         .map_err(|e| format!("sending the request: {e}"))?;
-    let mut raw = Vec::new();
-    // Headers plus the capped body; one byte more tells that the cap was passed.
-    conn.take((get.max_body + 64 * 1024 + 1) as u64)
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading the response: {e}"))?;
+    // Headers plus the capped body; one byte more tells that the cap was
+    // passed. Read in large chunks: each read is a host call.
+    let limit = get.max_body + 64 * 1024 + 1;
+    let mut raw = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    while raw.len() < limit {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n.min(limit - raw.len())]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+    }
+    if get.truncate {
+        // Keep what was read: a body cut at the cap is still an answer.
+        return parse_head(&raw).map(|(mut response, rest)| {
+            response.body = rest[..rest.len().min(get.max_body)].to_vec();
+            response
+        });
+    }
     parse(&raw, get.max_body)
 }
 
-/// Parses a complete HTTP/1.x response.
-pub fn parse(raw: &[u8], max_body: usize) -> Result<Response, String> {
+/// The status and headers of a response, and the raw bytes after them.
+fn parse_head(raw: &[u8]) -> Result<(Response, &[u8]), String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -78,12 +95,17 @@ pub fn parse(raw: &[u8], max_body: usize) -> Result<Response, String> {
             Some((k.trim().to_owned(), v.trim().to_owned()))
         })
         .collect();
-    let mut response = Response {
+    let response = Response {
         status,
         headers,
         body: Vec::new(),
     };
-    let rest = &raw[end + 4..];
+    Ok((response, &raw[end + 4..]))
+}
+
+/// Parses a complete HTTP/1.x response.
+pub fn parse(raw: &[u8], max_body: usize) -> Result<Response, String> {
+    let (mut response, rest) = parse_head(raw)?;
     response.body = if response
         .header("transfer-encoding")
         .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
@@ -208,6 +230,7 @@ pub fn http_check(
         path: &path,
         headers: &all,
         max_body: 10 << 10,
+        truncate: true,
     })?;
     let offsite_redirect = (300..400)
         .contains(&response.status)

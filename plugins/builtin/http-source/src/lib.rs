@@ -119,6 +119,7 @@ fn fetch(settings: &Settings) -> Result<Vec<u8>, String> {
         path,
         headers: &headers,
         max_body: MAX_BODY,
+        truncate: false,
     })
     .map_err(|e| format!("{url}: {e}"))?;
     if response.status != 200 {

@@ -1,0 +1,177 @@
+//! Probe overhead of the plugin path: the built-in probe-http-get and
+//! probe-tcp-socket plugins against a direct check of the same target (an
+//! HTTP server and a listener on 127.0.0.1), p50/p99 and the difference.
+//!
+//! `cargo bench -p wasmlet-plugin-host --bench probes` after
+//! scripts/build-plugins.sh. Prints a table; asserts nothing.
+//! WASMLET_BENCH_PROBES (default 2000) checks per row.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmlet_plugin_host::types::{ContainerTarget, Handler, HttpGetAction, Port, TcpSocketAction};
+use wasmlet_plugin_host::{HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+async fn server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(RESPONSE).await;
+            });
+        }
+    });
+    port
+}
+
+/// What the plugin does, natively: connect, GET, read the answer, parse the status.
+async fn direct_http(port: u16) -> bool {
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/wasmlet\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response).await;
+    response.starts_with(b"HTTP/1.1 2")
+}
+
+async fn direct_tcp(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+async fn plugin_check(plugin: &Plugin, target: &ContainerTarget, handler: &Handler) -> bool {
+    plugin
+        .check(target, handler, Duration::from_secs(1))
+        .await
+        .is_ok_and(|r| r.outcome == Outcome::Success)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = (p / 100.0 * (sorted.len().saturating_sub(1)) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or_default()
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+async fn load(engine: &Arc<PluginEngine>, name: &str) -> Plugin {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/plugins")
+        .join(format!("{name}.toml"));
+    Plugin::load(
+        engine,
+        &Arc::new(HostContext::default()),
+        &PluginMetrics::default(),
+        &manifest,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e} (run scripts/build-plugins.sh)"))
+}
+
+async fn time<F, Fut>(n: usize, mut f: F) -> Vec<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let ok = f().await;
+        samples.push(started.elapsed());
+        assert!(ok, "a check failed during the benchmark");
+    }
+    samples.sort();
+    samples
+}
+
+#[tokio::main]
+async fn main() {
+    let n = std::env::var("WASMLET_BENCH_PROBES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let port = server().await;
+    let engine = Arc::new(PluginEngine::new(None).expect("engine"));
+    let http = load(&engine, "probe-http-get").await;
+    let tcp = load(&engine, "probe-tcp-socket").await;
+    let target = ContainerTarget {
+        pod_name: "bench".into(),
+        pod_namespace: "default".into(),
+        pod_uid: "uid-bench".into(),
+        pod_ip: Some("127.0.0.1".into()),
+        container_name: "app".into(),
+        container_id: "c".into(),
+        ports: Vec::new(),
+    };
+    let http_handler = Handler::HttpGet(HttpGetAction {
+        scheme: "HTTP".into(),
+        host: None,
+        path: "/".into(),
+        port: Port::Number(port),
+        headers: Vec::new(),
+    });
+    let tcp_handler = Handler::TcpSocket(TcpSocketAction {
+        host: None,
+        port: Port::Number(port),
+    });
+    // Warm up both paths (compiled code, connection setup).
+    for _ in 0..100 {
+        direct_http(port).await;
+        plugin_check(&http, &target, &http_handler).await;
+    }
+
+    let rows = [
+        (
+            "httpGet",
+            time(n, || direct_http(port)).await,
+            time(n, || plugin_check(&http, &target, &http_handler)).await,
+        ),
+        (
+            "tcpSocket",
+            time(n, || direct_tcp(port)).await,
+            time(n, || plugin_check(&tcp, &target, &tcp_handler)).await,
+        ),
+    ];
+    println!("probe overhead of the plugin path, {n} checks each, 127.0.0.1 target");
+    println!(
+        "{:<10} {:>11} {:>11} {:>11} {:>11} {:>14} {:>14}",
+        "probe",
+        "direct p50",
+        "direct p99",
+        "plugin p50",
+        "plugin p99",
+        "overhead p50",
+        "overhead p99"
+    );
+    for (name, direct, plugin) in rows {
+        let (d50, d99) = (percentile(&direct, 50.0), percentile(&direct, 99.0));
+        let (p50, p99) = (percentile(&plugin, 50.0), percentile(&plugin, 99.0));
+        println!(
+            "{name:<10} {:>8.1} µs {:>8.1} µs {:>8.1} µs {:>8.1} µs {:>11.1} µs {:>11.1} µs",
+            us(d50),
+            us(d99),
+            us(p50),
+            us(p99),
+            us(p50) - us(d50),
+            us(p99) - us(d99)
+        );
+    }
+}

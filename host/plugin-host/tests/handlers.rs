@@ -1,0 +1,287 @@
+//! Component tests of the built-in probe and hook plugins
+//! (plugins/builtin/probe-*, hook-*): the real components, against a small
+//! HTTP server and the fake runtime's exec. (probe-grpc: tests/probe_grpc.rs.)
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::Harness;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmlet_core::{ContainerRuntime, ExecOutput};
+use wasmlet_plugin_host::types::{
+    ContainerPort, ContainerTarget, Handler, HttpGetAction, KeyValue, Port, TcpSocketAction,
+};
+use wasmlet_plugin_host::{Failure, HostContext, Outcome, Plugin};
+use wasmlet_runtime_fake::FakeRuntime;
+
+/// Answers by path: /ok 200, /fail 500, /moved a redirect to another host,
+/// /slow after 3 s; echoes nothing else.
+async fn http_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let reply = match path.as_str() {
+                    "/ok" if request.contains("X-Probe: yes") => {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                    }
+                    "/ok" => "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                    "/moved" => {
+                        "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nContent-Length: 0\r\n\r\n"
+                    }
+                    "/slow" => {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                    }
+                    _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+                };
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn target(port: u16) -> ContainerTarget {
+    ContainerTarget {
+        pod_name: "web".into(),
+        pod_namespace: "default".into(),
+        pod_uid: "uid-web".into(),
+        pod_ip: Some("127.0.0.1".into()),
+        container_name: "app".into(),
+        container_id: "c1".into(),
+        ports: vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: port,
+            host_port: None,
+            host_ip: None,
+            protocol: "TCP".into(),
+        }],
+    }
+}
+
+fn http_get(path: &str, port: Port, host: Option<&str>) -> Handler {
+    Handler::HttpGet(HttpGetAction {
+        scheme: "HTTP".into(),
+        host: host.map(Into::into),
+        path: path.into(),
+        port,
+        headers: vec![KeyValue {
+            key: "X-Probe".into(),
+            value: "yes".into(),
+        }],
+    })
+}
+
+/// A built-in plugin with its own manifest, as the agent loads it.
+async fn builtin(h: &Harness, name: &str) -> Plugin {
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/builtin")
+        .join(name)
+        .join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let body = text
+        .lines()
+        .filter(|l| !l.starts_with("component"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    h.load(name, &name.replace('-', "_"), &body)
+        .await
+        .expect("load")
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_get_probes_judge_by_status_and_reach_only_the_pod() {
+    let port = http_server().await;
+    let h = Harness::new("probe-http");
+    let probe = builtin(&h, "probe-http-get").await;
+    let t = target(port);
+    let check = |handler: Handler| {
+        let (probe, t) = (&probe, &t);
+        async move { probe.check(t, &handler, SECOND).await }
+    };
+
+    let ok = check(http_get("/ok", Port::Name("http".into()), None))
+        .await
+        .expect("ok");
+    assert_eq!((ok.outcome, ok.message.as_str()), (Outcome::Success, ""));
+    let failed = check(http_get("/fail", Port::Number(port), None))
+        .await
+        .expect("fail");
+    assert_eq!(failed.outcome, Outcome::Failure);
+    assert!(
+        failed.message.contains("statuscode: 500"),
+        "{}",
+        failed.message
+    );
+    let moved = check(http_get("/moved", Port::Number(port), None))
+        .await
+        .expect("moved");
+    assert_eq!(moved.outcome, Outcome::Success);
+    assert!(
+        moved
+            .message
+            .contains("redirect to http://elsewhere.example/ not followed"),
+        "{}",
+        moved.message
+    );
+    let timed_out = check(http_get("/slow", Port::Number(port), None)).await;
+    assert!(
+        matches!(timed_out, Err(ref e) if matches!(e.failure, Failure::Deadline(_))),
+        "{timed_out:?}"
+    );
+
+    // Only the probed pod's address is granted for the call.
+    let elsewhere = check(http_get("/ok", Port::Number(port), Some("127.0.0.2"))).await;
+    let denied = match elsewhere {
+        Err(e) => matches!(e.failure, Failure::DeniedCapability(_)),
+        Ok(r) => r.outcome == Outcome::Failure,
+    };
+    assert!(denied, "another address is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_socket_probes_succeed_when_the_port_accepts() {
+    let port = http_server().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("address").port()
+    };
+    let h = Harness::new("probe-tcp");
+    let probe = builtin(&h, "probe-tcp-socket").await;
+    let tcp = |port: Port| Handler::TcpSocket(TcpSocketAction { host: None, port });
+    let open = probe
+        .check(&target(port), &tcp(Port::Name("http".into())), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(open.outcome, Outcome::Success);
+    let shut = probe
+        .check(&target(port), &tcp(Port::Number(closed)), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(shut.outcome, Outcome::Failure);
+}
+
+async fn fake_with_container() -> (FakeRuntime, String) {
+    let runtime = FakeRuntime::new().with_image("img:1");
+    let sandbox_config = wasmlet_core::SandboxConfig::default();
+    let sandbox = wasmlet_core::SandboxRuntime::run_sandbox(&runtime, &sandbox_config, "")
+        .await
+        .expect("sandbox");
+    let config = wasmlet_core::ContainerConfig {
+        image: "img:1".into(),
+        ..Default::default()
+    };
+    let id = runtime
+        .create_container(&sandbox, &config, &sandbox_config)
+        .await
+        .expect("create");
+    runtime.start_container(&id).await.expect("start");
+    runtime.on_exec(|_, cmd| ExecOutput {
+        stdout: cmd.join(" ").into_bytes(),
+        stderr: b"to stderr".to_vec(),
+        exit_code: if cmd.first().is_some_and(|c| c == "true") {
+            0
+        } else {
+            1
+        },
+    });
+    (runtime, id.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_probes_and_hooks_run_in_the_target_container() {
+    let (runtime, id) = fake_with_container().await;
+    let h = Harness::with_host(
+        "exec",
+        HostContext {
+            node_name: "test-node".into(),
+            exec: Some(Arc::new(runtime.clone())),
+        },
+    );
+    let mut t = target(80);
+    t.container_id = id;
+    let probe = builtin(&h, "probe-exec").await;
+    let pass = probe
+        .check(&t, &Handler::Exec(vec!["true".into()]), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(pass.outcome, Outcome::Success);
+    let fail = probe
+        .check(&t, &Handler::Exec(vec!["false".into()]), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(fail.outcome, Outcome::Failure);
+    assert!(fail.message.contains("exited with 1"), "{}", fail.message);
+
+    let hook = builtin(&h, "hook-exec").await;
+    hook.run_hook(&t, &Handler::Exec(vec!["true".into()]), false, SECOND)
+        .await
+        .expect("postStart passes");
+    let err = hook
+        .run_hook(&t, &Handler::Exec(vec!["false".into()]), true, SECOND)
+        .await
+        .expect_err("preStop fails");
+    assert!(err.to_string().contains("to stderr"), "{err}");
+    assert_eq!(
+        runtime.calls().iter().filter(|c| **c == "ExecSync").count(),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_sleep_hooks() {
+    let port = http_server().await;
+    let h = Harness::new("hooks");
+    let http = builtin(&h, "hook-http-get").await;
+    http.run_hook(
+        &target(port),
+        &http_get("/ok", Port::Number(port), None),
+        false,
+        SECOND,
+    )
+    .await
+    .expect("200 passes");
+    let err = http
+        .run_hook(
+            &target(port),
+            &http_get("/fail", Port::Number(port), None),
+            true,
+            SECOND,
+        )
+        .await
+        .expect_err("500 fails");
+    assert!(err.to_string().contains("returned status 500"), "{err}");
+
+    let sleep = builtin(&h, "hook-sleep").await;
+    sleep
+        .run_hook(
+            &target(port),
+            &Handler::Sleep(1),
+            true,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("sleeps 1 s");
+    let cut = sleep
+        .run_hook(
+            &target(port),
+            &Handler::Sleep(30),
+            true,
+            Duration::from_millis(300),
+        )
+        .await
+        .expect_err("cut at the grace");
+    assert!(matches!(cut.failure, Failure::Deadline(_)), "{cut}");
+}
