@@ -60,7 +60,14 @@ pub fn get(get: &Get<'_>) -> Result<Response, String> {
     while raw.len() < limit {
         match conn.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&chunk[..n.min(limit - raw.len())]),
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n.min(limit - raw.len())]);
+                // Done once the body its Content-Length announces is in: no
+                // need to wait for the server to close (a host round trip).
+                if complete(&raw) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("reading the response: {e}")),
         }
@@ -73,6 +80,17 @@ pub fn get(get: &Get<'_>) -> Result<Response, String> {
         });
     }
     parse(&raw, get.max_body)
+}
+
+/// Whether `raw` holds a whole response with a Content-Length body.
+fn complete(raw: &[u8]) -> bool {
+    let Ok((response, rest)) = parse_head(raw) else {
+        return false;
+    };
+    response
+        .header("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|length| rest.len() >= length)
 }
 
 /// The status and headers of a response, and the raw bytes after them.
