@@ -11,8 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmlet_core::{
+    ContainerConfig, ContainerId, ContainerRuntime, ExecTimeout, SandboxConfig, SandboxRuntime,
+};
 use wasmlet_plugin_host::types::{ContainerTarget, Handler, HttpGetAction, Port, TcpSocketAction};
 use wasmlet_plugin_host::{HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
+use wasmlet_runtime_fake::FakeRuntime;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
@@ -71,13 +75,43 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn load(engine: &Arc<PluginEngine>, name: &str) -> Plugin {
+async fn fake_container() -> (FakeRuntime, ContainerId) {
+    let runtime = FakeRuntime::new().with_image("img:1");
+    let sandbox_config = SandboxConfig::default();
+    let sandbox = runtime
+        .run_sandbox(&sandbox_config, "")
+        .await
+        .expect("sandbox");
+    let config = ContainerConfig {
+        image: "img:1".into(),
+        ..Default::default()
+    };
+    let id = runtime
+        .create_container(&sandbox, &config, &sandbox_config)
+        .await
+        .expect("create");
+    runtime.start_container(&id).await.expect("start");
+    (runtime, id)
+}
+
+async fn direct_exec(runtime: &FakeRuntime, id: &ContainerId) -> bool {
+    runtime
+        .exec_sync(
+            id,
+            &["true".to_owned()],
+            ExecTimeout::After(Duration::from_secs(1)),
+        )
+        .await
+        .is_ok_and(|out| out.exit_code == 0)
+}
+
+async fn load(engine: &Arc<PluginEngine>, name: &str, host: HostContext) -> Plugin {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/plugins")
         .join(format!("{name}.toml"));
     Plugin::load(
         engine,
-        &Arc::new(HostContext::default()),
+        &Arc::new(host),
         &PluginMetrics::default(),
         &manifest,
         None,
@@ -110,8 +144,20 @@ async fn main() {
         .unwrap_or(2000);
     let port = server().await;
     let engine = Arc::new(PluginEngine::new(None).expect("engine"));
-    let http = load(&engine, "probe-http-get").await;
-    let tcp = load(&engine, "probe-tcp-socket").await;
+    let http = load(&engine, "probe-http-get", HostContext::default()).await;
+    let tcp = load(&engine, "probe-tcp-socket", HostContext::default()).await;
+    // Exec against the in-memory runtime: the plugin path's own cost, with
+    // one host call and no I/O.
+    let (runtime, container) = fake_container().await;
+    let exec = load(
+        &engine,
+        "probe-exec",
+        HostContext {
+            node_name: "bench".into(),
+            exec: Some(Arc::new(runtime.clone())),
+        },
+    )
+    .await;
     let target = ContainerTarget {
         pod_name: "bench".into(),
         pod_namespace: "default".into(),
@@ -138,7 +184,15 @@ async fn main() {
         plugin_check(&http, &target, &http_handler).await;
     }
 
+    let mut exec_target = target.clone();
+    exec_target.container_id = container.to_string();
+    let exec_handler = Handler::Exec(vec!["true".into()]);
     let rows = [
+        (
+            "exec*",
+            time(n, || direct_exec(&runtime, &container)).await,
+            time(n, || plugin_check(&exec, &exec_target, &exec_handler)).await,
+        ),
         (
             "httpGet",
             time(n, || direct_http(port)).await,
@@ -161,6 +215,7 @@ async fn main() {
         "overhead p50",
         "overhead p99"
     );
+    println!("* exec runs against the in-memory fake runtime: the plugin path alone, no I/O");
     for (name, direct, plugin) in rows {
         let (d50, d99) = (percentile(&direct, 50.0), percentile(&direct, 99.0));
         let (p50, p99) = (percentile(&plugin, 50.0), percentile(&plugin, 99.0));
