@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasmlet_core::{
-    ContainerConfig, ContainerId, ContainerRuntime, ExecTimeout, SandboxConfig, SandboxRuntime,
-};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use wasmlet_core::{ContainerId, ContainerRuntime, ExecTimeout};
 use wasmlet_plugin_host::types::{ContainerTarget, Handler, HttpGetAction, Port, TcpSocketAction};
 use wasmlet_plugin_host::{HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
 use wasmlet_runtime_fake::FakeRuntime;
@@ -75,25 +76,6 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-async fn fake_container() -> (FakeRuntime, ContainerId) {
-    let runtime = FakeRuntime::new().with_image("img:1");
-    let sandbox_config = SandboxConfig::default();
-    let sandbox = runtime
-        .run_sandbox(&sandbox_config, "")
-        .await
-        .expect("sandbox");
-    let config = ContainerConfig {
-        image: "img:1".into(),
-        ..Default::default()
-    };
-    let id = runtime
-        .create_container(&sandbox, &config, &sandbox_config)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
-    (runtime, id)
-}
-
 async fn direct_exec(runtime: &FakeRuntime, id: &ContainerId) -> bool {
     runtime
         .exec_sync(
@@ -148,7 +130,7 @@ async fn main() {
     let tcp = load(&engine, "probe-tcp-socket", HostContext::default()).await;
     // Exec against the in-memory runtime: the plugin path's own cost, with
     // one host call and no I/O.
-    let (runtime, container) = fake_container().await;
+    let (runtime, container) = support::running_container().await;
     let exec = load(
         &engine,
         "probe-exec",

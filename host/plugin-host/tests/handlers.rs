@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::Harness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasmlet_core::{ContainerRuntime, ExecOutput};
+use wasmlet_core::ExecOutput;
 use wasmlet_plugin_host::types::{
     ContainerPort, ContainerTarget, Handler, HttpGetAction, KeyValue, Port, TcpSocketAction,
 };
@@ -174,20 +174,7 @@ async fn tcp_socket_probes_succeed_when_the_port_accepts() {
 }
 
 async fn fake_with_container() -> (FakeRuntime, String) {
-    let runtime = FakeRuntime::new().with_image("img:1");
-    let sandbox_config = wasmlet_core::SandboxConfig::default();
-    let sandbox = wasmlet_core::SandboxRuntime::run_sandbox(&runtime, &sandbox_config, "")
-        .await
-        .expect("sandbox");
-    let config = wasmlet_core::ContainerConfig {
-        image: "img:1".into(),
-        ..Default::default()
-    };
-    let id = runtime
-        .create_container(&sandbox, &config, &sandbox_config)
-        .await
-        .expect("create");
-    runtime.start_container(&id).await.expect("start");
+    let (runtime, id) = support::running_container().await;
     runtime.on_exec(|_, cmd| ExecOutput {
         stdout: cmd.join(" ").into_bytes(),
         stderr: b"to stderr".to_vec(),

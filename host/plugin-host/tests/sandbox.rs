@@ -187,28 +187,7 @@ fn target(container_id: &str) -> ContainerTarget {
 
 #[tokio::test]
 async fn exec_is_refused_when_not_granted_and_runs_in_the_target_when_granted() {
-    use wasmlet_core::{
-        ContainerConfig, ContainerMetadata, ContainerRuntime, SandboxConfig, SandboxRuntime,
-    };
-    let runtime = wasmlet_runtime_fake::FakeRuntime::new().with_image("img");
-    let sandbox_config = SandboxConfig::default();
-    let sandbox = runtime
-        .run_sandbox(&sandbox_config, "")
-        .await
-        .expect("sandbox");
-    let config = ContainerConfig {
-        metadata: ContainerMetadata {
-            name: "app".into(),
-            attempt: 0,
-        },
-        image: "img".into(),
-        ..Default::default()
-    };
-    let container = runtime
-        .create_container(&sandbox, &config, &sandbox_config)
-        .await
-        .expect("create");
-    runtime.start_container(&container).await.expect("start");
+    let (runtime, container) = support::running_container().await;
 
     let h = Harness::with_host(
         "exec",

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Toleration};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use wasmlet_core::default_pull_policy;
 
 /// Where a manifest came from; part of the UID, as in the kubelet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +127,7 @@ fn default_container(container: &mut Container) {
     let image = container.image.as_deref().unwrap_or_default();
     container
         .image_pull_policy
-        .get_or_insert_with(|| pull_policy_for(image).into());
+        .get_or_insert_with(|| default_pull_policy(image).into());
     container
         .termination_message_path
         .get_or_insert_with(|| "/dev/termination-log".into());
@@ -135,17 +136,6 @@ fn default_container(container: &mut Container) {
         .get_or_insert_with(|| "File".into());
     for port in container.ports.iter_mut().flatten() {
         port.protocol.get_or_insert_with(|| "TCP".into());
-    }
-}
-
-/// `Always` for `:latest` or an untagged image, else `IfNotPresent`.
-pub fn pull_policy_for(image: &str) -> &'static str {
-    let name = image.split('@').next().unwrap_or(image);
-    let last = name.rsplit('/').next().unwrap_or(name);
-    match last.split_once(':') {
-        _ if image.contains('@') => "IfNotPresent",
-        Some((_, "latest")) | None => "Always",
-        Some(_) => "IfNotPresent",
     }
 }
 
@@ -397,17 +387,5 @@ mod tests {
                 Err(e) => assert!(e.contains(expected), "{e:?} should contain {expected:?}"),
             }
         }
-    }
-
-    #[test]
-    fn pull_policy_defaults_by_tag() {
-        assert_eq!(pull_policy_for("busybox"), "Always");
-        assert_eq!(pull_policy_for("busybox:latest"), "Always");
-        assert_eq!(pull_policy_for("127.0.0.1:5000/busybox"), "Always");
-        assert_eq!(
-            pull_policy_for("127.0.0.1:5000/busybox:1.35"),
-            "IfNotPresent"
-        );
-        assert_eq!(pull_policy_for("busybox@sha256:abc"), "IfNotPresent");
     }
 }

@@ -142,3 +142,24 @@ pub fn node() -> NodeInfo {
         allocatable: Vec::new(),
     }
 }
+
+/// The fake runtime with one running container (image `img`), for exec.
+pub async fn running_container() -> (wasmlet_runtime_fake::FakeRuntime, wasmlet_core::ContainerId) {
+    use wasmlet_core::{ContainerConfig, ContainerRuntime, SandboxConfig, SandboxRuntime};
+    let runtime = wasmlet_runtime_fake::FakeRuntime::new().with_image("img");
+    let sandbox_config = SandboxConfig::default();
+    let sandbox = runtime
+        .run_sandbox(&sandbox_config, "")
+        .await
+        .expect("sandbox");
+    let config = ContainerConfig {
+        image: "img".into(),
+        ..Default::default()
+    };
+    let id = runtime
+        .create_container(&sandbox, &config, &sandbox_config)
+        .await
+        .expect("create");
+    runtime.start_container(&id).await.expect("start");
+    (runtime, id)
+}

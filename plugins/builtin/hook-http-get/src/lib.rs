@@ -9,23 +9,20 @@ fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
             "hook-http-get runs httpGet hooks only".into(),
         ));
     };
-    let host = action
-        .host
-        .clone()
-        .filter(|h| !h.is_empty())
-        .or(target.pod_ip.clone())
-        .ok_or_else(|| Error::InvalidInput("the pod has no IP yet".into()))?;
     let (number, name) = match &action.port {
         Port::Number(n) => (Some(*n), None),
         Port::Name(name) => (None, Some(name.as_str())),
     };
-    let port = http_client::resolve_port(
+    let ports = target
+        .ports
+        .iter()
+        .map(|p| (p.name.as_deref(), p.container_port));
+    let (host, port) = http_client::resolve_target(
+        action.host.as_deref(),
+        target.pod_ip.as_deref(),
         number,
         name,
-        target
-            .ports
-            .iter()
-            .map(|p| (p.name.as_deref(), p.container_port)),
+        ports,
     )
     .map_err(Error::InvalidInput)?;
     let headers: Vec<(String, String)> = action
