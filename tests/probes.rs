@@ -180,6 +180,37 @@ async fn a_grpc_probe_checks_a_health_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_probe_accepts_a_self_signed_certificate() {
+    let node = Node::from_env();
+    let port = wasmlet_tests::https::serve().await;
+    // As the grpc case: a host-network pod, so the pod IP is where the server is.
+    let mut agent = Daemon::new(&node, "https", "nodeIP: 127.0.0.1\n");
+    agent.start();
+    for (name, path, pass) in [("https-ok", "/ok", true), ("https-fail", "/fail", false)] {
+        let manifest = pod(
+            name,
+            &node.test_image,
+            "[sleep, '3600']",
+            &format!("    readinessProbe: {{httpGet: {{scheme: HTTPS, path: {path}, port: {port}}}, periodSeconds: 1, failureThreshold: 1}}\n"),
+            "  hostNetwork: true\n",
+        )
+        .replace("    ports: [{name: http, containerPort: 8080}]\n", "");
+        agent.write_manifest(&format!("{name}.yaml"), &manifest);
+        agent
+            .wait_pod(name, MINUTE, |p| phase(p) == "Running" && ready(p) == pass)
+            .await;
+    }
+    agent
+        .wait_event(
+            "Unhealthy",
+            "HTTP probe failed with statuscode: 500",
+            MINUTE,
+        )
+        .await;
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_start_runs_before_the_container_goes_on_and_a_failing_one_restarts_it() {
     let node = Node::from_env();
     let agent = Daemon::started(&node, "poststart");

@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod grpc_health;
+pub mod https;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -13,6 +13,9 @@ pub struct ToKill {
     pub id: ContainerId,
     pub name: String,
     pub reason: String,
+    /// A failed probe's own `terminationGracePeriodSeconds`, which replaces
+    /// the pod's for this kill.
+    pub grace_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,6 +172,9 @@ pub fn compute(
                             probe.name().to_lowercase(),
                             if restart { ", will be restarted" } else { "" }
                         ),
+                        grace_seconds: probe
+                            .of(container)
+                            .and_then(|p| p.termination_grace_period_seconds),
                     });
                     if restart {
                         actions.start.push(i);
@@ -181,6 +187,7 @@ pub fn compute(
                             "Container {} definition changed, will be restarted",
                             container.name
                         ),
+                        grace_seconds: None,
                     });
                     actions.start.push(i);
                 } else {
@@ -306,8 +313,23 @@ mod tests {
                 .contains("failed liveness probe, will be restarted")
         );
         assert_eq!(a.start, vec![0]);
+        assert_eq!(a.kill[0].grace_seconds, None, "the pod's grace");
         let a = super::compute(&pod("Never", &[], &["a"]), &rt, &failed);
         assert_eq!((a.kill.len(), a.start.len()), (1, 0));
+
+        // A liveness probe's own terminationGracePeriodSeconds is the kill's.
+        let mut own_grace = pod("Always", &[], &["a"]);
+        if let Some(spec) = own_grace.spec.as_mut() {
+            spec.containers[0].liveness_probe = Some(k8s_openapi::api::core::v1::Probe {
+                termination_grace_period_seconds: Some(7),
+                ..Default::default()
+            });
+        }
+        let a = super::compute(&own_grace, &rt, &failed);
+        assert_eq!(a.kill[0].grace_seconds, Some(7));
+        let startup = |_: &ContainerId| Some(ProbeType::Startup);
+        let a = super::compute(&own_grace, &rt, &startup);
+        assert_eq!(a.kill[0].grace_seconds, None, "only the failed probe's");
     }
 
     #[test]

@@ -153,7 +153,11 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 "Killing",
                 &victim.reason,
             );
-            self.stop_container(pod, &victim.id, &victim.name, pod_ip, pod_grace(pod))
+            let grace = victim.grace_seconds.map_or_else(
+                || pod_grace(pod),
+                |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)).max(MIN_GRACE),
+            );
+            self.stop_container(pod, &victim.id, &victim.name, pod_ip, grace)
                 .await?;
         }
 

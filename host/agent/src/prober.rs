@@ -42,7 +42,8 @@ impl ProbeType {
         }
     }
 
-    fn of(self, container: &Container) -> Option<&Probe> {
+    /// This probe of `container`, if it has one.
+    pub fn of(self, container: &Container) -> Option<&Probe> {
         match self {
             Self::Liveness => container.liveness_probe.as_ref(),
             Self::Readiness => container.readiness_probe.as_ref(),

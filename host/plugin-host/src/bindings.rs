@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
             import wasmlet:plugin/host@0.1.0;
             import wasmlet:plugin/exec@0.1.0;
             import wasmlet:plugin/changes@0.1.0;
+            import wasmlet:plugin/net@0.1.0;
             export wasmlet:plugin/admission-handler@0.1.0;
             export wasmlet:plugin/probe-handler@0.1.0;
             export wasmlet:plugin/lifecycle-handler@0.1.0;
@@ -23,11 +24,13 @@ wasmtime::component::bindgen!({
     imports: {
         "wasmlet:plugin/exec.run": async,
         "wasmlet:plugin/changes.wait": async,
+        "wasmlet:plugin/net": async,
     },
+    with: { "wasmlet:plugin/net.connection": crate::net::Connection },
     exports: { default: async },
 });
 
 pub use exports::wasmlet::plugin::{
     admission_handler, lifecycle_handler, pod_source_handler, probe_handler,
 };
-pub use wasmlet::plugin::{changes, exec, host, types};
+pub use wasmlet::plugin::{changes, exec, host, net, types};

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 mod manifest;
 mod metrics;
+mod net;
 mod plugin;
 mod pod_view;
 mod probe;

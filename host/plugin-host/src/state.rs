@@ -13,7 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{changes, exec, host, types};
 use crate::capability::HostContext;
-use crate::manifest::Grant;
+use crate::manifest::{Destination, Grant};
 
 /// Longest a guest may sleep in `changes.wait` in one go.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(600);
@@ -75,12 +75,16 @@ impl ResourceLimiter for MemoryCap {
 
 pub(crate) struct CallState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     pub limiter: MemoryCap,
     plugin: Arc<PluginIdentity>,
     host: Arc<HostContext>,
     target: Option<CallTarget>,
     changes: Option<Arc<Notify>>,
+    /// Where the guest may connect (WASI sockets and `net` alike).
+    reach: Arc<[Destination]>,
+    /// `net` connections the guest holds.
+    pub(crate) open_connections: usize,
     /// Capabilities the guest tried and was refused, for the error report.
     pub denied: Arc<Mutex<Vec<String>>>,
     pub stderr: MemoryOutputPipe,
@@ -120,12 +124,14 @@ impl CallState {
             wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
                 .map_err(|e| format!("granted directory {}: {e}", dir.display()))?;
         }
-        let mut allowed = plugin.grant.connect.clone();
+        let mut reach = plugin.grant.connect.clone();
         if plugin.grant.target_pod
             && let Some(ip) = target.as_ref().and_then(|t| t.pod_ip)
         {
-            allowed.push(crate::manifest::Destination::Host(ip));
+            reach.push(Destination::Host(ip));
         }
+        let reach: Arc<[Destination]> = reach.into();
+        let allowed = reach.clone();
         let refused = denied.clone();
         wasi.socket_addr_check(move |addr: SocketAddr, use_| {
             let ok = match use_ {
@@ -155,6 +161,8 @@ impl CallState {
             host,
             target,
             changes,
+            reach,
+            open_connections: 0,
             denied,
             stderr,
             deadline: Instant::now() + deadline,
@@ -165,7 +173,11 @@ impl CallState {
         self.plugin.memory_limit
     }
 
-    fn refuse(&self, what: String) -> types::Error {
+    pub(crate) fn may_connect(&self, addr: SocketAddr) -> bool {
+        self.reach.iter().any(|d| d.allows(addr))
+    }
+
+    pub(crate) fn refuse(&self, what: String) -> types::Error {
         if let Ok(mut denied) = self.denied.lock() {
             denied.push(what.clone());
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::Harness;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wasmlet_core::ExecOutput;
 use wasmlet_plugin_host::types::{
     ContainerPort, ContainerTarget, Handler, HttpGetAction, KeyValue, Port, TcpSocketAction,
@@ -18,37 +18,56 @@ use wasmlet_runtime_fake::FakeRuntime;
 
 /// Answers by path: /ok 200, /fail 500, /moved a redirect to another host,
 /// /slow after 3 s; echoes nothing else.
-async fn http_server() -> u16 {
+async fn answer(mut conn: impl AsyncRead + AsyncWrite + Unpin) {
+    let mut buf = vec![0; 4096];
+    let n = conn.read(&mut buf).await.unwrap_or(0);
+    let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let reply = match path.as_str() {
+        "/ok" if request.contains("X-Probe: yes") => {
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        }
+        "/ok" => "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        "/moved" => {
+            "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nContent-Length: 0\r\n\r\n"
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        }
+        _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+    };
+    let _ = conn.write_all(reply.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+/// `answer` on a local port, over TLS (a self-signed certificate) or not.
+async fn http_server_with(tls: bool) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
+    let acceptor = tls.then(support::tls::self_signed_acceptor);
     tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0; 4096];
-                let n = conn.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let reply = match path.as_str() {
-                    "/ok" if request.contains("X-Probe: yes") => {
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(conn) = acceptor.accept(conn).await {
+                            answer(conn).await;
+                        }
                     }
-                    "/ok" => "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-                    "/moved" => {
-                        "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nContent-Length: 0\r\n\r\n"
-                    }
-                    "/slow" => {
-                        tokio::time::sleep(Duration::from_secs(3)).await;
-                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-                    }
-                    _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
-                };
-                let _ = conn.write_all(reply.as_bytes()).await;
+                    None => answer(conn).await,
+                }
             });
         }
     });
     port
+}
+
+async fn http_server() -> u16 {
+    http_server_with(false).await
 }
 
 fn target(port: u16) -> ContainerTarget {
@@ -70,8 +89,12 @@ fn target(port: u16) -> ContainerTarget {
 }
 
 fn http_get(path: &str, port: Port, host: Option<&str>) -> Handler {
+    http_get_with("HTTP", path, port, host)
+}
+
+fn http_get_with(scheme: &str, path: &str, port: Port, host: Option<&str>) -> Handler {
     Handler::HttpGet(HttpGetAction {
-        scheme: "HTTP".into(),
+        scheme: scheme.into(),
         host: host.map(Into::into),
         path: path.into(),
         port,
@@ -144,11 +167,69 @@ async fn http_get_probes_judge_by_status_and_reach_only_the_pod() {
 
     // Only the probed pod's address is granted for the call.
     let elsewhere = check(http_get("/ok", Port::Number(port), Some("127.0.0.2"))).await;
-    let denied = match elsewhere {
-        Err(e) => matches!(e.failure, Failure::DeniedCapability(_)),
-        Ok(r) => r.outcome == Outcome::Failure,
-    };
-    assert!(denied, "another address is refused");
+    assert!(
+        matches!(&elsewhere, Ok(r) if r.outcome == Outcome::Failure
+            && r.message.contains("connect to 127.0.0.2:") && r.message.contains("is not granted")),
+        "another address is refused: {elsewhere:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_probes_and_hooks_skip_certificate_checks_as_the_kubelets() {
+    let (plain, secure) = (http_server().await, http_server_with(true).await);
+    let h = Harness::new("probe-https");
+    let probe = builtin(&h, "probe-http-get").await;
+    let https = |path: &str, port: u16| http_get_with("HTTPS", path, Port::Number(port), None);
+
+    // A self-signed certificate for another name: accepted all the same.
+    let ok = probe
+        .check(&target(secure), &https("/ok", secure), SECOND)
+        .await
+        .expect("check");
+    assert_eq!((ok.outcome, ok.message.as_str()), (Outcome::Success, ""));
+    let failed = probe
+        .check(&target(secure), &https("/fail", secure), SECOND)
+        .await
+        .expect("check");
+    assert!(
+        failed.outcome == Outcome::Failure && failed.message.contains("statuscode: 500"),
+        "{failed:?}"
+    );
+    // TLS to a plain server fails the handshake; plain HTTP to a TLS server
+    // gets no HTTP answer.
+    let no_tls = probe
+        .check(&target(plain), &https("/ok", plain), SECOND)
+        .await
+        .expect("check");
+    assert!(
+        no_tls.outcome == Outcome::Failure && no_tls.message.contains("Get \"https://"),
+        "{no_tls:?}"
+    );
+    let plain_to_tls = probe
+        .check(
+            &target(secure),
+            &http_get("/ok", Port::Number(secure), None),
+            SECOND,
+        )
+        .await
+        .expect("check");
+    assert_eq!(plain_to_tls.outcome, Outcome::Failure, "{plain_to_tls:?}");
+    let bad_scheme = probe
+        .check(
+            &target(secure),
+            &http_get_with("FTP", "/", Port::Number(secure), None),
+            SECOND,
+        )
+        .await;
+    assert!(
+        matches!(bad_scheme, Err(ref e) if e.to_string().contains("expected HTTP or HTTPS")),
+        "{bad_scheme:?}"
+    );
+
+    let hook = builtin(&h, "hook-http-get").await;
+    hook.run_hook(&target(secure), &https("/ok", secure), false, SECOND)
+        .await
+        .expect("postStart over HTTPS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,6 +252,15 @@ async fn tcp_socket_probes_succeed_when_the_port_accepts() {
         .await
         .expect("check");
     assert_eq!(shut.outcome, Outcome::Failure);
+    let elsewhere = Handler::TcpSocket(TcpSocketAction {
+        host: Some("127.0.0.2".into()),
+        port: Port::Number(port),
+    });
+    let denied = probe.check(&target(port), &elsewhere, SECOND).await;
+    assert!(
+        matches!(&denied, Err(e) if matches!(&e.failure, Failure::DeniedCapability(m) if m.contains("127.0.0.2"))),
+        "{denied:?}"
+    );
 }
 
 async fn fake_with_container() -> (FakeRuntime, String) {

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::{Harness, node, pod};
-use wasmlet_plugin_host::types::{ContainerTarget, Handler};
+use wasmlet_plugin_host::types::{ContainerTarget, Handler, Port, TcpSocketAction};
 use wasmlet_plugin_host::{Failure, HostContext, LoadError, Outcome};
 
 const HOSTILE: &str = "kind = \"admission\"\nwit = \"0.1.0\"\n";
@@ -439,4 +439,30 @@ async fn the_admission_chain_applies_order_failure_policy_and_mode() {
     );
     assert_eq!(verdict.plugin.as_deref(), Some("strict"));
     assert_eq!(h.metrics.calls_of("closed", "admit"), before);
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_hoard_connections() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let h = Harness::new("hoard");
+    let probe = "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\ntarget-pod = true\n";
+    let hoarder = h
+        .load("hoarder", "hostile_probe", probe)
+        .await
+        .expect("load");
+    let mut pod = target("c1");
+    pod.pod_ip = Some("127.0.0.1".into());
+    let handler = Handler::TcpSocket(TcpSocketAction {
+        host: None,
+        port: Port::Number(port),
+    });
+    let err = hoarder
+        .check(&pod, &handler, Duration::from_secs(5))
+        .await
+        .expect_err("refused past the cap");
+    assert!(
+        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains("16 connections are open")),
+        "{err}"
+    );
 }

@@ -1,15 +1,13 @@
-//! A small HTTP/1.1 GET client over `std::net` (wasi sockets in a component):
-//! what the built-in plugins need to fetch a manifest or run an httpGet probe
-//! or hook. One request per connection; redirects are not followed.
+//! A small HTTP/1.1 GET client over any byte stream (in the plugins, a
+//! connection the host made through the `net` import): what the built-in
+//! plugins need to fetch a manifest or run an httpGet probe or hook. One
+//! request per connection; redirects are not followed.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 
 /// One GET.
 #[derive(Debug, Clone)]
 pub struct Get<'a> {
-    /// `ip:port` to connect to.
-    pub connect_to: &'a str,
     /// The `Host` header (the name the URL used).
     pub host: &'a str,
     /// Path and query, starting with `/`.
@@ -38,8 +36,8 @@ impl Response {
     }
 }
 
-/// Sends `get` and reads the whole response.
-pub fn get(get: &Get<'_>) -> Result<Response, String> {
+/// Sends `get` over `conn` and reads the whole response.
+pub fn get(mut conn: impl Read + Write, get: &Get<'_>) -> Result<Response, String> {
     let mut request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: wasmlet\r\nAccept: */*\r\nConnection: close\r\n",
         get.path, get.host
@@ -48,8 +46,6 @@ pub fn get(get: &Get<'_>) -> Result<Response, String> {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    let mut conn = TcpStream::connect(get.connect_to)
-        .map_err(|e| format!("connecting to {}: {e}", get.connect_to))?;
     conn.write_all(request.as_bytes())
         .map_err(|e| format!("sending the request: {e}"))?;
     // Headers plus the capped body; one byte more tells that the cap was
@@ -228,6 +224,15 @@ pub fn resolve_target<'a>(
     Ok((host.to_owned(), port))
 }
 
+/// Whether an httpGet action's scheme (`HTTP` or `HTTPS`, any case) asks for TLS.
+pub fn wants_tls(scheme: &str) -> Result<bool, String> {
+    match scheme.to_ascii_uppercase().as_str() {
+        "" | "HTTP" => Ok(false),
+        "HTTPS" => Ok(true),
+        _ => Err(format!("scheme {scheme:?}: expected HTTP or HTTPS")),
+    }
+}
+
 /// What an httpGet probe or hook saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
@@ -236,15 +241,18 @@ pub struct Checked {
     pub offsite_redirect: Option<String>,
 }
 
-/// The kubelet's httpGet: GET `path` from `host:port` with `headers`; a
-/// redirect is reported, never followed.
-pub fn http_check(
+/// The kubelet's httpGet: GET `path` from `host:port` with `headers`, over
+/// the stream `connect` opens to that authority; a redirect is reported, never
+/// followed.
+pub fn http_check<S: Read + Write>(
+    connect: impl FnOnce(&str) -> std::io::Result<S>,
     host: &str,
     port: u16,
     path: &str,
     headers: &[(String, String)],
 ) -> Result<Checked, String> {
     let target = authority(host, port);
+    let conn = connect(&target).map_err(|e| format!("connecting to {target}: {e}"))?;
     let path = if path.starts_with('/') {
         path.to_owned()
     } else {
@@ -252,14 +260,16 @@ pub fn http_check(
     };
     let mut all = vec![("User-Agent".to_owned(), "kube-probe/wasmlet".to_owned())];
     all.extend(headers.iter().cloned());
-    let response = get(&Get {
-        connect_to: &target,
-        host: &target,
-        path: &path,
-        headers: &all,
-        max_body: 10 << 10,
-        truncate: true,
-    })?;
+    let response = get(
+        conn,
+        &Get {
+            host: &target,
+            path: &path,
+            headers: &all,
+            max_body: 10 << 10,
+            truncate: true,
+        },
+    )?;
     let offsite_redirect = (300..400)
         .contains(&response.status)
         .then(|| response.header("location").map(str::to_owned))

@@ -163,6 +163,12 @@ pub mod probe {
         pub use super::wasmlet::plugin::host::*;
         crate::host_helpers!();
     }
+
+    /// Host-made TCP (and TLS) connections, as `std::io::Read + Write`.
+    pub mod net {
+        pub use super::wasmlet::plugin::net::*;
+        crate::net_helpers!();
+    }
 }
 
 #[cfg(feature = "lifecycle")]
@@ -181,6 +187,12 @@ pub mod lifecycle {
         pub use super::wasmlet::plugin::host::*;
         crate::host_helpers!();
     }
+
+    /// Host-made TCP (and TLS) connections, as `std::io::Read + Write`.
+    pub mod net {
+        pub use super::wasmlet::plugin::net::*;
+        crate::net_helpers!();
+    }
 }
 
 #[cfg(feature = "pod-source")]
@@ -198,6 +210,12 @@ pub mod pod_source {
     pub mod host {
         pub use super::wasmlet::plugin::host::*;
         crate::host_helpers!();
+    }
+
+    /// Host-made TCP (and TLS) connections, as `std::io::Read + Write`.
+    pub mod net {
+        pub use super::wasmlet::plugin::net::*;
+        crate::net_helpers!();
     }
 }
 
@@ -219,6 +237,77 @@ macro_rules! host_helpers {
 
         pub fn warn(message: impl AsRef<str>) {
             log(super::LogLevel::Warn, message.as_ref());
+        }
+    };
+}
+
+/// A `net` connection as a byte stream, in each world that imports `net`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! net_helpers {
+    () => {
+        /// A connection the host made, read and written like a `TcpStream`.
+        /// Every read or write is one host call: read in large chunks.
+        #[derive(Debug)]
+        pub struct Stream(Connection);
+
+        impl Stream {
+            /// Connects to `address` (`ip:port`).
+            pub fn connect(address: &str) -> std::io::Result<Self> {
+                connect(address, None).map(Self).map_err(io_error)
+            }
+
+            /// Connects to `address` and speaks TLS over it.
+            pub fn connect_tls(address: &str, tls: Tls) -> std::io::Result<Self> {
+                connect(address, Some(&tls)).map(Self).map_err(io_error)
+            }
+
+            /// Connects as the kubelet's httpGet probes and hooks do: TLS for
+            /// `https`, without checking the certificate (a pod's certificate
+            /// rarely names its IP).
+            pub fn connect_http(address: &str, https: bool) -> std::io::Result<Self> {
+                if !https {
+                    return Self::connect(address);
+                }
+                let tls = Tls {
+                    server_name: None,
+                    insecure_skip_verify: true,
+                };
+                Self::connect_tls(address, tls)
+            }
+        }
+
+        impl std::io::Read for Stream {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                let data = self.0.receive(max).map_err(io_error)?;
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                Ok(n)
+            }
+        }
+
+        impl std::io::Write for Stream {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.send(buf).map_err(io_error)?;
+                Ok(buf.len())
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        fn io_error(error: super::Error) -> std::io::Error {
+            use super::Error;
+            match error {
+                Error::Denied(m) => std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("denied: {m}"),
+                ),
+                Error::InvalidInput(m) => std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+                Error::InvalidSettings(m) | Error::Failed(m) => std::io::Error::other(m),
+            }
         }
     };
 }

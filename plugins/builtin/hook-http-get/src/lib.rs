@@ -1,7 +1,7 @@
 //! httpGet lifecycle hooks: a GET to the pod; a status of 400 or more, or no
 //! answer, is the hook's failure.
 
-use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, Port};
+use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, Port, net};
 
 fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
     let Handler::HttpGet(action) = handler else {
@@ -9,6 +9,7 @@ fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
             "hook-http-get runs httpGet hooks only".into(),
         ));
     };
+    let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
     let (number, name) = match &action.port {
         Port::Number(n) => (Some(*n), None),
         Port::Name(name) => (None, Some(name.as_str())),
@@ -30,7 +31,13 @@ fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
         .iter()
         .map(|kv| (kv.key.clone(), kv.value.clone()))
         .collect();
-    match http_client::http_check(&host, port, &action.path, &headers) {
+    match http_client::http_check(
+        |a| net::Stream::connect_http(a, tls),
+        &host,
+        port,
+        &action.path,
+        &headers,
+    ) {
         Ok(seen) if seen.status < 400 => Ok(()),
         Ok(seen) => Err(Error::Failed(format!(
             "HTTP lifecycle hook ({}) returned status {}",

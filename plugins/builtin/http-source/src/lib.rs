@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use pod_manifest::{Origin, read_manifest};
 use serde::Deserialize;
-use wasmlet_plugin_sdk::pod_source::{Error, Guest, Snapshot, SourcePod, changes, host};
+use wasmlet_plugin_sdk::pod_source::{Error, Guest, Snapshot, SourcePod, changes, host, net};
 
 const MAX_BODY: usize = 10 << 20;
 
@@ -113,15 +113,16 @@ fn fetch(settings: &Settings) -> Result<Vec<u8>, String> {
         .iter()
         .flat_map(|(name, values)| values.iter().map(|v| (name.clone(), v.clone())))
         .collect();
-    let response = http_client::get(&http_client::Get {
-        connect_to: &settings.connect_to,
+    let conn = net::Stream::connect(&settings.connect_to)
+        .map_err(|e| format!("{url}: connecting to {}: {e}", settings.connect_to))?;
+    let request = http_client::Get {
         host,
         path,
         headers: &headers,
         max_body: MAX_BODY,
         truncate: false,
-    })
-    .map_err(|e| format!("{url}: {e}"))?;
+    };
+    let response = http_client::get(conn, &request).map_err(|e| format!("{url}: {e}"))?;
     if response.status != 200 {
         return Err(format!("{url}: HTTP status {}", response.status));
     }

@@ -4,10 +4,11 @@
 //! unary call: headers are sent as HPACK literals and the response's
 //! headers are skipped; only its message is read.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufReader, Read, Write};
 
-use wasmlet_plugin_sdk::probe::{ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult};
+use wasmlet_plugin_sdk::probe::{
+    ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult, net,
+};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
@@ -127,12 +128,15 @@ fn status_name(status: u64) -> &'static str {
 
 /// Calls Check on `address` and returns the status it answered.
 fn check(address: &str, service: &str) -> Result<u64, String> {
-    let mut conn = TcpStream::connect(address).map_err(|e| format!("connecting: {e}"))?;
+    let stream = net::Stream::connect(address).map_err(|e| format!("connecting: {e}"))?;
+    // Frames are read in small pieces; each read of the stream is a host call.
+    let mut conn = BufReader::with_capacity(16 * 1024, stream);
     let mut request = PREFACE.to_vec();
     request.extend(frame(SETTINGS, 0, 0, &[]));
     request.extend(frame(HEADERS, END_HEADERS, 1, &request_headers(address)));
     request.extend(frame(DATA, END_STREAM, 1, &request_message(service)));
-    conn.write_all(&request)
+    conn.get_mut()
+        .write_all(&request)
         .map_err(|e| format!("sending: {e}"))?;
     let mut message = Vec::new();
     loop {
@@ -150,11 +154,13 @@ fn check(address: &str, service: &str) -> Result<u64, String> {
             .map_err(|e| format!("reading a frame: {e}"))?;
         match kind {
             SETTINGS if flags & ACK == 0 => {
-                conn.write_all(&frame(SETTINGS, ACK, 0, &[]))
+                conn.get_mut()
+                    .write_all(&frame(SETTINGS, ACK, 0, &[]))
                     .map_err(|e| format!("sending: {e}"))?;
             }
             PING if flags & ACK == 0 => {
-                conn.write_all(&frame(PING, ACK, 0, &payload))
+                conn.get_mut()
+                    .write_all(&frame(PING, ACK, 0, &payload))
                     .map_err(|e| format!("sending: {e}"))?;
             }
             GOAWAY => return Err("the server went away".into()),

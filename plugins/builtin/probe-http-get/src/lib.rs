@@ -3,7 +3,7 @@
 //! warning in the message (the host turns it into a ProbeWarning event).
 
 use wasmlet_plugin_sdk::probe::{
-    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult,
+    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, net,
 };
 
 struct HttpGetProbe;
@@ -26,11 +26,7 @@ impl Guest for HttpGetProbe {
                 "probe-http-get runs httpGet probes only".into(),
             ));
         };
-        if action.scheme.eq_ignore_ascii_case("HTTPS") {
-            return Err(Error::InvalidInput(
-                "HTTPS probes are not supported yet".into(),
-            ));
-        }
+        let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
         let (number, name) = match &action.port {
             Port::Number(n) => (Some(*n), None),
             Port::Name(name) => (None, Some(name.as_str())),
@@ -53,10 +49,20 @@ impl Guest for HttpGetProbe {
             .map(|kv| (kv.key.clone(), kv.value.clone()))
             .collect();
         Ok(
-            match http_client::http_check(&host, port, &action.path, &headers) {
+            match http_client::http_check(
+                |a| net::Stream::connect_http(a, tls),
+                &host,
+                port,
+                &action.path,
+                &headers,
+            ) {
                 Err(e) => result(
                     Outcome::Failure,
-                    format!("Get \"http://{host}:{port}{}\": {e}", action.path),
+                    format!(
+                        "Get \"{}://{host}:{port}{}\": {e}",
+                        if tls { "https" } else { "http" },
+                        action.path
+                    ),
                 ),
                 Ok(seen) if (200..400).contains(&seen.status) => match seen.offsite_redirect {
                     Some(location) => result(

@@ -1,9 +1,7 @@
 //! tcpSocket probes, as the kubelet's: a connection that opens is success.
 
-use std::net::TcpStream;
-
 use wasmlet_plugin_sdk::probe::{
-    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult,
+    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, net,
 };
 
 struct TcpSocketProbe;
@@ -36,11 +34,14 @@ impl Guest for TcpSocketProbe {
         )
         .map_err(Error::InvalidInput)?;
         let address = http_client::authority(&host, port);
-        Ok(match TcpStream::connect(address.as_str()) {
+        Ok(match net::Stream::connect(&address) {
             Ok(_) => ProbeResult {
                 outcome: Outcome::Success,
                 message: String::new(),
             },
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::Denied(e.to_string()));
+            }
             Err(e) => ProbeResult {
                 outcome: Outcome::Failure,
                 message: format!("dial tcp {address}: {e}"),

@@ -1,0 +1,228 @@
+//! The host side of `wasmlet:plugin/net`: TCP connections a plugin asks for
+//! and its grant allows, optionally with TLS, each step one host call.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use wasmtime::component::Resource;
+
+use crate::bindings::{net, types};
+use crate::state::CallState;
+
+/// Largest single `receive`: a guest asking for more gets this much.
+const MAX_RECEIVE: u32 = 1 << 20;
+/// Connections one call may hold open at once.
+const MAX_OPEN: usize = 16;
+
+/// One open connection, owned by the call's resource table.
+#[derive(Debug)]
+pub enum Connection {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection {
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(data).await,
+            Self::Tls(s) => {
+                s.write_all(data).await?;
+                // rustls buffers records until flushed.
+                s.flush().await
+            }
+        }
+    }
+
+    async fn receive(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf).await,
+            Self::Tls(s) => match s.read(buf).await {
+                // Many servers close without a TLS close_notify; for a
+                // request/response client that is just the end.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Accepts any certificate (the kubelet's HTTPS probes skip verification),
+/// but still checks that the server holds the key of the one it showed.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// Built once: a TLS client config is costly (the roots), a connection is not.
+static INSECURE: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|| {
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algorithms)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+});
+
+/// Verifies against the node's trusted roots (the system store).
+static VERIFIED: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|| {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(format!(
+            "the node has no trusted root certificates{}",
+            found
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ));
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+});
+
+fn failed(what: impl std::fmt::Display) -> types::Error {
+    types::Error::Failed(what.to_string())
+}
+
+impl net::Host for CallState {
+    async fn connect(
+        &mut self,
+        address: String,
+        tls: Option<net::Tls>,
+    ) -> Result<Resource<Connection>, types::Error> {
+        let addr: SocketAddr = address.parse().map_err(|_| {
+            types::Error::InvalidInput(format!(
+                "connect: {address:?} is not ip:port (names are not resolved)"
+            ))
+        })?;
+        if !self.may_connect(addr) {
+            return Err(self.refuse(format!("connect to {addr} is not granted")));
+        }
+        if self.open_connections >= MAX_OPEN {
+            return Err(self.refuse(format!("connect: {MAX_OPEN} connections are open already")));
+        }
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| failed(format!("connect {addr}: {e}")))?;
+        // Requests are small and written whole: do not wait for more.
+        tcp.set_nodelay(true)
+            .map_err(|e| failed(format!("connect {addr}: {e}")))?;
+        let connection = match tls {
+            None => Connection::Plain(tcp),
+            Some(tls) => {
+                let config = if tls.insecure_skip_verify {
+                    &*INSECURE
+                } else {
+                    &*VERIFIED
+                };
+                let config = config.clone().map_err(|e| failed(format!("tls: {e}")))?;
+                let name = match tls.server_name {
+                    Some(name) => ServerName::try_from(name.clone()).map_err(|_| {
+                        types::Error::InvalidInput(format!("tls: bad server name {name:?}"))
+                    })?,
+                    None => ServerName::IpAddress(addr.ip().into()),
+                };
+                let stream = TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| failed(format!("tls handshake with {addr}: {e}")))?;
+                Connection::Tls(Box::new(stream))
+            }
+        };
+        let connection = self
+            .table
+            .push(connection)
+            .map_err(|e| failed(format!("connect: {e}")))?;
+        self.open_connections += 1;
+        Ok(connection)
+    }
+}
+
+impl net::HostConnection for CallState {
+    async fn send(
+        &mut self,
+        connection: Resource<Connection>,
+        data: Vec<u8>,
+    ) -> Result<(), types::Error> {
+        let connection = self.table.get_mut(&connection).map_err(failed)?;
+        connection
+            .send(&data)
+            .await
+            .map_err(|e| failed(format!("send: {e}")))
+    }
+
+    async fn receive(
+        &mut self,
+        connection: Resource<Connection>,
+        max: u32,
+    ) -> Result<Vec<u8>, types::Error> {
+        let connection = self.table.get_mut(&connection).map_err(failed)?;
+        let mut buf = vec![0u8; max.min(MAX_RECEIVE) as usize];
+        let n = connection
+            .receive(&mut buf)
+            .await
+            .map_err(|e| failed(format!("receive: {e}")))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        self.open_connections -= 1;
+        Ok(())
+    }
+}
