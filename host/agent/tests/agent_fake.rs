@@ -425,7 +425,15 @@ async fn a_failing_liveness_probe_restarts_the_container() {
         ..Default::default()
     });
     let agent = start_with(&runtime, handlers.clone());
-    agent.give(vec![probed_pod("live", "livenessProbe")]).await;
+    let mut pod = probed_pod("live", "livenessProbe");
+    if let Some(probe) = pod
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers[0].liveness_probe.as_mut())
+    {
+        probe.termination_grace_period_seconds = Some(5);
+    }
+    agent.give(vec![pod]).await;
     agent
         .wait_for("Running", |a| phase(&a.status("live")) == Some("Running"))
         .await;
@@ -442,6 +450,13 @@ async fn a_failing_liveness_probe_restarts_the_container() {
     };
     assert!(said("Unhealthy", "Liveness probe failed: scripted"));
     assert!(said("Killing", "failed liveness probe, will be restarted"));
+    // The probe's own terminationGracePeriodSeconds (5, less what preStop
+    // took), not the pod's (2).
+    let grace = runtime.stop_graces().first().copied().unwrap_or_default();
+    assert!(
+        grace > Duration::from_secs(4) && grace <= Duration::from_secs(5),
+        "{grace:?}"
+    );
     // The preStop hook ran before the container was stopped.
     let hooks = handlers.hooks.lock().map(|h| h.clone()).unwrap_or_default();
     assert!(hooks.contains(&("app".into(), true, 0)), "{hooks:?}");
@@ -478,6 +493,12 @@ async fn readiness_drives_ready_without_restarts() {
         .wait_for("unready", |a| ready(&a.status("ready")) == Some(false))
         .await;
     assert_eq!(restarts(&agent.status("ready")), 0);
+    // A passing check with something to say (e.g. a redirect not followed).
+    let warned = agent.view.events.list().iter().any(|e| {
+        e.reason.as_deref() == Some("ProbeWarning")
+            && e.message.as_deref() == Some("Readiness probe warning: scripted")
+    });
+    assert!(warned, "{:?}", agent.view.events.list());
     agent.stop().await;
 }
 

@@ -59,6 +59,8 @@ struct World {
     registry: HashSet<String>,
     failures: HashMap<&'static str, Vec<ErrorKind>>,
     calls: Vec<&'static str>,
+    /// The grace period of every StopContainer, in order.
+    stop_graces: Vec<Duration>,
     exec: Option<Arc<ExecHandler>>,
 }
 
@@ -144,6 +146,11 @@ impl FakeRuntime {
     /// Names of the runtime calls made so far, in order.
     pub fn calls(&self) -> Vec<&'static str> {
         self.world().calls.clone()
+    }
+
+    /// The grace periods StopContainer was given so far, in order.
+    pub fn stop_graces(&self) -> Vec<Duration> {
+        self.world().stop_graces.clone()
     }
 
     /// Records the call and answers with an injected failure if one is queued.
@@ -386,8 +393,10 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    async fn stop_container(&self, id: &ContainerId, _grace: Duration) -> Result<()> {
-        self.enter("StopContainer")?.stop_container(id);
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        let mut w = self.enter("StopContainer")?;
+        w.stop_graces.push(grace);
+        w.stop_container(id);
         Ok(())
     }
 
