@@ -589,6 +589,47 @@ async fn pods_from_a_manifest_url_survive_server_errors_and_go_when_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_manifest_url_needs_a_certificate_the_node_trusts() {
+    let node = Node::from_env();
+    let body = pod_yaml("secure", &node.test_image, &["sleep", "3600"], "");
+    let (acceptor, served) = wasmlet_tests::https::self_signed_for("127.0.0.1");
+    let pages = std::sync::Arc::new(std::sync::Mutex::new(vec![("/pods.yaml".to_owned(), body)]));
+    let port = wasmlet_tests::https::serve_pages(acceptor, pages.clone()).await;
+    let config =
+        format!("staticPodURL: https://127.0.0.1:{port}/pods.yaml\nhttpCheckFrequency: 1s\n");
+    // Each agent trusts one certificate (rustls-native-certs reads SSL_CERT_FILE).
+    let trusting = |agent: &mut Daemon, pem: &str| {
+        let file = agent.dir.join("trusted.pem");
+        std::fs::write(&file, pem).expect("trusted roots");
+        agent
+            .env
+            .push(("SSL_CERT_FILE".into(), file.display().to_string()));
+        agent.start();
+    };
+
+    let mut doubting = Daemon::new(&node, "https-doubt", &config);
+    let (_, other) = wasmlet_tests::https::self_signed_for("127.0.0.1");
+    trusting(&mut doubting, &other);
+    doubting.wait_log("invalid peer certificate", MINUTE).await;
+    assert!(
+        doubting.pod("secure").await.is_none(),
+        "nothing from an untrusted server"
+    );
+    doubting.finish().await;
+
+    let mut agent = Daemon::new(&node, "https-url", &config);
+    trusting(&mut agent, &served);
+    agent
+        .wait_pod("secure", MINUTE, |p| phase(p) == "Running")
+        .await;
+    if let Ok(mut pages) = pages.lock() {
+        *pages = vec![("/pods.yaml".into(), "kind: PodList\nitems: []\n".into())];
+    }
+    agent.wait_gone("secure", MINUTE).await;
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_removed_while_the_agent_was_down_is_cleaned_up_after_restart() {
     let node = Node::from_env();
     let mut agent = Daemon::started(&node, "orphan");

@@ -35,6 +35,8 @@ pub struct Daemon {
     /// Extra YAML for the config file.
     config: String,
     plugin_dir: PathBuf,
+    /// Extra environment of the agent process.
+    pub env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -61,6 +63,7 @@ impl Daemon {
             child: None,
             config: config.to_owned(),
             plugin_dir: repo().join("target/plugins"),
+            env: Vec::new(),
         }
     }
 
@@ -171,6 +174,7 @@ impl Daemon {
                 "RUST_LOG",
                 "wasmlet=info,wasmlet_agent=info,wasmlet_plugin_host=info",
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

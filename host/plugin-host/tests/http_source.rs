@@ -114,3 +114,42 @@ async fn fetches_sends_the_header_and_keeps_the_last_pods_on_errors() {
     stop.send(true).expect("runner alive");
     runner.await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_url_with_an_untrusted_certificate_is_refused() {
+    let (acceptor, _) = support::tls::self_signed_for("127.0.0.1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            // The client gives up in the handshake; nothing is served.
+            let _ = acceptor.accept(conn).await;
+        }
+    });
+    let h = Harness::new("https-source");
+    let body = format!(
+        "kind = \"pod-source\"\nwit = \"0.1.0\"\n[settings]\nurl = \"https://127.0.0.1:{port}/pods.yaml\"\nconnect-to = \"{address}\"\n[capabilities]\nconnect = [\"{address}\"]\n[limits]\ndeadline-ms = 10000\n",
+        port = address.port()
+    );
+    let plugin = h.load("https", "http_source", &body).await.expect("load");
+    let (events_tx, mut events) = mpsc::channel(4);
+    let (stop, shutdown) = watch::channel(false);
+    let runner =
+        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, shutdown));
+    match next(&mut events).await {
+        Some(SourceEvent::Failed(e)) => {
+            let said = e.to_string();
+            assert!(said.contains("https://127.0.0.1:"), "names the URL: {said}");
+            // Refused whether the node trusts some roots or none.
+            assert!(
+                said.contains("invalid peer certificate") || said.contains("no trusted root"),
+                "{said}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    stop.send(true).expect("runner alive");
+    runner.await.expect("stops");
+}

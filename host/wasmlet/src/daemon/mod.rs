@@ -157,12 +157,18 @@ fn configure_builtin(
     }
 }
 
-/// `ip:port` of an `http://ip[:port]/...` URL: the one address the http
-/// source may reach.
+/// `ip:port` of an `http[s]://host[:port]/...` URL: the one address the
+/// http source may reach.
 fn url_destination(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("staticPodURL {url:?}: only http:// URLs are supported"))?;
+    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (rest, 443)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (rest, 80)
+    } else {
+        return Err(format!(
+            "staticPodURL {url:?}: only http:// and https:// URLs are supported"
+        ));
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let with_port = if authority
         .rsplit_once(':')
@@ -171,7 +177,7 @@ fn url_destination(url: &str) -> Result<String, String> {
     {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     use std::net::ToSocketAddrs;
     let addr = with_port
@@ -334,7 +340,11 @@ mod tests {
             url_destination("http://10.0.0.5/x"),
             Ok("10.0.0.5:80".into())
         );
-        assert!(url_destination("https://10.0.0.5/x").is_err());
+        assert_eq!(
+            url_destination("https://10.0.0.5/x"),
+            Ok("10.0.0.5:443".into())
+        );
+        assert!(url_destination("ftp://10.0.0.5/x").is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! the agent keeps the last good pods.
 //!
 //! The host grants this plugin one address (`connect-to`, resolved by the
-//! agent from the URL); its deadline bounds each fetch.
+//! agent from the URL); its deadline bounds each fetch. An `https://` URL's
+//! certificate must chain to a root the node trusts and name the URL's host.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -93,31 +94,68 @@ fn clone(s: &Snapshot) -> Snapshot {
     }
 }
 
-/// `(host header, path)` of an `http://` URL.
-pub fn split_url(url: &str) -> Result<(&str, &str), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-    Ok(match rest.find('/') {
+/// A manifest URL taken apart.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Url<'a> {
+    pub tls: bool,
+    /// `host[:port]`, for the Host header.
+    pub authority: &'a str,
+    /// The host alone (no port, no brackets): the name the certificate must have.
+    pub host: &'a str,
+    pub path: &'a str,
+}
+
+/// Takes an `http://` or `https://` URL apart.
+pub fn split_url(url: &str) -> Result<Url<'_>, String> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!(
+            "{url}: only http:// and https:// URLs are supported"
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    Ok(Url {
+        tls,
+        authority,
+        host,
+        path,
     })
 }
 
 /// GETs the URL; Ok(body) only for a 200 with a body within the cap.
 fn fetch(settings: &Settings) -> Result<Vec<u8>, String> {
     let url = &settings.url;
-    let (host, path) = split_url(url)?;
+    let parts = split_url(url)?;
     let headers: Vec<(String, String)> = settings
         .header
         .iter()
         .flat_map(|(name, values)| values.iter().map(|v| (name.clone(), v.clone())))
         .collect();
-    let conn = net::Stream::connect(&settings.connect_to)
-        .map_err(|e| format!("{url}: connecting to {}: {e}", settings.connect_to))?;
+    // The certificate is checked against the node's trusted roots, for the
+    // URL's host.
+    let conn = if parts.tls {
+        let tls = net::Tls {
+            server_name: Some(parts.host.to_owned()),
+            insecure_skip_verify: false,
+        };
+        net::Stream::connect_tls(&settings.connect_to, tls)
+    } else {
+        net::Stream::connect(&settings.connect_to)
+    }
+    .map_err(|e| format!("{url}: connecting to {}: {e}", settings.connect_to))?;
     let request = http_client::Get {
-        host,
-        path,
+        host: parts.authority,
+        path: parts.path,
         headers: &headers,
         max_body: MAX_BODY,
         truncate: false,
@@ -139,9 +177,19 @@ mod tests {
     fn splits_urls() {
         assert_eq!(
             split_url("http://10.0.0.1:8080/a/b?c"),
-            Ok(("10.0.0.1:8080", "/a/b?c"))
+            Ok(Url {
+                tls: false,
+                authority: "10.0.0.1:8080",
+                host: "10.0.0.1",
+                path: "/a/b?c"
+            })
         );
-        assert_eq!(split_url("http://host"), Ok(("host", "/")));
-        assert!(split_url("https://host/").is_err());
+        let secure = split_url("https://manifests.example").expect("https");
+        assert_eq!(
+            (secure.tls, secure.authority, secure.host, secure.path),
+            (true, "manifests.example", "manifests.example", "/")
+        );
+        assert_eq!(split_url("https://[::1]:8443/p").map(|u| u.host), Ok("::1"));
+        assert!(split_url("ftp://host/").is_err());
     }
 }
