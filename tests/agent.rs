@@ -242,6 +242,40 @@ async fn restart_policies_never_and_on_failure_are_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_serves_the_init_and_app_containers_and_goes_when_they_are_done() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "sidecar");
+    let image = &node.test_image;
+    // The init container and the app reach the sidecar's httpd: it must be up
+    // before them. The app finishes after a while; under Never the pod is
+    // then done, and the sidecar is stopped.
+    let reach = "for i in $(seq 100); do wget -q -O- http://127.0.0.1:8081/ && exit 0; sleep 0.1; done; exit 1";
+    agent.write_manifest(
+        "sidecar.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: sidecar}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - {{name: proxy, image: {image}, restartPolicy: Always, command: [sh, -c, 'echo up > /tmp/index.html; exec httpd -f -p 8081 -h /tmp']}}\n  - {{name: setup, image: {image}, command: [sh, -c, '{reach}']}}\n  containers:\n  - {{name: app, image: {image}, command: [sh, -c, '{reach} && sleep 3']}}\n"
+        ),
+    );
+    let running = agent
+        .wait_pod("sidecar", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let inits = &running["status"]["initContainerStatuses"];
+    assert!(inits[0]["state"]["running"].is_object(), "{inits}");
+    assert_eq!(inits[1]["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(condition(&running, "Initialized").as_deref(), Some("True"));
+
+    let done = agent
+        .wait_pod("sidecar", MINUTE, |p| phase(p) == "Succeeded")
+        .await;
+    assert_eq!(first_container(&done)["state"]["terminated"]["exitCode"], 0);
+    assert!(
+        done["status"]["initContainerStatuses"][0]["state"]["terminated"].is_object(),
+        "the sidecar was stopped: {done}"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_containers_run_in_order_and_a_failing_one_blocks_the_app() {
     let node = Node::from_env();
     let mut agent = Daemon::new(&node, "init", "");

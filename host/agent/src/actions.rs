@@ -27,8 +27,9 @@ pub struct PodActions {
     pub attempt: u32,
     /// The sandbox containers start in (when not creating one).
     pub sandbox: Option<SandboxId>,
-    /// The init container to start next (index into `initContainers`).
-    pub next_init: Option<usize>,
+    /// Init containers to start (indices into `initContainers`): the next
+    /// one in the init phase, or sidecars to bring back.
+    pub start_init: Vec<usize>,
     /// App containers to start (indices into `containers`), in order.
     pub start: Vec<usize>,
     pub kill: Vec<ToKill>,
@@ -40,10 +41,61 @@ impl PodActions {
     pub fn is_empty(&self) -> bool {
         !self.kill_pod
             && !self.create_sandbox
-            && self.next_init.is_none()
+            && self.start_init.is_empty()
             && self.start.is_empty()
             && self.kill.is_empty()
     }
+}
+
+/// What the prober knows of the running containers.
+pub trait ProbeState {
+    /// The liveness or startup probe that failed, if one did: the container must go.
+    fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType>;
+    /// Whether the container's startup probe has passed.
+    fn started(&self, id: &ContainerId) -> bool;
+}
+
+/// An init container with `restartPolicy: Always` (a native sidecar): it runs
+/// beside the app containers, restarted whenever it stops.
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// A running container that must be replaced (a failed probe, a changed
+/// spec), and whether it starts again: after a failed probe only if
+/// `restarts`; after a changed spec always, as the kubelet.
+fn replacement(
+    container: &Container,
+    status: &ContainerStatus,
+    probes: &dyn ProbeState,
+    restarts: bool,
+) -> Option<(ToKill, bool)> {
+    if let Some(probe) = probes.unhealthy(&status.id) {
+        let kill = ToKill {
+            id: status.id.clone(),
+            name: container.name.clone(),
+            reason: format!(
+                "Container {} failed {} probe{}",
+                container.name,
+                probe.name().to_lowercase(),
+                if restarts { ", will be restarted" } else { "" }
+            ),
+            grace_seconds: probe
+                .of(container)
+                .and_then(|p| p.termination_grace_period_seconds),
+        };
+        return Some((kill, restarts));
+    }
+    let kill = ToKill {
+        id: status.id.clone(),
+        name: container.name.clone(),
+        reason: format!(
+            "Container {} definition changed, will be restarted",
+            container.name
+        ),
+        grace_seconds: None,
+    };
+    spec_changed(container, status).then_some((kill, true))
 }
 
 fn restart_policy(pod: &Pod) -> &str {
@@ -78,13 +130,9 @@ fn spec_changed(container: &Container, status: &ContainerStatus) -> bool {
         .is_some_and(|hash| *hash != container_hash(container))
 }
 
-/// Compares `pod`'s spec with `runtime` and says what to do. `unhealthy`
-/// names the failed liveness or startup probe of a container, if one failed.
-pub fn compute(
-    pod: &Pod,
-    runtime: &RuntimePod,
-    unhealthy: &dyn Fn(&ContainerId) -> Option<ProbeType>,
-) -> PodActions {
+/// Compares `pod`'s spec with `runtime` and says what to do; `probes` tells
+/// which running containers failed a probe or have yet to start.
+pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodActions {
     let mut actions = PodActions::default();
     let Some(spec) = pod.spec.as_ref() else {
         return actions;
@@ -116,22 +164,43 @@ pub fn compute(
                 .map(|(i, _)| i)
                 .collect();
         } else {
-            actions.next_init = Some(0);
+            actions.start_init.push(0);
         }
         return actions;
     }
     actions.sandbox = sandbox.map(|s| s.id.clone());
 
-    // Init containers run one at a time, in order, until each has succeeded.
-    // Once an app container exists the init phase is over (e.g. its records
-    // were garbage-collected).
+    // Init containers run one at a time, in order, until each has succeeded;
+    // a sidecar only has to be running (and past its startup probe). Once an
+    // app container exists the init phase is over (e.g. its records were
+    // garbage-collected).
     let app_started = spec
         .containers
         .iter()
         .any(|c| runtime.latest(&c.name).0.is_some());
     if !app_started {
         for (i, init) in inits.iter().enumerate() {
-            match runtime.latest(&init.name).0 {
+            let latest = runtime.latest(&init.name).0;
+            if is_sidecar(init) {
+                match latest {
+                    Some(s) if s.state == ContainerState::Running => {
+                        if let Some((kill, _)) = replacement(init, s, probes, true) {
+                            actions.kill.push(kill);
+                            actions.start_init.push(i);
+                            return actions;
+                        }
+                        if init.startup_probe.is_some() && !probes.started(&s.id) {
+                            return actions;
+                        }
+                        continue;
+                    }
+                    _ => {
+                        actions.start_init.push(i);
+                        return actions;
+                    }
+                }
+            }
+            match latest {
                 Some(s) if succeeded(s) => continue,
                 Some(s) if s.state == ContainerState::Running => return actions,
                 Some(s)
@@ -149,7 +218,7 @@ pub fn compute(
                     return actions;
                 }
                 _ => {
-                    actions.next_init = Some(i);
+                    actions.start_init.push(i);
                     return actions;
                 }
             }
@@ -161,37 +230,14 @@ pub fn compute(
         match runtime.latest(&container.name).0 {
             None => actions.start.push(i),
             Some(s) if s.state == ContainerState::Running => {
-                if let Some(probe) = unhealthy(&s.id) {
-                    let restart = policy != "Never";
-                    actions.kill.push(ToKill {
-                        id: s.id.clone(),
-                        name: container.name.clone(),
-                        reason: format!(
-                            "Container {} failed {} probe{}",
-                            container.name,
-                            probe.name().to_lowercase(),
-                            if restart { ", will be restarted" } else { "" }
-                        ),
-                        grace_seconds: probe
-                            .of(container)
-                            .and_then(|p| p.termination_grace_period_seconds),
-                    });
-                    if restart {
-                        actions.start.push(i);
+                match replacement(container, s, probes, policy != "Never") {
+                    Some((kill, again)) => {
+                        actions.kill.push(kill);
+                        if again {
+                            actions.start.push(i);
+                        }
                     }
-                } else if spec_changed(container, s) {
-                    actions.kill.push(ToKill {
-                        id: s.id.clone(),
-                        name: container.name.clone(),
-                        reason: format!(
-                            "Container {} definition changed, will be restarted",
-                            container.name
-                        ),
-                        grace_seconds: None,
-                    });
-                    actions.start.push(i);
-                } else {
-                    keep += 1;
+                    None => keep += 1,
                 }
             }
             Some(s)
@@ -202,9 +248,25 @@ pub fn compute(
             Some(_) => {}
         }
     }
-    // Nothing runs and nothing will: the pod is done; stop its sandbox.
+    // Nothing runs and nothing will: the pod is done; stop its sandbox (and
+    // its sidecars, which only serve the app containers).
     if keep == 0 && actions.start.is_empty() && actions.kill.is_empty() {
         actions.kill_pod = true;
+        return actions;
+    }
+    // Sidecars come back whenever they stop, whatever the pod's policy.
+    if app_started {
+        for (i, init) in inits.iter().enumerate().filter(|(_, c)| is_sidecar(c)) {
+            match runtime.latest(&init.name).0 {
+                Some(s) if s.state == ContainerState::Running => {
+                    if let Some((kill, _)) = replacement(init, s, probes, true) {
+                        actions.kill.push(kill);
+                        actions.start_init.push(i);
+                    }
+                }
+                _ => actions.start_init.push(i),
+            }
+        }
     }
     actions
 }
@@ -296,15 +358,47 @@ mod tests {
     use ContainerState::*;
     const READY: Option<SandboxState> = Some(SandboxState::Ready);
 
+    /// The same probe results for every container.
+    struct Probed {
+        unhealthy: Option<ProbeType>,
+        started: bool,
+    }
+
+    impl Probed {
+        fn passing() -> Self {
+            Self {
+                unhealthy: None,
+                started: true,
+            }
+        }
+
+        fn failed(probe: ProbeType) -> Self {
+            Self {
+                unhealthy: Some(probe),
+                started: true,
+            }
+        }
+    }
+
+    impl ProbeState for Probed {
+        fn unhealthy(&self, _: &ContainerId) -> Option<ProbeType> {
+            self.unhealthy
+        }
+
+        fn started(&self, _: &ContainerId) -> bool {
+            self.started
+        }
+    }
+
     /// With every probe passing.
     fn compute(pod: &Pod, runtime: &RuntimePod) -> PodActions {
-        super::compute(pod, runtime, &|_| None)
+        super::compute(pod, runtime, &Probed::passing())
     }
 
     #[test]
     fn a_failed_liveness_probe_restarts_the_container_unless_never() {
         let rt = runtime(READY, vec![status("a", Running, 0, 1)]);
-        let failed = |_: &ContainerId| Some(ProbeType::Liveness);
+        let failed = Probed::failed(ProbeType::Liveness);
         let a = super::compute(&pod("Always", &[], &["a"]), &rt, &failed);
         assert_eq!(a.kill.len(), 1);
         assert!(
@@ -327,9 +421,88 @@ mod tests {
         }
         let a = super::compute(&own_grace, &rt, &failed);
         assert_eq!(a.kill[0].grace_seconds, Some(7));
-        let startup = |_: &ContainerId| Some(ProbeType::Startup);
+        let startup = Probed::failed(ProbeType::Startup);
         let a = super::compute(&own_grace, &rt, &startup);
         assert_eq!(a.kill[0].grace_seconds, None, "only the failed probe's");
+    }
+
+    /// `pod` with init container `name` made a sidecar.
+    fn with_sidecar(mut pod: Pod, name: &str) -> Pod {
+        for c in pod
+            .spec
+            .iter_mut()
+            .flat_map(|s| s.init_containers.iter_mut().flatten())
+        {
+            if c.name == name {
+                c.restart_policy = Some("Always".into());
+            }
+        }
+        pod
+    }
+
+    /// A status of `pod`'s init container `name`, its spec hash matching.
+    fn init_status(pod: &Pod, name: &str, state: ContainerState, age: u64) -> ContainerStatus {
+        let mut s = status(name, state, 0, age);
+        if let Some(c) = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+        {
+            s.annotations
+                .insert(CONTAINER_HASH.into(), container_hash(c));
+        }
+        s
+    }
+
+    #[test]
+    fn a_sidecar_runs_beside_the_app_and_comes_back_whenever_it_stops() {
+        let p = with_sidecar(pod("Never", &["side", "init"], &["a"]), "side");
+        let a = compute(&p, &runtime(READY, vec![]));
+        assert_eq!((a.start_init.clone(), a.start.len()), (vec![0], 0));
+        // Running is enough for the next init container to go.
+        let side = init_status(&p, "side", Running, 3);
+        let a = compute(&p, &runtime(READY, vec![side.clone()]));
+        assert_eq!(a.start_init, vec![1]);
+        let done = vec![side.clone(), status("init", Exited, 0, 2)];
+        let a = compute(&p, &runtime(READY, done.clone()));
+        assert_eq!((a.start_init.clone(), a.start.clone()), (vec![], vec![0]));
+
+        // It restarts even under Never while the app runs ...
+        let mut gone = init_status(&p, "side", Exited, 3);
+        gone.exit_code = 1;
+        let app = status("a", Running, 0, 1);
+        let rt = runtime(READY, vec![gone.clone(), status("init", Exited, 0, 2), app]);
+        let a = compute(&p, &rt);
+        assert_eq!((a.start_init.clone(), a.kill_pod), (vec![0], false));
+        // ... and is stopped with the pod once the app is done.
+        let finished = status("a", Exited, 0, 1);
+        let rt = runtime(READY, vec![side, status("init", Exited, 0, 2), finished]);
+        let a = compute(&p, &rt);
+        assert!(a.kill_pod && a.start_init.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn a_sidecar_with_a_startup_probe_holds_the_init_phase_until_it_passes() {
+        let mut p = with_sidecar(pod("Always", &["side"], &["a"]), "side");
+        if let Some(side) = p
+            .spec
+            .as_mut()
+            .and_then(|s| s.init_containers.as_mut())
+            .and_then(|i| i.first_mut())
+        {
+            side.startup_probe = Some(Default::default());
+        }
+        let rt = runtime(READY, vec![init_status(&p, "side", Running, 1)]);
+        let waiting = Probed {
+            unhealthy: None,
+            started: false,
+        };
+        assert!(super::compute(&p, &rt, &waiting).is_empty());
+        assert_eq!(compute(&p, &rt).start, vec![0]);
+        // A failed startup probe replaces the sidecar.
+        let a = super::compute(&p, &rt, &Probed::failed(ProbeType::Startup));
+        assert_eq!((a.kill.len(), a.start_init.clone()), (1, vec![0]));
     }
 
     #[test]
@@ -341,7 +514,7 @@ mod tests {
             &pod("Always", &["i1", "i2"], &["a"]),
             &RuntimePod::default(),
         );
-        assert_eq!((a.next_init, a.start.len()), (Some(0), 0));
+        assert_eq!((a.start_init.clone(), a.start.len()), (vec![0], 0));
     }
 
     #[test]
@@ -350,16 +523,16 @@ mod tests {
         let a = compute(&p, &runtime(READY, vec![status("i1", Running, 0, 1)]));
         assert!(a.is_empty(), "waits for the running init container: {a:?}");
         let a = compute(&p, &runtime(READY, vec![status("i1", Exited, 0, 1)]));
-        assert_eq!(a.next_init, Some(1));
+        assert_eq!(a.start_init, vec![1]);
         let done = vec![status("i2", Exited, 0, 1), status("i1", Exited, 0, 2)];
         assert_eq!(compute(&p, &runtime(READY, done)).start, vec![0]);
         // A failed init container is retried (Always/OnFailure) ...
         let failed = vec![status("i1", Exited, 1, 1)];
         let a = compute(&p, &runtime(READY, failed.clone()));
-        assert_eq!((a.next_init, a.start.len()), (Some(0), 0));
+        assert_eq!((a.start_init.clone(), a.start.len()), (vec![0], 0));
         // ... and fails the pod under Never.
         let a = compute(&pod("Never", &["i1"], &["a"]), &runtime(READY, failed));
-        assert!(a.init_failed && a.next_init.is_none() && a.start.is_empty());
+        assert!(a.init_failed && a.start_init.is_empty() && a.start.is_empty());
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         runtime: &RuntimePod,
         state: &mut PodState,
     ) -> Result<Option<Duration>, RuntimeError> {
-        let actions = actions::compute(pod, runtime, &|id| self.probes.unhealthy(id));
+        let actions = actions::compute(pod, runtime, &*self.probes);
         state.init_failed = actions.init_failed;
         self.collect_garbage(runtime).await;
         if actions.is_empty() {
@@ -204,9 +204,9 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let (inits, apps) = spec_containers(pod);
         let fresh = actions.create_sandbox;
         let to_start = actions
-            .next_init
-            .map(|i| (true, i))
-            .into_iter()
+            .start_init
+            .iter()
+            .map(|i| (true, *i))
             .chain(actions.start.iter().map(|i| (false, *i)));
         for (init, i) in to_start {
             let Some(container) = (if init { inits.get(i) } else { apps.get(i) }) else {
@@ -484,10 +484,12 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             "Killing",
             format!("Stopping container {name}"),
         );
-        let pre_stop = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.iter().find(|c| c.name == name))
+        // Only app containers and sidecars may have hooks.
+        let (inits, apps) = spec_containers(pod);
+        let pre_stop = apps
+            .iter()
+            .chain(inits)
+            .find(|c| c.name == name)
             .and_then(|spec| {
                 let hook = spec.lifecycle.as_ref()?.pre_stop.clone()?;
                 Some((HandlerTarget::new(pod, spec, id.clone(), pod_ip), hook))
@@ -517,17 +519,28 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         }
     }
 
-    /// Stops every running container (in parallel, each with `grace`) and
-    /// then the pod's sandboxes.
+    /// Stops every running container and then the pod's sandboxes: the
+    /// others in parallel, each with `grace`, then the sidecars one by one in
+    /// reverse order, with what is left of it (they serve the others to the end).
     pub async fn kill(
         &self,
         pod: &Pod,
         runtime: &RuntimePod,
         grace: Duration,
     ) -> Result<(), RuntimeError> {
-        let mut stops = JoinSet::new();
+        let started = Instant::now();
+        let sidecars: Vec<&str> = spec_containers(pod)
+            .0
+            .iter()
+            .filter(|c| actions::is_sidecar(c))
+            .map(|c| c.name.as_str())
+            .collect();
         let pod_ip = runtime.latest_sandbox().and_then(|s| s.ip);
-        for container in runtime.running() {
+        let mut stops = JoinSet::new();
+        for container in runtime
+            .running()
+            .filter(|c| !sidecars.contains(&c.metadata.name.as_str()))
+        {
             let stop =
                 self.stop_container(pod, &container.id, &container.metadata.name, pod_ip, grace);
             stops.spawn(stop);
@@ -536,6 +549,17 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         while let Some(result) = stops.join_next().await {
             if let Ok(Err(error)) = result {
                 first_error.get_or_insert(error);
+            }
+        }
+        for name in sidecars.iter().rev() {
+            for container in runtime.running().filter(|c| c.metadata.name == *name) {
+                let left = grace.saturating_sub(started.elapsed()).max(MIN_GRACE);
+                if let Err(error) = self
+                    .stop_container(pod, &container.id, name, pod_ip, left)
+                    .await
+                {
+                    first_error.get_or_insert(error);
+                }
             }
         }
         if let Some(error) = first_error {

@@ -303,8 +303,7 @@ fn pod_status<R: Runtime + 'static>(
 ) -> k8s_openapi::api::core::v1::PodStatus {
     let probes = &ctx.syncer.probes;
     let terminal = state.init_failed
-        || (!runtime.is_running()
-            && crate::actions::compute(pod, runtime, &|id| probes.unhealthy(id)).is_empty());
+        || (!runtime.is_running() && crate::actions::compute(pod, runtime, &**probes).is_empty());
     api_status(StatusInput {
         pod,
         runtime,

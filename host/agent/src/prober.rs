@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use wasmlet_core::{ContainerId, PodUid};
 
+use crate::actions::is_sidecar;
 use crate::events::{EventType, Recorder};
 use crate::statuses::PodStatuses;
 use crate::sync_loop::ProbeUpdate;
@@ -145,12 +146,17 @@ impl ProbeResults {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(c, _), _| c != id);
     }
+}
 
-    /// Whether a liveness or startup probe failed: the container must go.
-    pub fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType> {
+impl crate::actions::ProbeState for ProbeResults {
+    fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType> {
         [ProbeType::Liveness, ProbeType::Startup]
             .into_iter()
             .find(|kind| self.get(id, *kind) == Some(false))
+    }
+
+    fn started(&self, id: &ContainerId) -> bool {
+        self.get(id, ProbeType::Startup) == Some(true)
     }
 }
 
@@ -251,7 +257,12 @@ impl Prober {
         };
         let (stop, stopped) = watch::channel(false);
         let mut any = false;
-        for container in &spec.containers {
+        let sidecars = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| is_sidecar(c));
+        for container in sidecars.chain(&spec.containers) {
             for kind in [
                 ProbeType::Startup,
                 ProbeType::Liveness,

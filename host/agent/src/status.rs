@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use wasmlet_core::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
 
+use crate::actions::is_sidecar;
 use crate::pod_sync::Waiting;
 use crate::prober::{ProbeResults, ProbeType};
 use crate::runtime_pod::{RuntimePod, restart_count};
@@ -36,11 +37,6 @@ impl Phase {
 
 fn status_of<'a>(statuses: &'a [ContainerStatus], name: &str) -> Option<&'a ContainerStatus> {
     statuses.iter().find(|s| s.name == name)
-}
-
-/// An init container with `restartPolicy: Always` runs beside the app containers.
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 fn exit_code(s: &ContainerStatus) -> Option<i32> {

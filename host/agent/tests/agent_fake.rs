@@ -529,3 +529,68 @@ async fn a_failing_post_start_hook_kills_and_restarts_the_container() {
     );
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_starts_first_comes_back_under_never_and_stops_last() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let handlers = Arc::new(Scripted {
+        runtime: runtime.clone(),
+        ..Default::default()
+    });
+    let agent = start_with(&runtime, handlers.clone());
+    let pre_stop = serde_json::json!({"preStop": {"exec": {"command": ["true"]}}});
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "side", "namespace": "default", "uid": "uid-side"},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2,
+            "initContainers": [{"name": "proxy", "image": IMAGE, "restartPolicy": "Always", "lifecycle": pre_stop}],
+            "containers": [{"name": "app", "image": IMAGE, "lifecycle": pre_stop}]}
+    }))
+    .expect("pod");
+    agent.give(vec![pod]).await;
+    agent
+        .wait_for("Running", |a| phase(&a.status("side")) == Some("Running"))
+        .await;
+    let names: Vec<String> = containers(&runtime)
+        .await
+        .iter()
+        .map(|c| c.metadata.name.clone())
+        .collect();
+    assert_eq!(names.len(), 2, "the sidecar runs beside the app: {names:?}");
+
+    // The sidecar dies: it comes back although the pod's policy is Never.
+    let proxy = containers(&runtime)
+        .await
+        .into_iter()
+        .find(|c| c.metadata.name == "proxy")
+        .expect("the sidecar");
+    runtime
+        .exit_container(&proxy.id, 1, "Error")
+        .expect("exits");
+    let sidecar_restarts = |a: &Running| {
+        a.status("side")
+            .and_then(|s| s.init_container_statuses)
+            .and_then(|s| s.first().map(|c| c.restart_count))
+            .unwrap_or(0)
+    };
+    agent
+        .wait_for("the sidecar restarted", |a| sidecar_restarts(a) >= 1)
+        .await;
+    assert_eq!(restarts(&agent.status("side")), 0, "the app ran on");
+
+    // Going away: the app stops first, then the sidecar.
+    agent.give(Vec::new()).await;
+    agent.wait_for("gone", |a| a.status("side").is_none()).await;
+    let hooks = handlers.hooks.lock().map(|h| h.clone()).unwrap_or_default();
+    let stopped_before = |name: &str| {
+        hooks
+            .iter()
+            .find(|(c, pre_stop, _)| c == name && *pre_stop)
+            .map(|(_, _, stops)| *stops)
+    };
+    let (app, sidecar) = (stopped_before("app"), stopped_before("proxy"));
+    assert!(
+        matches!((app, sidecar), (Some(a), Some(s)) if s > a),
+        "{hooks:?}"
+    );
+    agent.stop().await;
+}
