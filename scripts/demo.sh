@@ -27,7 +27,7 @@ cat <<'NOTE'
    manifests: target/demo/manifests   plugins: target/plugins
    in another terminal:  target/debug/wasmlet pods
                          curl -s localhost:10255/pods | python3 -m json.tool
-                         curl -s localhost:10255/metrics | grep ^kubelet_
+                         curl -s localhost:10255/metrics | grep -E '^(kubelet|prober)_'
 
 NOTE
 exec target/debug/wasmlet run \
