@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wasmlet_core::SandboxRuntime;
+use wasmlet_core::{ContainerRuntime, ExecTimeout, SandboxRuntime};
 use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml, repo};
 use wasmlet_tests::{Node, http_get};
 
@@ -116,6 +116,47 @@ async fn a_static_pod_runs_with_an_ip_is_ready_and_leaves_nothing_behind() {
         agent.runtime_objects().await,
         (0, 0),
         "every runtime object is gone"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_container_keeps_its_last_run_as_last_state() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "laststate");
+    // Exits 3 when told to (SIGUSR1); otherwise runs on.
+    let command = [
+        "sh",
+        "-c",
+        "trap 'exit 3' USR1; while true; do sleep 0.2; done",
+    ];
+    agent.add_pod("again", &node.test_image, &command);
+    let first = agent
+        .wait_pod("again", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let id = first_container(&first)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("container id")
+        .to_owned();
+    let signal = ["kill".to_owned(), "-USR1".to_owned(), "1".to_owned()];
+    node.client()
+        .exec_sync(&id.as_str().into(), &signal, ExecTimeout::After(MINUTE))
+        .await
+        .expect("exec");
+    agent
+        .wait_pod("again", MINUTE, |p| {
+            restarts(p) == 1 && first_container(p)["state"]["running"].is_object()
+        })
+        .await;
+    // Several syncs (and garbage collections) later, still there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = agent.pod("again").await.expect("listed");
+    let container = first_container(&pod);
+    assert!(container["state"]["running"].is_object(), "{container}");
+    assert_eq!(
+        container["lastState"]["terminated"]["exitCode"], 3,
+        "{container}"
     );
     agent.finish().await;
 }

@@ -586,16 +586,18 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         Ok(())
     }
 
-    /// Container GC: keeps the newest exited container of each name (its
-    /// status and logs are the pod's last state)
+    /// Container GC, as the kubelet's (one dead container per name): keeps
+    /// the newest exited container of each name, whose status and logs are
+    /// the pod's last state, and removes older exited ones.
     async fn collect_garbage(&self, runtime: &RuntimePod) {
         let mut seen = std::collections::BTreeSet::new();
-        for container in &runtime.containers {
+        for container in runtime
+            .containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Exited)
+        {
             let newest = seen.insert(container.metadata.name.as_str());
-            if !newest
-                && container.state == ContainerState::Exited
-                && let Err(error) = self.runtime.remove_container(&container.id).await
-            {
+            if !newest && let Err(error) = self.runtime.remove_container(&container.id).await {
                 tracing::warn!(%error, container = %container.id, "container gc");
             }
         }

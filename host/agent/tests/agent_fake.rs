@@ -204,6 +204,19 @@ async fn a_crashing_container_restarts_then_backs_off() {
     agent
         .wait_for("restart 1", |a| restarts(&a.status("crash")) == 1)
         .await;
+    // The run that ended stays the last state while the new one runs: the
+    // garbage collector keeps the newest exited container of each name.
+    let last_exit = |a: &Running| {
+        a.status("crash")
+            .and_then(|s| s.container_statuses)
+            .and_then(|s| s.first()?.last_state.clone()?.terminated)
+            .map(|t| t.exit_code)
+    };
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(last_exit(&agent), Some(1), "lastState after a few syncs");
+    }
+    assert_eq!(containers(&runtime).await.len(), 2);
     // ... the second waits out the back-off.
     let second = containers(&runtime)
         .await
