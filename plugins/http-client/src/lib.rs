@@ -196,34 +196,6 @@ pub fn authority(host: &str, port: u16) -> String {
     }
 }
 
-/// Where a probe or hook connects: its `host`, else the pod's IP; and the
-/// port it names, a number or the name of one of the container's ports
-/// (`(name, containerPort)` pairs).
-pub fn resolve_target<'a>(
-    host: Option<&str>,
-    pod_ip: Option<&str>,
-    number: Option<u16>,
-    name: Option<&str>,
-    ports: impl IntoIterator<Item = (Option<&'a str>, u16)>,
-) -> Result<(String, u16), String> {
-    let host = host
-        .filter(|h| !h.is_empty())
-        .or(pod_ip)
-        .ok_or("the pod has no IP yet")?;
-    let port = match number {
-        Some(n) => n,
-        None => {
-            let name = name.unwrap_or_default();
-            ports
-                .into_iter()
-                .find(|(n, _)| *n == Some(name))
-                .map(|(_, p)| p)
-                .ok_or_else(|| format!("the container has no port named {name:?}"))?
-        }
-    };
-    Ok((host.to_owned(), port))
-}
-
 /// Whether an httpGet action's scheme (`HTTP` or `HTTPS`, any case) asks for TLS.
 pub fn wants_tls(scheme: &str) -> Result<bool, String> {
     match scheme.to_ascii_uppercase().as_str() {

@@ -164,6 +164,8 @@ pub mod probe {
         crate::host_helpers!();
     }
 
+    crate::target_helpers!();
+
     /// Host-made TCP (and TLS) connections, as `std::io::Read + Write`.
     pub mod net {
         pub use super::wasmlet::plugin::net::*;
@@ -187,6 +189,8 @@ pub mod lifecycle {
         pub use super::wasmlet::plugin::host::*;
         crate::host_helpers!();
     }
+
+    crate::target_helpers!();
 
     /// Host-made TCP (and TLS) connections, as `std::io::Read + Write`.
     pub mod net {
@@ -237,6 +241,47 @@ macro_rules! host_helpers {
 
         pub fn warn(message: impl AsRef<str>) {
             log(super::LogLevel::Warn, message.as_ref());
+        }
+    };
+}
+
+/// Where a probe or hook goes, in the worlds whose calls are about a container.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! target_helpers {
+    () => {
+        impl ContainerTarget {
+            /// The `(host, port)` a handler reaches: `host` if set, else the
+            /// pod's IP; `port` by number or by the name of one of the
+            /// container's ports.
+            pub fn resolve(&self, host: Option<&str>, port: &Port) -> Result<(String, u16), Error> {
+                let host = host
+                    .filter(|h| !h.is_empty())
+                    .or(self.pod_ip.as_deref())
+                    .ok_or_else(|| Error::InvalidInput("the pod has no IP yet".into()))?;
+                let port = match port {
+                    Port::Number(n) => *n,
+                    Port::Name(name) => self
+                        .ports
+                        .iter()
+                        .find(|p| p.name.as_deref() == Some(name.as_str()))
+                        .map(|p| p.container_port)
+                        .ok_or_else(|| {
+                            Error::InvalidInput(format!("the container has no port named {name:?}"))
+                        })?,
+                };
+                Ok((host.to_owned(), port))
+            }
+        }
+
+        impl HttpGetAction {
+            /// The headers as `(name, value)` pairs, in order.
+            pub fn header_pairs(&self) -> Vec<(String, String)> {
+                self.headers
+                    .iter()
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
+                    .collect()
+            }
         }
     };
 }

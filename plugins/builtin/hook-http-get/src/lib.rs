@@ -1,7 +1,7 @@
 //! httpGet lifecycle hooks: a GET to the pod; a status of 400 or more, or no
 //! answer, is the hook's failure.
 
-use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, Port, net};
+use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, net};
 
 fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
     let Handler::HttpGet(action) = handler else {
@@ -10,27 +10,8 @@ fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
         ));
     };
     let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
-    let (number, name) = match &action.port {
-        Port::Number(n) => (Some(*n), None),
-        Port::Name(name) => (None, Some(name.as_str())),
-    };
-    let ports = target
-        .ports
-        .iter()
-        .map(|p| (p.name.as_deref(), p.container_port));
-    let (host, port) = http_client::resolve_target(
-        action.host.as_deref(),
-        target.pod_ip.as_deref(),
-        number,
-        name,
-        ports,
-    )
-    .map_err(Error::InvalidInput)?;
-    let headers: Vec<(String, String)> = action
-        .headers
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect();
+    let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
+    let headers = action.header_pairs();
     match http_client::http_check(
         |a| net::Stream::connect_http(a, tls),
         &host,

@@ -3,7 +3,7 @@
 //! warning in the message (the host turns it into a ProbeWarning event).
 
 use wasmlet_plugin_sdk::probe::{
-    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, net,
+    ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult, net,
 };
 
 struct HttpGetProbe;
@@ -27,27 +27,8 @@ impl Guest for HttpGetProbe {
             ));
         };
         let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
-        let (number, name) = match &action.port {
-            Port::Number(n) => (Some(*n), None),
-            Port::Name(name) => (None, Some(name.as_str())),
-        };
-        let ports = target
-            .ports
-            .iter()
-            .map(|p| (p.name.as_deref(), p.container_port));
-        let (host, port) = http_client::resolve_target(
-            action.host.as_deref(),
-            target.pod_ip.as_deref(),
-            number,
-            name,
-            ports,
-        )
-        .map_err(Error::InvalidInput)?;
-        let headers: Vec<(String, String)> = action
-            .headers
-            .iter()
-            .map(|kv| (kv.key.clone(), kv.value.clone()))
-            .collect();
+        let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
+        let headers = action.header_pairs();
         Ok(
             match http_client::http_check(
                 |a| net::Stream::connect_http(a, tls),

@@ -1,7 +1,7 @@
 //! tcpSocket probes, as the kubelet's: a connection that opens is success.
 
 use wasmlet_plugin_sdk::probe::{
-    ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, net,
+    ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult, net,
 };
 
 struct TcpSocketProbe;
@@ -17,22 +17,7 @@ impl Guest for TcpSocketProbe {
                 "probe-tcp-socket runs tcpSocket probes only".into(),
             ));
         };
-        let (number, name) = match &action.port {
-            Port::Number(n) => (Some(*n), None),
-            Port::Name(name) => (None, Some(name.as_str())),
-        };
-        let ports = target
-            .ports
-            .iter()
-            .map(|p| (p.name.as_deref(), p.container_port));
-        let (host, port) = http_client::resolve_target(
-            action.host.as_deref(),
-            target.pod_ip.as_deref(),
-            number,
-            name,
-            ports,
-        )
-        .map_err(Error::InvalidInput)?;
+        let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
         let address = http_client::authority(&host, port);
         Ok(match net::Stream::connect(&address) {
             Ok(_) => ProbeResult {
