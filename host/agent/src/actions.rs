@@ -150,19 +150,25 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
             return actions;
         }
         actions.kill_pod = runtime.is_running();
+        // OnFailure: what already succeeded stays done.
+        let to_start: Vec<usize> = spec
+            .containers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                !(policy == "OnFailure" && runtime.latest(&c.name).0.is_some_and(succeeded))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        // Nothing left to run: the pod is done, no new sandbox (nor init
+        // containers run again), as the kubelet.
+        if to_start.is_empty() && !spec.containers.is_empty() {
+            return actions;
+        }
         actions.create_sandbox = true;
         actions.attempt = attempt;
         if inits.is_empty() {
-            actions.start = spec
-                .containers
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    // OnFailure: what already succeeded stays done.
-                    !(policy == "OnFailure" && runtime.latest(&c.name).0.is_some_and(succeeded))
-                })
-                .map(|(i, _)| i)
-                .collect();
+            actions.start = to_start;
         } else {
             actions.start_init.push(0);
         }
@@ -503,6 +509,25 @@ mod tests {
         // A failed startup probe replaces the sidecar.
         let a = super::compute(&p, &rt, &Probed::failed(ProbeType::Startup));
         assert_eq!((a.kill.len(), a.start_init.clone()), (1, vec![0]));
+    }
+
+    #[test]
+    fn a_finished_on_failure_pod_gets_no_new_sandbox_nor_init_run() {
+        let p = pod("OnFailure", &["i"], &["a"]);
+        let done = RuntimePod {
+            uid: "u".into(),
+            sandboxes: vec![sandbox(SandboxState::NotReady, 0)],
+            containers: vec![status("a", Exited, 0, 1), status("i", Exited, 0, 2)],
+            ..Default::default()
+        };
+        assert!(compute(&p, &done).is_empty(), "{:?}", compute(&p, &done));
+        // A failed app container still gets a new sandbox, inits first.
+        let failed = RuntimePod {
+            containers: vec![status("a", Exited, 1, 1), status("i", Exited, 0, 2)],
+            ..done
+        };
+        let a = compute(&p, &failed);
+        assert!(a.create_sandbox && a.start_init == vec![0], "{a:?}");
     }
 
     #[test]
