@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wasmlet_core::{ContainerRuntime, ExecTimeout, SandboxRuntime};
-use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml, repo};
+use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml};
 use wasmlet_tests::{Node, http_get};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -518,17 +518,10 @@ async fn a_bad_manifest_is_reported_and_the_good_ones_still_run() {
 async fn the_same_pod_from_two_sources_runs_once() {
     let node = Node::from_env();
     // A second file source, next to the built-in plugins, reading its own directory.
-    let probe = Daemon::new(&node, "dup", "");
-    let second_dir = probe.dir.join("second");
-    let plugins = probe.dir.join("plugins");
+    let mut agent = Daemon::new(&node, "dup", "").with_private_plugins();
+    let second_dir = agent.dir.join("second");
+    let plugins = agent.plugin_dir().to_path_buf();
     std::fs::create_dir_all(&second_dir).expect("dir");
-    std::fs::create_dir_all(&plugins).expect("dir");
-    for entry in std::fs::read_dir(repo().join("target/plugins"))
-        .expect("built-in plugins")
-        .flatten()
-    {
-        std::fs::copy(entry.path(), plugins.join(entry.file_name())).expect("copy plugin");
-    }
     let dir = second_dir.display().to_string();
     std::fs::write(
         plugins.join("second-files.toml"),
@@ -537,7 +530,6 @@ async fn the_same_pod_from_two_sources_runs_once() {
         ),
     )
     .expect("manifest");
-    let mut agent = probe.with_plugin_dir(plugins);
     agent.start();
     let yaml = pod_yaml("twin", &node.test_image, &["sleep", "3600"], "");
     agent.write_manifest("twin.yaml", &yaml);

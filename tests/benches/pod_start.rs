@@ -16,7 +16,7 @@ use wasmlet_agent::admission::AdmitAll;
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::prober::NoHandlers;
 use wasmlet_agent::runtime_pod::{container_config, sandbox_config};
-use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceUpdate};
+use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
 use wasmlet_core::{ContainerRuntime, ImageRuntime, PodUid, SandboxRuntime};
 use wasmlet_cri::CriClient;
 use wasmlet_tests::{Node, unique};
@@ -97,7 +97,7 @@ fn running(view: &AgentView, uid: &PodUid) -> bool {
 /// until the agent reported it Running.
 async fn agent_start(
     view: &AgentView,
-    config: &mpsc::Sender<SourceUpdate>,
+    config: &mpsc::Sender<SourceMessage>,
     pods: Vec<Pod>,
 ) -> Vec<Duration> {
     let uids: Vec<PodUid> = pods
@@ -106,11 +106,14 @@ async fn agent_start(
         .collect();
     let started = Instant::now();
     config
-        .send(SourceUpdate {
-            source: "bench".into(),
-            pods,
-            problems: Vec::new(),
-        })
+        .send(
+            SourceUpdate {
+                source: "bench".into(),
+                pods,
+                problems: Vec::new(),
+            }
+            .into(),
+        )
         .await
         .expect("agent alive");
     let mut done: Vec<Option<Duration>> = vec![None; uids.len()];
@@ -129,12 +132,15 @@ async fn agent_start(
     done.into_iter().flatten().collect()
 }
 
-async fn agent_clear(view: &AgentView, config: &mpsc::Sender<SourceUpdate>) {
+async fn agent_clear(view: &AgentView, config: &mpsc::Sender<SourceMessage>) {
     config
-        .send(SourceUpdate {
-            source: "bench".into(),
-            ..Default::default()
-        })
+        .send(
+            SourceUpdate {
+                source: "bench".into(),
+                ..Default::default()
+            }
+            .into(),
+        )
         .await
         .expect("agent alive");
     while !view.statuses.list().is_empty() {

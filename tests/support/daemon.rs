@@ -133,6 +133,45 @@ impl Daemon {
         self
     }
 
+    /// Copies the built-in plugins into a directory of this daemon's own and
+    /// uses it: the test may then add, change or break plugins.
+    pub fn with_private_plugins(self) -> Self {
+        let plugins = self.dir.join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugin dir");
+        for entry in std::fs::read_dir(repo().join("target/plugins"))
+            .expect("built-in plugins")
+            .flatten()
+        {
+            std::fs::copy(entry.path(), plugins.join(entry.file_name())).expect("copy plugin");
+        }
+        self.with_plugin_dir(plugins)
+    }
+
+    pub fn plugin_dir(&self) -> &std::path::Path {
+        &self.plugin_dir
+    }
+
+    /// Replaces the extra lines of the config file (used at the next start).
+    pub fn set_config(&mut self, config: &str) {
+        self.config = config.to_owned();
+    }
+
+    /// Waits for the agent process to exit by itself: its status, or None
+    /// if it still runs after `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let give_up = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < give_up {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("agent.log")
     }

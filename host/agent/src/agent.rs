@@ -13,13 +13,14 @@ use crate::cache::PodCache;
 use crate::events::Recorder;
 use crate::health::Heartbeat;
 use crate::metrics::AgentMetrics;
+use crate::metrics::SourceLabels;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_sync::{PodSyncer, SyncConfig};
 use crate::pod_workers::{PodWorkers, WorkerContext};
 use crate::prober::{ContainerHandlers, ProbeResults, Prober, ProberContext, ProberMetrics};
-use crate::sources::ConfigMux;
+use crate::sources::{ConfigMux, SourceReadiness, SourceState};
 use crate::statuses::PodStatuses;
-use crate::sync_loop::{LoopInputs, LoopTimings, ProbeUpdate, SourceUpdate, SyncLoop};
+use crate::sync_loop::{LoopInputs, LoopTimings, ProbeUpdate, SourceMessage, SyncLoop};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -28,8 +29,12 @@ pub struct AgentConfig {
     pub host_ip: Option<String>,
     pub log_root: PathBuf,
     pub runtime_handler: String,
-    /// The sources the agent runs; housekeeping waits for each to report.
+    /// Every configured source; housekeeping waits for each to report.
     pub sources: Vec<String>,
+    /// Configured sources that failed before they could run (a plugin that
+    /// did not load or could not be configured), and why. They count as
+    /// configured: until they deliver, nothing is removed.
+    pub failed_sources: Vec<(String, String)>,
     pub relist_period: Duration,
     /// Periodic resync of every pod.
     pub resync: Duration,
@@ -46,6 +51,7 @@ impl AgentConfig {
             log_root: PathBuf::from("/var/log/pods"),
             runtime_handler: String::new(),
             sources: Vec::new(),
+            failed_sources: Vec::new(),
             relist_period: Duration::from_secs(1),
             resync: Duration::from_secs(60),
             timings: LoopTimings::default(),
@@ -62,13 +68,16 @@ pub struct AgentView {
     pub cache: Arc<PodCache>,
     pub pleg: Arc<Heartbeat>,
     pub sync_loop: Arc<Heartbeat>,
+    pub sources: Arc<SourceReadiness>,
 }
 
 impl AgentView {
-    /// `/healthz`: the sync loop turns and the PLEG relists.
+    /// `/healthz`: the sync loop turns, the PLEG relists and every
+    /// configured source has delivered.
     pub fn healthy(&self) -> Result<(), String> {
         self.sync_loop.check("sync loop", Duration::from_secs(30))?;
-        self.pleg.check("pleg", RELIST_THRESHOLD)
+        self.pleg.check("pleg", RELIST_THRESHOLD)?;
+        self.sources.check()
     }
 }
 
@@ -105,7 +114,24 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             cache: Arc::default(),
             pleg: Arc::default(),
             sync_loop: Arc::default(),
+            sources: Arc::default(),
         };
+        for source in &config.sources {
+            view.sources.set(source, SourceState::Waiting);
+            let labels = SourceLabels {
+                source: source.clone(),
+            };
+            metrics.source_ready.get_or_create(&labels).set(0);
+        }
+        for (source, reason) in &config.failed_sources {
+            view.sources
+                .set(source, SourceState::Failed(reason.clone()));
+            let labels = SourceLabels {
+                source: source.clone(),
+            };
+            metrics.source_ready.get_or_create(&labels).set(0);
+            metrics.source_failures.get_or_create(&labels).inc();
+        }
         Self {
             runtime,
             admit,
@@ -127,7 +153,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
     }
 
     /// Runs until `shutdown` turns true; source snapshots arrive on `config`.
-    pub async fn run(self, config: mpsc::Receiver<SourceUpdate>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, config: mpsc::Receiver<SourceMessage>, shutdown: watch::Receiver<bool>) {
         let Self {
             runtime,
             admit,
@@ -177,7 +203,12 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         });
         let workers = PodWorkers::new(context, report_tx, shutdown.clone());
         let mut sync_loop = SyncLoop::new(
-            ConfigMux::new(cfg.sources.clone()),
+            ConfigMux::new(
+                cfg.sources
+                    .iter()
+                    .chain(cfg.failed_sources.iter().map(|(name, _)| name))
+                    .cloned(),
+            ),
             workers,
             admit,
             view.cache.clone(),
@@ -185,6 +216,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             view.events.clone(),
             metrics,
             view.sync_loop.clone(),
+            view.sources.clone(),
             prober,
         );
         sync_loop.timings = cfg.timings;

@@ -26,4 +26,4 @@ pub mod statuses;
 pub mod sync_loop;
 
 pub use agent::{Agent, AgentConfig, AgentView};
-pub use sync_loop::{ProbeUpdate, SourceUpdate};
+pub use sync_loop::{ProbeUpdate, SourceMessage, SourceUpdate};

@@ -23,6 +23,11 @@ pub struct StateLabels {
     pub container_state: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
 fn seconds() -> Histogram {
     // 5 ms … ~80 s.
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -36,6 +41,9 @@ pub struct AgentMetrics {
     pub pleg_relist_duration: Histogram,
     pub pod_worker_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
     pub admission_rejections: Family<ReasonLabels, Counter>,
+    /// 1 once a configured pod source delivered its first snapshot.
+    pub source_ready: Family<SourceLabels, Gauge>,
+    pub source_failures: Family<SourceLabels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -47,6 +55,8 @@ impl Default for AgentMetrics {
             pleg_relist_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             pod_worker_duration: Family::new_with_constructor(seconds),
             admission_rejections: Family::default(),
+            source_ready: Family::default(),
+            source_failures: Family::default(),
         }
     }
 }
@@ -83,6 +93,16 @@ impl AgentMetrics {
             "kubelet_admission_rejections",
             "Cumulative number of pod admission rejections, by reason",
             self.admission_rejections.clone(),
+        );
+        registry.register(
+            "wasmlet_pod_source_ready",
+            "1 once a configured pod source has delivered its first snapshot; until every one has, no pod is removed",
+            self.source_ready.clone(),
+        );
+        registry.register(
+            "wasmlet_pod_source_failures",
+            "Cumulative number of failed attempts of a pod source to load or give a snapshot",
+            self.source_failures.clone(),
         );
     }
 }

@@ -95,6 +95,11 @@ impl<R: Runtime + 'static> PodWorkers<R> {
         self.workers.contains_key(uid)
     }
 
+    /// The pod the worker of `uid` is working on.
+    pub fn pod(&self, uid: &PodUid) -> Option<Arc<Pod>> {
+        self.workers.get(uid).map(|w| w.borrow().pod.clone())
+    }
+
     pub fn is_terminating(&self, uid: &PodUid) -> bool {
         self.workers
             .get(uid)

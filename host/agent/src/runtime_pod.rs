@@ -332,8 +332,17 @@ fn linux_resources(container: &Container) -> LinuxResources {
             .and_then(|q| quantity::milli(&q.0).ok())
     };
     let cpu_request = get(false, "cpu").or_else(|| get(true, "cpu"));
-    let cpu_shares = cpu_request.map_or(2, |m| (m * 1024 / 1000).max(2));
-    let cpu_quota = get(true, "cpu").map_or(0, |m| (m * PERIOD_US / 1000).max(1000));
+    // Quantities saturate at i64::MAX, so the products are checked too;
+    // shares are capped at the kernel's maximum, as the kubelet's.
+    const MAX_SHARES: i64 = 262_144;
+    let cpu_shares = cpu_request.map_or(2, |m| {
+        (i128::from(m) * 1024 / 1000).clamp(2, i128::from(MAX_SHARES)) as i64
+    });
+    let cpu_quota = get(true, "cpu").map_or(0, |m| {
+        i64::try_from(i128::from(m) * i128::from(PERIOD_US) / 1000)
+            .unwrap_or(i64::MAX)
+            .max(1000)
+    });
     LinuxResources {
         cpu_period: if cpu_quota > 0 { PERIOD_US } else { 0 },
         cpu_quota,

@@ -6,7 +6,7 @@
 //! UID, which is a REMOVE of the old pod and an ADD of the new one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -62,6 +62,29 @@ fn uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
+/// What the agent builds names and paths from, checked whatever the source.
+fn validate_identity(pod: &Pod) -> Result<(), String> {
+    let spec = pod.spec.as_ref();
+    let init = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ("initContainers", i, c.name.as_str()));
+    let app = spec
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ("containers", i, c.name.as_str()));
+    wasmlet_core::identity::validate_pod_identity(
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.uid.as_deref().unwrap_or_default(),
+        init.chain(app),
+    )
+}
+
 /// What the agent must act on: everything but the status.
 fn same_intent(a: &Pod, b: &Pod) -> bool {
     a.spec == b.spec
@@ -69,6 +92,58 @@ fn same_intent(a: &Pod, b: &Pod) -> bool {
         && a.metadata.annotations == b.metadata.annotations
         && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
         && a.metadata.deletion_grace_period_seconds == b.metadata.deletion_grace_period_seconds
+}
+
+/// Where a configured source stands, for `/healthz` and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Configured, and has not delivered a snapshot yet.
+    Waiting,
+    /// Configured, never delivered a snapshot, and this is why.
+    Failed(String),
+    /// Delivered at least one snapshot.
+    Ready,
+}
+
+/// Every configured source's state. The sync loop writes it; anyone reads.
+#[derive(Debug, Default)]
+pub struct SourceReadiness(RwLock<BTreeMap<String, SourceState>>);
+
+impl SourceReadiness {
+    pub fn set(&self, source: &str, state: SourceState) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(source.to_owned(), state);
+    }
+
+    pub fn get(&self, source: &str) -> Option<SourceState> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(source)
+            .cloned()
+    }
+
+    /// Ok once every configured source has delivered; else which have not, and why.
+    pub fn check(&self) -> Result<(), String> {
+        let states = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let missing: Vec<String> = states
+            .iter()
+            .filter_map(|(source, state)| match state {
+                SourceState::Ready => None,
+                SourceState::Waiting => Some(format!(
+                    "pod source {source} has yet to deliver its first snapshot"
+                )),
+                SourceState::Failed(why) => Some(format!("pod source {source} failed: {why}")),
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing.join("; "))
+        }
+    }
 }
 
 /// The merged desired state of every source.
@@ -87,6 +162,11 @@ impl ConfigMux {
             expected: sources.into_iter().map(Into::into).collect(),
             ..Self::default()
         }
+    }
+
+    /// Whether `source` has given at least one snapshot.
+    pub fn has_seen(&self, source: &str) -> bool {
+        self.seen.contains(source)
     }
 
     /// True once every expected source has given at least one snapshot. Until
@@ -110,6 +190,17 @@ impl ConfigMux {
             .map(|(s, _)| s.as_str())
     }
 
+    /// `source/full name` of another source's pod with this UID.
+    fn uid_elsewhere(&self, source: &str, uid: &str) -> Option<String> {
+        self.pods
+            .iter()
+            .filter(|(s, _)| s.as_str() != source)
+            .find_map(|(s, pods)| {
+                pods.get(uid)
+                    .map(|p| format!("{} of source {s}", full_name(p)))
+            })
+    }
+
     /// Replaces `source`'s desired set with `snapshot`; returns what changed.
     /// A source that fails simply sends nothing: its last set stays.
     pub fn apply(&mut self, source: &str, snapshot: Vec<Pod>) -> Merge {
@@ -127,6 +218,22 @@ impl ConfigMux {
                 full_name: name.clone(),
                 reason,
             };
+            if let Err(reason) = validate_identity(&pod) {
+                merge.dropped.push(drop(reason));
+                continue;
+            }
+            let id = uid(&pod);
+            if let Some(holder) = current
+                .get(&id)
+                .or_else(|| previous.get(&id).filter(|p| full_name(p) != name))
+                .map(|p| full_name(p))
+                .or_else(|| self.uid_elsewhere(source, &id))
+            {
+                merge.dropped.push(drop(format!(
+                    "metadata.uid {id:?} is already the UID of pod {holder}"
+                )));
+                continue;
+            }
             if let Some(owner) = self.owner_elsewhere(source, &name) {
                 merge.dropped.push(drop(format!(
                     "pod {name} already comes from source {owner}"
@@ -219,6 +326,69 @@ mod tests {
         let merge = mux.apply("http", Vec::new());
         assert_eq!(ops(&merge), vec![(Op::Add, Vec::new())]);
         assert!(mux.seen_all_sources());
+    }
+
+    #[test]
+    fn a_source_that_never_delivers_keeps_everything_and_says_why() {
+        let mut mux = ConfigMux::new(["file-source", "broken"]);
+        mux.apply("file-source", Vec::new());
+        assert!(
+            !mux.seen_all_sources(),
+            "a silent source holds back cleanup"
+        );
+
+        let readiness = SourceReadiness::default();
+        readiness.set("file-source", SourceState::Ready);
+        readiness.set("broken", SourceState::Failed("truncated component".into()));
+        let why = readiness.check().expect_err("not ready");
+        assert!(
+            why.contains("broken") && why.contains("truncated component"),
+            "{why}"
+        );
+        readiness.set("broken", SourceState::Ready);
+        assert_eq!(readiness.check(), Ok(()));
+    }
+
+    #[test]
+    fn bad_identities_and_borrowed_uids_are_dropped_naming_why() {
+        let mut mux = ConfigMux::new(["file", "http"]);
+        mux.apply("file", vec![pod("web", "u1", "img")]);
+        let merge = mux.apply(
+            "http",
+            vec![
+                pod("../../etc", "u2", "img"),
+                pod("api", "../../../tmp", "img"),
+                pod("thief", "u1", "img"),
+                pod("ok", "u3", "img"),
+                pod("twin", "u3", "img"),
+            ],
+        );
+        assert_eq!(ops(&merge), vec![(Op::Add, vec!["ok_default".into()])]);
+        let reasons: Vec<&str> = merge.dropped.iter().map(|d| d.reason.as_str()).collect();
+        assert!(
+            reasons[0].starts_with("metadata.name: Invalid value"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("metadata.uid: Invalid value"),
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons[2],
+            "metadata.uid \"u1\" is already the UID of pod web_default of source file"
+        );
+        assert_eq!(
+            reasons[3],
+            "metadata.uid \"u3\" is already the UID of pod ok_default"
+        );
+
+        // The same source may not hand a running pod's UID to another name.
+        let merge = mux.apply("file", vec![pod("renamed", "u1", "img")]);
+        assert_eq!(ops(&merge), vec![(Op::Remove, vec!["web_default".into()])]);
+        assert_eq!(
+            merge.dropped[0].reason,
+            "metadata.uid \"u1\" is already the UID of pod web_default"
+        );
     }
 
     #[test]

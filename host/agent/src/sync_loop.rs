@@ -14,12 +14,12 @@ use crate::admission::Admit;
 use crate::cache::PodCache;
 use crate::events::{EventType, Recorder};
 use crate::health::Heartbeat;
-use crate::metrics::{AgentMetrics, ReasonLabels, StateLabels};
+use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::Prober;
 use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
-use crate::sources::{ConfigMux, Op, full_name};
+use crate::sources::{ConfigMux, Op, SourceReadiness, SourceState, full_name};
 use crate::status::rejected_status;
 use crate::statuses::PodStatuses;
 
@@ -30,6 +30,24 @@ pub struct SourceUpdate {
     pub pods: Vec<Pod>,
     /// Manifests the source could not read: (origin, why).
     pub problems: Vec<(String, String)>,
+}
+
+/// What a source's supervisor tells the sync loop.
+#[derive(Debug, Clone)]
+pub enum SourceMessage {
+    Snapshot(SourceUpdate),
+    /// An attempt failed (the source could not load, be configured, or give
+    /// a snapshot): its last pods stay.
+    Failed {
+        source: String,
+        reason: String,
+    },
+}
+
+impl From<SourceUpdate> for SourceMessage {
+    fn from(update: SourceUpdate) -> Self {
+        Self::Snapshot(update)
+    }
 }
 
 /// A probe result that changed: the pod needs a sync (a restart, or readiness).
@@ -58,7 +76,7 @@ impl Default for LoopTimings {
 /// The channels the loop listens on.
 #[derive(Debug)]
 pub struct LoopInputs {
-    pub config: mpsc::Receiver<SourceUpdate>,
+    pub config: mpsc::Receiver<SourceMessage>,
     pub pleg: mpsc::Receiver<PodLifecycleEvent>,
     pub probes: mpsc::Receiver<ProbeUpdate>,
     pub reports: mpsc::Receiver<WorkerReport>,
@@ -74,12 +92,14 @@ pub struct SyncLoop<R, A> {
     pub recorder: Arc<Recorder>,
     pub metrics: AgentMetrics,
     pub heartbeat: Arc<Heartbeat>,
+    pub readiness: Arc<SourceReadiness>,
     pub prober: Prober,
     pub timings: LoopTimings,
     pub host_ip: Option<String>,
     /// Admitted pods that are not terminated: what admission weighs against.
     active: HashMap<PodUid, Arc<Pod>>,
-    rejected: HashSet<PodUid>,
+    /// Pods admission refused, with the status that says why.
+    rejected: HashMap<PodUid, k8s_openapi::api::core::v1::PodStatus>,
     /// When each pod's worker wants its next sync.
     due: BTreeMap<PodUid, Instant>,
 }
@@ -99,9 +119,11 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         recorder: Arc<Recorder>,
         metrics: AgentMetrics,
         heartbeat: Arc<Heartbeat>,
+        readiness: Arc<SourceReadiness>,
         prober: Prober,
     ) -> Self {
         Self {
+            readiness,
             prober,
             mux,
             workers,
@@ -114,7 +136,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             timings: LoopTimings::default(),
             host_ip: None,
             active: HashMap::new(),
-            rejected: HashSet::new(),
+            rejected: HashMap::new(),
             due: BTreeMap::new(),
         }
     }
@@ -139,11 +161,14 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                Some(update) = inputs.config.recv() => self.handle_source(update).await,
+                Some(message) = inputs.config.recv() => match message {
+                    SourceMessage::Snapshot(update) => self.handle_source(update).await,
+                    SourceMessage::Failed { source, reason } => self.source_failed(&source, reason),
+                },
                 Some(event) = inputs.pleg.recv() => self.handle_pleg(event),
                 _ = sync_tick.tick() => self.dispatch_due(),
                 Some(probe) = inputs.probes.recv() => self.sync_pod(&probe.uid),
-                Some(report) = inputs.reports.recv() => self.handle_report(report),
+                Some(report) = inputs.reports.recv() => self.handle_report(report).await,
                 _ = housekeeping.tick() => self.housekeeping(),
             }
         }
@@ -151,7 +176,33 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         self.workers.drain(drain).await;
     }
 
+    /// A failure before a source's first snapshot leaves it unready: nothing
+    /// is cleaned up, since its pods may be running. Later ones keep its pods.
+    fn source_failed(&mut self, source: &str, reason: String) {
+        self.metrics
+            .source_failures
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .inc();
+        if self.mux.has_seen(source) {
+            tracing::warn!(%source, "pod source failed; keeping its last pods: {reason}");
+        } else {
+            tracing::error!(%source, "pod source failed before its first snapshot; no pod is removed until it delivers one: {reason}");
+            self.readiness.set(source, SourceState::Failed(reason));
+        }
+    }
+
     async fn handle_source(&mut self, update: SourceUpdate) {
+        if !self.mux.has_seen(&update.source) {
+            self.readiness.set(&update.source, SourceState::Ready);
+            self.metrics
+                .source_ready
+                .get_or_create(&SourceLabels {
+                    source: update.source.clone(),
+                })
+                .set(1);
+        }
         for (origin, message) in &update.problems {
             tracing::warn!(source = %update.source, %origin, "could not read pod manifest: {message}");
         }
@@ -181,7 +232,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 Op::Add => self.add_pods(update.pods).await,
                 Op::Update => {
                     for pod in update.pods {
-                        if !self.rejected.contains(&uid_of(&pod)) {
+                        if !self.rejected.contains_key(&uid_of(&pod)) {
                             self.active.insert(uid_of(&pod), pod.clone());
                             self.workers.update(pod, UpdateKind::Update);
                         }
@@ -191,7 +242,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     let remove = update.op == Op::Remove;
                     for pod in update.pods {
                         let uid = uid_of(&pod);
-                        if self.rejected.contains(&uid) {
+                        if self.rejected.contains_key(&uid) {
                             if remove {
                                 self.rejected.remove(&uid);
                                 self.statuses.remove(&uid);
@@ -217,8 +268,13 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         });
         for pod in pods {
             let uid = uid_of(&pod);
-            if self.workers.has(&uid) {
-                self.workers.update(pod, UpdateKind::Update);
+            if let Some(working) = self.workers.pod(&uid) {
+                // Given back while its worker stops: the worker's report
+                // brings it back through admission. Never under another
+                // name: a UID is one pod's.
+                if full_name(&working) == full_name(&pod) {
+                    self.workers.update(pod, UpdateKind::Update);
+                }
                 continue;
             }
             let active: Vec<Arc<Pod>> = self.active.values().cloned().collect();
@@ -233,11 +289,10 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                         reason: verdict.reason.clone(),
                     })
                     .inc();
-                self.statuses.set(
-                    &pod,
-                    rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref()),
-                );
-                self.rejected.insert(uid);
+                let status =
+                    rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref());
+                self.statuses.set(&pod, status.clone());
+                self.rejected.insert(uid, status);
                 continue;
             }
             self.recorder.record(
@@ -288,7 +343,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         }
     }
 
-    fn handle_report(&mut self, report: WorkerReport) {
+    async fn handle_report(&mut self, report: WorkerReport) {
         match report {
             WorkerReport::Synced { uid, requeue } => {
                 if !self.workers.is_terminating(&uid) {
@@ -300,19 +355,22 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 self.workers.forget(&uid);
                 self.active.remove(&uid);
                 self.due.remove(&uid);
+                if let Some(status) = self.rejected.get(&uid)
+                    && let Some(pod) = self.mux.pods().find(|p| uid_of(p) == uid)
+                {
+                    self.statuses.set(pod, status.clone());
+                }
                 // Removed and given back (the same manifest, so the same UID)
-                // while it was stopping: start it again, as a new pod.
+                // while it was stopping: a new pod, admitted as any other.
                 let wanted = self
                     .mux
                     .pods()
                     .find(|p| uid_of(p) == uid && p.metadata.deletion_timestamp.is_none())
                     .cloned();
                 if let Some(pod) = wanted
-                    && !self.rejected.contains(&uid)
+                    && !self.rejected.contains_key(&uid)
                 {
-                    self.active.insert(uid, pod.clone());
-                    self.prober.add_pod(&pod);
-                    self.workers.update(pod, UpdateKind::Create);
+                    self.add_pods(vec![pod]).await;
                 }
             }
         }
@@ -342,6 +400,31 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     },
                 );
             }
+        }
+        // A rejected pod that runs (found running after a restart, under a
+        // policy that now refuses it) is stopped, as the kubelet stops a pod
+        // it does not admit; its rejected status stays.
+        let running_rejected: Vec<Arc<Pod>> = runtime_pods
+            .iter()
+            .filter(|p| self.rejected.contains_key(&p.uid) && !self.workers.has(&p.uid))
+            .filter(|p| {
+                p.sandboxes.iter().any(|s| s.state == SandboxState::Ready)
+                    || p.containers
+                        .iter()
+                        .any(|c| c.state == ContainerState::Running)
+            })
+            .filter_map(|p| self.mux.pods().find(|d| uid_of(d) == p.uid).cloned())
+            .collect();
+        for pod in running_rejected {
+            tracing::info!(pod = %full_name(&pod), "stopping a running pod that admission rejected");
+            let grace = kill_grace(&pod);
+            self.workers.update(
+                pod,
+                UpdateKind::Kill {
+                    grace,
+                    remove: false,
+                },
+            );
         }
         let running_pods = runtime_pods
             .iter()

@@ -11,7 +11,7 @@ use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::prober::{
     BoxFuture, Checked, ContainerHandlers, HandlerTarget, NoHandlers, Outcome,
 };
-use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceUpdate};
+use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
 use wasmlet_core::{
     ContainerFilter, ContainerRuntime, ContainerState, SandboxFilter, SandboxRuntime,
 };
@@ -56,7 +56,7 @@ impl Admit for LabelPolicy {
 
 struct Running {
     view: AgentView,
-    config: mpsc::Sender<SourceUpdate>,
+    config: mpsc::Sender<SourceMessage>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -94,11 +94,14 @@ fn start_with(runtime: &FakeRuntime, handlers: Arc<dyn ContainerHandlers>) -> Ru
 impl Running {
     async fn give(&self, pods: Vec<Pod>) {
         self.config
-            .send(SourceUpdate {
-                source: "file".into(),
-                pods,
-                problems: Vec::new(),
-            })
+            .send(
+                SourceUpdate {
+                    source: "file".into(),
+                    pods,
+                    problems: Vec::new(),
+                }
+                .into(),
+            )
             .await
             .expect("agent alive");
     }

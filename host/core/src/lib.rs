@@ -10,6 +10,7 @@
 
 pub mod container;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod image;
 pub mod quantity;

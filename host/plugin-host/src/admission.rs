@@ -135,7 +135,10 @@ pub async fn admit_all(
         let monitor = plugin.manifest.mode == Mode::Monitor;
         let (reason, message) = match plugin.admit(pod, node, active).await {
             Ok(decision) if decision.admit => continue,
-            Ok(decision) => (decision.reason, decision.message),
+            Ok(decision) => (
+                crate::bounds::reason(&decision.reason),
+                crate::bounds::message(decision.message),
+            ),
             Err(error) => match plugin.manifest.failure_policy {
                 FailurePolicy::FailOpen => {
                     tracing::warn!(%error, pod = %pod.name, "admission plugin failed; fail-open: ignored");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::capability::HostContext;
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
-use crate::manifest::{Capabilities, Manifest};
+use crate::manifest::{Capabilities, Kind, Manifest};
 use crate::metrics::PluginMetrics;
 use crate::plugin::Plugin;
 
@@ -16,7 +16,28 @@ use crate::plugin::Plugin;
 #[derive(Debug, Default)]
 pub struct PluginSet {
     pub plugins: Vec<Arc<Plugin>>,
-    pub skipped: Vec<LoadError>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A plugin of the directory that did not load.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Skipped {
+    pub name: String,
+    /// What its manifest says it is; `None` when the manifest itself is
+    /// unreadable, so it may be anything, a pod source included.
+    pub kind: Option<Kind>,
+    /// What its manifest says an admission plugin's failure means.
+    pub failure_policy: Option<crate::FailurePolicy>,
+    pub error: LoadError,
+}
+
+impl Skipped {
+    /// Whether this may be a pod source: the agent must then not treat the
+    /// pods it would give as orphans.
+    pub fn may_be_source(&self) -> bool {
+        self.kind.is_none_or(|k| k == Kind::PodSource)
+    }
 }
 
 impl PluginSet {
@@ -63,8 +84,11 @@ impl PluginSet {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let (mut kind, mut failure_policy) = (None, None);
             let loaded = async {
                 let mut parsed = Plugin::read_manifest(&manifest)?;
+                kind = Some(parsed.kind);
+                failure_policy = Some(parsed.failure_policy);
                 if !adjust(&name, &mut parsed).map_err(|message| LoadError::Manifest {
                     path: manifest.clone(),
                     message,
@@ -81,7 +105,12 @@ impl PluginSet {
                 Ok(Some(plugin)) => set.plugins.push(Arc::new(plugin)),
                 Err(error) => {
                     tracing::error!(%error, "plugin skipped");
-                    set.skipped.push(error);
+                    set.skipped.push(Skipped {
+                        name,
+                        kind,
+                        failure_policy,
+                        error,
+                    });
                 }
             }
         }
@@ -102,7 +131,7 @@ impl PluginSet {
         for p in &self.plugins {
             let policy = match (p.manifest.kind, p.manifest.mode) {
                 (_, crate::Mode::Monitor) => "monitor",
-                (crate::Kind::Admission, _) => match p.manifest.failure_policy {
+                (Kind::Admission, _) => match p.manifest.failure_policy {
                     crate::FailurePolicy::FailClosed => "closed",
                     crate::FailurePolicy::FailOpen => "open",
                 },

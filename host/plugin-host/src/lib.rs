@@ -12,6 +12,7 @@
 mod admission;
 pub use admission::{AdmissionInstance, Verdict, admit_all};
 mod bindings;
+mod bounds;
 mod capability;
 mod directory;
 mod engine;
@@ -30,7 +31,7 @@ pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};
 pub use bindings::probe_handler::{Outcome, ProbeResult};
 pub use bindings::types;
 pub use capability::{ContainerExec, HostContext};
-pub use directory::PluginSet;
+pub use directory::{PluginSet, Skipped};
 pub use engine::{EngineError, PluginEngine};
 pub use error::{CallError, Failure, LoadError};
 pub use manifest::{Capabilities, Destination, FailurePolicy, Grant, Kind, Limits, Manifest, Mode};

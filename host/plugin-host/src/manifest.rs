@@ -125,6 +125,40 @@ pub struct Capabilities {
     pub exec: bool,
 }
 
+impl Capabilities {
+    /// Errors name the field: every destination parses, every directory is
+    /// absolute and canonical (no `.`, `..`, `//` or trailing `/`), so that a
+    /// prefix check on paths is a real containment check.
+    pub fn validate(&self) -> Result<(), String> {
+        for dest in &self.connect {
+            Destination::parse(dest).map_err(|e| format!("connect: {e}"))?;
+        }
+        for dir in &self.read_dirs {
+            canonical_dir(dir).map_err(|e| format!("read-dirs: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// An absolute path written the one way `Path` would print it back.
+fn canonical_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::path::Component;
+    if !dir.is_absolute() {
+        return Err(format!("{} is not absolute", dir.display()));
+    }
+    let plain = dir
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    let rebuilt: PathBuf = dir.components().collect();
+    if !plain || rebuilt.as_os_str() != dir.as_os_str() {
+        return Err(format!(
+            "{} is not a canonical path (no `.`, `..`, `//` or trailing `/`)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// An allowed destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Destination {
@@ -159,6 +193,17 @@ impl Destination {
         match self {
             Self::Host(ip) => *ip == addr.ip(),
             Self::Socket(allowed) => *allowed == addr,
+        }
+    }
+
+    /// What both allow: `ip` ∩ `ip:port` is `ip:port`.
+    pub fn intersect(self, other: Self) -> Option<Self> {
+        match (self, other) {
+            (Self::Host(a), Self::Host(b)) => (a == b).then_some(self),
+            (Self::Socket(s), Self::Host(ip)) | (Self::Host(ip), Self::Socket(s)) => {
+                (s.ip() == ip).then_some(Self::Socket(s))
+            }
+            (Self::Socket(a), Self::Socket(b)) => (a == b).then_some(self),
         }
     }
 }
@@ -200,6 +245,10 @@ impl Grant {
             });
         };
         let allowed = parse(&operator.connect)?;
+        let connect: BTreeSet<Destination> = requested
+            .iter()
+            .flat_map(|r| allowed.iter().filter_map(|a| r.intersect(*a)))
+            .collect();
         Ok(Self {
             read_dirs: request
                 .read_dirs
@@ -207,7 +256,7 @@ impl Grant {
                 .filter(|d| operator.read_dirs.iter().any(|g| d.starts_with(g)))
                 .cloned()
                 .collect(),
-            connect: requested.intersection(&allowed).copied().collect(),
+            connect: connect.into_iter().collect(),
             target_pod: request.target_pod && operator.target_pod,
             exec: request.exec && operator.exec,
         })
@@ -357,17 +406,10 @@ impl Manifest {
                 manifest.kind.world()
             ));
         }
-        for dest in &manifest.capabilities.connect {
-            Destination::parse(dest).map_err(|e| format!("capabilities.connect: {e}"))?;
-        }
-        for dir in &manifest.capabilities.read_dirs {
-            if !dir.is_absolute() {
-                return Err(format!(
-                    "capabilities.read-dirs: {} is not absolute",
-                    dir.display()
-                ));
-            }
-        }
+        manifest
+            .capabilities
+            .validate()
+            .map_err(|e| format!("capabilities.{e}"))?;
         Ok(manifest)
     }
 
@@ -476,6 +518,37 @@ mod tests {
         );
         assert!(narrowed.target_pod);
         assert!(!narrowed.exec, "the operator did not grant exec");
+    }
+
+    #[test]
+    fn grants_narrow_ip_to_ip_port_and_refuse_non_canonical_paths() {
+        let request = Capabilities {
+            connect: vec!["10.0.0.1".into(), "10.0.0.2:80".into()],
+            ..Default::default()
+        };
+        let operator = Capabilities {
+            connect: vec!["10.0.0.1:443".into(), "10.0.0.2".into(), "10.0.0.3".into()],
+            ..Default::default()
+        };
+        let narrowed = Grant::effective(&request, Some(&operator)).expect("valid");
+        let socket = |s: &str| Destination::Socket(s.parse().expect("addr"));
+        assert_eq!(
+            narrowed.connect,
+            vec![socket("10.0.0.1:443"), socket("10.0.0.2:80")]
+        );
+        for bad in ["/etc/../root", "/etc/./m", "/etc//m", "/etc/m/", "etc"] {
+            let caps = Capabilities {
+                read_dirs: vec![bad.into()],
+                ..Default::default()
+            };
+            let err = caps.validate().expect_err(bad);
+            assert!(err.starts_with("read-dirs: "), "{bad}: {err}");
+        }
+        let fine = Capabilities {
+            read_dirs: vec!["/etc/kubernetes/manifests".into(), "/".into()],
+            ..Default::default()
+        };
+        assert_eq!(fine.validate(), Ok(()));
     }
 
     #[test]

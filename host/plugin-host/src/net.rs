@@ -138,6 +138,20 @@ fn failed(what: impl std::fmt::Display) -> types::Error {
     types::Error::Failed(what.to_string())
 }
 
+/// Runs one I/O step within the call's deadline: epochs do not interrupt a
+/// guest waiting in a host call, so a silent peer is cut here.
+async fn within<T>(
+    deadline: std::time::Instant,
+    what: impl std::fmt::Display,
+    step: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, types::Error> {
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(failed(format!("{what}: {e}"))),
+        Err(_) => Err(failed(format!("{what}: timed out at the call's deadline"))),
+    }
+}
+
 impl net::Host for CallState {
     async fn connect(
         &mut self,
@@ -155,9 +169,13 @@ impl net::Host for CallState {
         if self.open_connections >= MAX_OPEN {
             return Err(self.refuse(format!("connect: {MAX_OPEN} connections are open already")));
         }
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| failed(format!("connect {addr}: {e}")))?;
+        let deadline = self.deadline;
+        let tcp = within(
+            deadline,
+            format!("connect {addr}"),
+            TcpStream::connect(addr),
+        )
+        .await?;
         // Requests are small and written whole: do not wait for more.
         tcp.set_nodelay(true)
             .map_err(|e| failed(format!("connect {addr}: {e}")))?;
@@ -176,10 +194,9 @@ impl net::Host for CallState {
                     })?,
                     None => ServerName::IpAddress(addr.ip().into()),
                 };
-                let stream = TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| failed(format!("tls handshake with {addr}: {e}")))?;
+                let handshake = TlsConnector::from(config).connect(name, tcp);
+                let stream =
+                    within(deadline, format!("tls handshake with {addr}"), handshake).await?;
                 Connection::Tls(Box::new(stream))
             }
         };
@@ -198,11 +215,9 @@ impl net::HostConnection for CallState {
         connection: Resource<Connection>,
         data: Vec<u8>,
     ) -> Result<(), types::Error> {
+        let deadline = self.deadline;
         let connection = self.table.get_mut(&connection).map_err(failed)?;
-        connection
-            .send(&data)
-            .await
-            .map_err(|e| failed(format!("send: {e}")))
+        within(deadline, "send", connection.send(&data)).await
     }
 
     async fn receive(
@@ -210,12 +225,10 @@ impl net::HostConnection for CallState {
         connection: Resource<Connection>,
         max: u32,
     ) -> Result<Vec<u8>, types::Error> {
+        let deadline = self.deadline;
         let connection = self.table.get_mut(&connection).map_err(failed)?;
         let mut buf = vec![0u8; max.min(MAX_RECEIVE) as usize];
-        let n = connection
-            .receive(&mut buf)
-            .await
-            .map_err(|e| failed(format!("receive: {e}")))?;
+        let n = within(deadline, "receive", connection.receive(&mut buf)).await?;
         buf.truncate(n);
         Ok(buf)
     }

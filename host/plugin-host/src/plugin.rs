@@ -305,6 +305,7 @@ impl Plugin {
             settings_json: manifest.settings_json(),
             grant: grant.clone(),
             memory_limit: manifest.limits.memory_bytes(),
+            logs: Default::default(),
         });
         let plugin = Self {
             permits: Arc::new(Semaphore::new(manifest.limits.concurrency as usize)),
@@ -516,7 +517,7 @@ pub(crate) fn settle<T>(
         Err(_) => Err(Failure::Deadline(deadline)),
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(error))) => Err(match error {
-            types::Error::Denied(what) => Failure::DeniedCapability(what),
+            types::Error::Denied(what) => Failure::DeniedCapability(crate::bounds::message(what)),
             other => {
                 let refused = denied();
                 if refused.is_empty() {
@@ -536,7 +537,7 @@ pub(crate) fn settle<T>(
             Failure::Deadline(deadline)
         } else {
             let refused = denied();
-            let message = trap_message(&trap, &state.stderr.contents());
+            let message = crate::bounds::message(trap_message(&trap, &state.stderr.contents()));
             if refused.is_empty() {
                 Failure::Trap(message)
             } else {
@@ -567,10 +568,11 @@ fn trap_message(trap: &wasmtime::Error, stderr: &[u8]) -> String {
 }
 
 pub(crate) fn describe(error: &types::Error) -> String {
-    match error {
+    let text = match error {
         types::Error::InvalidSettings(m) => format!("invalid settings: {m}"),
         types::Error::InvalidInput(m) => format!("invalid input: {m}"),
         types::Error::Denied(m) => format!("denied: {m}"),
         types::Error::Failed(m) => m.clone(),
-    }
+    };
+    crate::bounds::message(text)
 }

@@ -50,6 +50,10 @@ impl Plugin {
             },
         )
         .await
+        .map(|result| ProbeResult {
+            outcome: result.outcome,
+            message: crate::bounds::message(result.message),
+        })
     }
 
     /// Runs a postStart (`pre_stop = false`) or preStop handler for

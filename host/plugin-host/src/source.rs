@@ -55,11 +55,28 @@ impl Plugin {
             let _ = events
                 .send(SourceEvent::Failed(self.wrong_kind(CALL, Kind::PodSource)))
                 .await;
+            // A supervisor runs until shutdown, whatever its plugin does.
+            let _ = shutdown.wait_for(|stop| *stop).await;
             return;
         };
         let deadline = self.manifest.deadline();
         let mut backoff = FIRST_BACKOFF;
         'instance: loop {
+            // Which directories the preopens will hold; a snapshot read
+            // through a descriptor that no longer is the path is stale.
+            let dirs = match dir_identities(&self.grant.read_dirs).await {
+                Ok(dirs) => dirs,
+                Err(failure) => {
+                    let error = self.record::<()>("instantiate", Instant::now(), Err(failure));
+                    if let Err(error) = error
+                        && (events.send(SourceEvent::Failed(error)).await.is_err()
+                            || !pause(&mut backoff, &mut shutdown).await)
+                    {
+                        return;
+                    }
+                    continue 'instance;
+                }
+            };
             let started = Instant::now();
             let instance = async {
                 let mut store = self
@@ -97,10 +114,26 @@ impl Plugin {
                     result = call => result,
                     _ = shutdown.changed() => return,
                 };
-                let outcome = settle(&store, result, deadline);
+                let mut outcome = settle(&store, result, deadline);
+                if outcome.is_ok() {
+                    match dir_identities(&self.grant.read_dirs).await {
+                        Ok(now) if now == dirs => {}
+                        // Renamed, swapped or mounted over while this
+                        // instance held the old one: read the new one now.
+                        Ok(_) => continue 'instance,
+                        Err(failure) => outcome = Err(failure),
+                    }
+                }
                 let poisoned = !matches!(outcome, Ok(_) | Err(Failure::Plugin(_)));
                 match self.record(CALL, started, outcome) {
-                    Ok(snapshot) => {
+                    Ok(mut snapshot) => {
+                        snapshot.problems.truncate(crate::bounds::MAX_PROBLEMS);
+                        for problem in &mut snapshot.problems {
+                            let origin = std::mem::take(&mut problem.origin);
+                            problem.origin = crate::bounds::message(origin);
+                            let message = std::mem::take(&mut problem.message);
+                            problem.message = crate::bounds::message(message);
+                        }
                         backoff = FIRST_BACKOFF;
                         if events.send(SourceEvent::Snapshot(snapshot)).await.is_err() {
                             return;
@@ -120,6 +153,27 @@ impl Plugin {
             }
         }
     }
+}
+
+/// (device, inode) of each directory as its path resolves now. A directory
+/// that vanished or cannot be read fails the snapshot: its pods stay, since
+/// an empty listing of a deleted directory is not an empty desired set.
+async fn dir_identities(dirs: &[std::path::PathBuf]) -> Result<Vec<(u64, u64)>, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ids = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let meta = tokio::fs::metadata(dir)
+            .await
+            .map_err(|e| Failure::Plugin(format!("granted directory {}: {e}", dir.display())))?;
+        if !meta.is_dir() {
+            return Err(Failure::Plugin(format!(
+                "granted directory {}: not a directory",
+                dir.display()
+            )));
+        }
+        ids.push((meta.dev(), meta.ino()));
+    }
+    Ok(ids)
 }
 
 /// Sleeps the back-off (doubling it); false if shutdown came first.

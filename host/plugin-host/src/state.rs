@@ -29,6 +29,46 @@ pub(crate) struct PluginIdentity {
     pub settings_json: String,
     pub grant: Grant,
     pub memory_limit: u64,
+    pub logs: Mutex<LogBudget>,
+}
+
+/// A plugin's log lines: a token bucket (a burst, then a steady rate), so a
+/// chatty or hostile plugin cannot flood the agent's log. What is dropped is
+/// counted and said with the next line that passes.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self {
+            tokens: Self::BURST,
+            refilled: Instant::now(),
+            dropped: 0,
+        }
+    }
+}
+
+impl LogBudget {
+    const BURST: f64 = 100.0;
+    const PER_SECOND: f64 = 10.0;
+
+    /// Whether one more line may be logged now, and how many were dropped
+    /// since the last that was.
+    fn take(&mut self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * Self::PER_SECOND).min(Self::BURST);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.dropped))
+    }
 }
 
 /// The container (and pod address) a probe or hook call is about.
@@ -144,7 +184,7 @@ impl CallState {
                 _ => false,
             };
             if !ok && let Ok(mut refused) = refused.lock() {
-                refused.push(format!("{use_:?} {addr}"));
+                record_denied(&mut refused, format!("{use_:?} {addr}"));
             }
             Box::pin(async move { ok })
         });
@@ -179,23 +219,35 @@ impl CallState {
 
     pub(crate) fn refuse(&self, what: String) -> types::Error {
         if let Ok(mut denied) = self.denied.lock() {
-            denied.push(what.clone());
+            record_denied(&mut denied, what.clone());
         }
         types::Error::Denied(what)
+    }
+}
+
+/// Distinct refusals kept per call; a plugin retrying in a loop adds no more.
+const MAX_DENIED: usize = 8;
+
+fn record_denied(denied: &mut Vec<String>, what: String) {
+    if denied.len() < MAX_DENIED && !denied.contains(&what) {
+        denied.push(what);
     }
 }
 
 impl types::Host for CallState {}
 
 impl host::Host for CallState {
-    fn log(&mut self, level: types::LogLevel, mut message: String) {
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut end = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
+    fn log(&mut self, level: types::LogLevel, message: String) {
+        let dropped = match self.plugin.logs.lock() {
+            Ok(mut budget) => budget.take(Instant::now()),
+            Err(_) => Some(0),
+        };
+        let Some(dropped) = dropped else {
+            return;
+        };
+        let mut message = crate::bounds::message(crate::bounds::bounded(message, MAX_LOG_MESSAGE));
+        if dropped > 0 {
+            message = format!("({dropped} earlier lines dropped: over the log rate) {message}");
         }
         let plugin = self.plugin.name.as_str();
         match level {
@@ -264,5 +316,25 @@ impl changes::Host for CallState {
         // Waiting is not working: it does not count against the deadline.
         self.deadline += start.elapsed();
         wake
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_log_lines_is_cut_to_the_rate_and_counted() {
+        let start = Instant::now();
+        let mut budget = LogBudget::default();
+        let passed = (0..1000).filter(|_| budget.take(start).is_some()).count();
+        assert_eq!(passed, 100, "the burst");
+        let later = start + Duration::from_secs(1);
+        assert_eq!(
+            budget.take(later),
+            Some(900),
+            "the next line says what was dropped"
+        );
+        assert_eq!(budget.take(later), Some(0));
     }
 }

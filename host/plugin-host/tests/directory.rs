@@ -53,7 +53,7 @@ async fn one_bad_plugin_never_stops_the_others() {
     assert!(
         set.skipped
             .iter()
-            .any(|e| matches!(e, LoadError::Read { .. }))
+            .any(|e| matches!(e.error, LoadError::Read { .. }))
     );
     assert!(find("absent.wasm: cannot read").is_some(), "{reasons:#?}");
     assert!(

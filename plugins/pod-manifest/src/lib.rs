@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Toleration};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wasmlet_core::default_pull_policy;
+use wasmlet_core::quantity::milli;
+use wasmlet_core::{default_pull_policy, identity};
 
 /// Where a manifest came from; part of the UID, as in the kubelet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +28,37 @@ impl Origin<'_> {
     }
 }
 
+/// The largest manifest read, as the http source's cap.
+pub const MAX_MANIFEST_BYTES: usize = 10 * 1024 * 1024;
+/// The deepest nesting of mappings and lists accepted. A Pod needs about a
+/// dozen levels (a PodList two more); decoding and dropping are recursive,
+/// and a plugin's stack is small.
+pub const MAX_DEPTH: usize = 32;
+
 /// Decodes every pod in `text`: YAML documents or JSON, each a Pod or a PodList.
+/// Size and nesting are bounded before anything recursive runs.
 pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "manifest is {} bytes; at most {MAX_MANIFEST_BYTES} are read",
+            text.len()
+        ));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let documents: Vec<Value> = if text.trim_start().starts_with('{') {
+        json_depth_within(text, MAX_DEPTH)?;
         vec![serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?]
     } else {
-        serde_saphyr::from_multiple(text).map_err(|e| format!("invalid YAML: {e}"))?
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_depth = MAX_DEPTH;
+        budget.flow_nesting_limit = MAX_DEPTH;
+        budget.max_nodes = 100_000;
+        budget.max_documents = 1_000;
+        budget.max_aliases = 1_000;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        serde_saphyr::from_multiple_with_options(text, options)
+            .map_err(|e| format!("invalid YAML: {e}"))?
     };
     let mut pods = Vec::new();
     for (n, document) in documents.into_iter().enumerate() {
@@ -59,6 +85,37 @@ pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
         }
     }
     Ok(pods)
+}
+
+/// Fails if JSON `text` nests objects and arrays deeper than `max`; one
+/// pass over the bytes, no recursion.
+fn json_depth_within(text: &str, max: usize) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, byte) in text.bytes().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!(
+                        "invalid JSON: nested deeper than {max} levels at byte {at}"
+                    ));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn pod_from(value: Value, prefix: &str) -> Result<Pod, String> {
@@ -142,17 +199,18 @@ fn default_container(container: &mut Container) {
 /// Validates what the agent needs of a pod (a subset of the API server's
 /// ValidatePod); the error names the field.
 pub fn validate(pod: &Pod) -> Result<(), String> {
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    if name.is_empty() {
-        return Err("metadata.name: Required value".into());
-    }
-    dns_subdomain(name).map_err(|e| format!("metadata.name: Invalid value {name:?}: {e}"))?;
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    dns_label(namespace)
-        .map_err(|e| format!("metadata.namespace: Invalid value {namespace:?}: {e}"))?;
     let Some(spec) = &pod.spec else {
         return Err("spec: Required value".into());
     };
+    let init = spec.init_containers.iter().flatten().enumerate();
+    let app = spec.containers.iter().enumerate();
+    identity::validate_pod_identity(
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.uid.as_deref().unwrap_or_default(),
+        init.map(|(i, c)| ("initContainers", i, c.name.as_str()))
+            .chain(app.map(|(i, c)| ("containers", i, c.name.as_str()))),
+    )?;
     if spec.containers.is_empty() {
         return Err("spec.containers: Required value".into());
     }
@@ -168,7 +226,6 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
     {
         return Err("spec.terminationGracePeriodSeconds: must be >= 0".into());
     }
-    let mut names = std::collections::BTreeSet::new();
     let init = spec
         .init_containers
         .iter()
@@ -180,14 +237,6 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
         let i = index.entry(list).or_default();
         let field = format!("spec.{list}[{i}]");
         *i += 1;
-        let cname = container.name.as_str();
-        if cname.is_empty() {
-            return Err(format!("{field}.name: Required value"));
-        }
-        dns_label(cname).map_err(|e| format!("{field}.name: Invalid value {cname:?}: {e}"))?;
-        if !names.insert(cname) {
-            return Err(format!("{field}.name: Duplicate value {cname:?}"));
-        }
         if container
             .image
             .as_deref()
@@ -224,34 +273,50 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
                 ));
             }
         }
+        validate_resources(container, &field)?;
     }
     Ok(())
 }
 
-fn dns_label(value: &str) -> Result<(), &'static str> {
-    let ok_chars = value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if value.len() > 63 {
-        Err("must be no more than 63 characters")
-    } else if !ok_chars || value.starts_with('-') || value.ends_with('-') || value.is_empty() {
-        Err(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
-        )
-    } else {
-        Ok(())
+/// Quantities parse, are not negative, and no request exceeds its limit.
+fn validate_resources(container: &Container, field: &str) -> Result<(), String> {
+    let Some(resources) = &container.resources else {
+        return Ok(());
+    };
+    let mut parsed = [
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    ];
+    for (i, (kind, map)) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (name, q) in map.iter().flatten() {
+            let at = format!("{field}.resources.{kind}[{name}]");
+            let milli = milli(&q.0).map_err(|e| format!("{at}: Invalid value: {e}"))?;
+            if milli < 0 {
+                return Err(format!(
+                    "{at}: Invalid value {:?}: must be greater than or equal to 0",
+                    q.0
+                ));
+            }
+            parsed[i].insert(name.as_str(), (milli, q.0.as_str()));
+        }
     }
-}
-
-fn dns_subdomain(value: &str) -> Result<(), &'static str> {
-    if value.len() > 253 {
-        return Err("must be no more than 253 characters");
+    let [requests, limits] = parsed;
+    for (name, (request, text)) in &requests {
+        if let Some((limit, limit_text)) = limits.get(name)
+            && request > limit
+        {
+            return Err(format!(
+                "{field}.resources.requests: Invalid value {text:?}: must be less than or equal to {name} limit of {limit_text}"
+            ));
+        }
     }
-    value.split('.').try_for_each(|part| {
-        dns_label(part).map_err(|_| {
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        })
-    })
+    Ok(())
 }
 
 /// Decodes, defaults and validates every pod of one manifest.
@@ -348,6 +413,44 @@ mod tests {
         Ok(())
     }
 
+    /// `kind: Pod` with a label value nested `depth` block mappings deep.
+    fn nested_yaml(depth: usize) -> String {
+        let mut text = String::from("kind: Pod\nmetadata:\n  name: deep\n  labels:\n");
+        for level in 0..depth {
+            text.push_str(&" ".repeat(4 + level));
+            text.push_str("a:\n");
+        }
+        text
+    }
+
+    fn nested_flow_yaml(depth: usize) -> String {
+        format!(
+            "kind: Pod\nspec: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    fn nested_json(depth: usize) -> String {
+        format!(
+            "{{\"kind\":\"Pod\",\"x\":{}{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn nesting_within_the_limit_still_decodes_and_a_bom_is_dropped() -> Result<(), String> {
+        let pods = read(&format!("\u{feff}{WEB}"))?;
+        assert_eq!(pods.len(), 1);
+        // Braces inside strings are not nesting.
+        let json = r#"{"kind":"Pod","metadata":{"name":"a","annotations":{"x":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{"}},"spec":{"containers":[{"name":"c","image":"i"}]}}"#;
+        assert_eq!(read(json)?.len(), 1);
+        let huge = format!("{WEB}#{}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        assert!(read(&huge).is_err_and(|e| e.contains("at most")));
+        Ok(())
+    }
+
     #[test]
     fn errors_name_the_field() {
         let cases = [
@@ -380,6 +483,23 @@ mod tests {
                 "spec.containers[0].ports[0].containerPort",
             ),
             ("kind: Pod\nmetadata: {name: [\n".into(), "invalid YAML"),
+            (nested_yaml(40), "invalid YAML"),
+            (
+                format!("{WEB}    resources:\n      requests: {{cpu: \"-1\"}}\n"),
+                "spec.containers[0].resources.requests[cpu]: Invalid value \"-1\": must be greater than or equal to 0",
+            ),
+            (
+                format!("{WEB}    resources:\n      limits: {{memory: \"1e99999\"}}\n"),
+                "spec.containers[0].resources.limits[memory]: Invalid value",
+            ),
+            (
+                format!(
+                    "{WEB}    resources:\n      requests: {{cpu: 2}}\n      limits: {{cpu: 1}}\n"
+                ),
+                "must be less than or equal to cpu limit of 1",
+            ),
+            (nested_flow_yaml(10_000), "invalid YAML"),
+            (nested_json(10_000), "nested deeper than 32 levels"),
         ];
         for (text, expected) in cases {
             match read(&text) {

@@ -106,7 +106,39 @@ impl AgentFileConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+        let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What no deserializer checks: errors name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let periods = [
+            ("fileCheckFrequency", self.file_check_frequency),
+            ("httpCheckFrequency", self.http_check_frequency),
+            ("syncFrequency", self.sync_frequency),
+            ("relistPeriod", self.relist_period),
+            ("runtimeRequestTimeout", self.runtime_request_timeout),
+        ];
+        for (field, value) in periods {
+            if value.is_zero() {
+                return Err(format!("{field}: must be longer than 0s"));
+            }
+        }
+        if self.read_only_port == 0 {
+            return Err("readOnlyPort: must be a port from 1 to 65535".into());
+        }
+        if let Some(path) = &self.static_pod_path
+            && !path.is_absolute()
+        {
+            return Err(format!("staticPodPath: {} is not absolute", path.display()));
+        }
+        for (plugin, grant) in &self.plugin_grants {
+            grant
+                .validate()
+                .map_err(|e| format!("pluginGrants.{plugin}.{e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -148,6 +180,28 @@ mod tests {
             config.plugin_grants["file-source"].read_dirs,
             [PathBuf::from("/m")]
         );
+    }
+
+    #[test]
+    fn zero_periods_ports_and_escaping_grants_are_refused_by_name() {
+        let cases = [
+            ("relistPeriod: 0s\n", "relistPeriod"),
+            ("syncFrequency: 0s\n", "syncFrequency"),
+            ("fileCheckFrequency: 0ms\n", "fileCheckFrequency"),
+            ("runtimeRequestTimeout: 0s\n", "runtimeRequestTimeout"),
+            ("readOnlyPort: 0\n", "readOnlyPort"),
+            ("readOnlyPort: -1\n", "readOnlyPort"),
+            ("relistPeriod: -1s\n", "relistPeriod"),
+            ("staticPodPath: manifests\n", "staticPodPath"),
+            (
+                "pluginGrants:\n  file-source:\n    read-dirs: [/etc/../root]\n",
+                "pluginGrants.file-source.read-dirs",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = AgentFileConfig::parse(text).expect_err(text);
+            assert!(e.contains(field), "{text:?} → {e}");
+        }
     }
 
     #[test]

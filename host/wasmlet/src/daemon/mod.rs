@@ -5,6 +5,7 @@ mod config;
 mod handlers;
 mod http;
 mod plugins;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,12 +15,12 @@ use std::time::Duration;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::{Agent, AgentConfig};
 use wasmlet_cri::{CriClient, CriConfig};
 use wasmlet_plugin_host::{
-    HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet, node_view,
+    FailurePolicy, HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet,
+    node_view,
 };
 
 pub use config::{AgentFileConfig, DEFAULT_ENDPOINT};
@@ -98,6 +99,10 @@ fn effective_config(args: &RunArgs, globals: GlobalOverrides) -> anyhow::Result<
     if let Some(v) = globals.plugin_cache {
         config.plugin_cache_dir = v;
     }
+    config.validate().map_err(|e| match &args.config {
+        Some(path) => anyhow::anyhow!("{} (or its flag): {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })?;
     Ok(config)
 }
 
@@ -221,8 +226,17 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     .await
     .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
     tracing::info!("plugins:\n{}", set.table());
+    for name in config.plugin_grants.keys() {
+        let present = set.get(name).is_some() || set.skipped.iter().any(|s| &s.name == name);
+        if !present {
+            tracing::warn!(plugin = %name, "pluginGrants names a plugin that is not in the plugin directory");
+        }
+    }
 
-    let chain = admission_chain(&set, config.admission_plugins.as_deref());
+    let (chain, unavailable) = admission_chain(&set, config.admission_plugins.as_deref());
+    for (plugin, why) in &unavailable {
+        tracing::error!(%plugin, "fail-closed admission plugin is not loaded; every new pod is rejected until it is: {why}");
+    }
     let sources: Vec<Arc<Plugin>> = set
         .plugins
         .iter()
@@ -244,7 +258,10 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     let mut agent_config = AgentConfig::new(node_name.clone());
     agent_config.host_ip = config.node_ip.map(|ip| ip.to_string());
     agent_config.log_root = config.pod_logs_dir.clone();
-    agent_config.sources = sources.iter().map(|p| p.name.clone()).collect();
+    (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
+    for (source, reason) in &agent_config.failed_sources {
+        tracing::error!(%source, "configured pod source is not running; no pod will be removed until it delivers a snapshot: {reason}");
+    }
     agent_config.relist_period = config.relist_period;
     agent_config.resync = config.sync_frequency;
     agent_config.drain = config.shutdown_grace_period;
@@ -255,7 +272,11 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     plugin_metrics.register(&mut registry);
     let agent = Agent::new(
         runtime,
-        plugins::PluginAdmission { chain, node },
+        plugins::PluginAdmission {
+            chain,
+            unavailable,
+            node,
+        },
         Arc::new(handlers::PluginHandlers::from_set(&set)),
         agent_config,
         metrics,
@@ -273,40 +294,124 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
 
     let (stop, shutdown) = watch::channel(false);
     let (updates, config_rx) = mpsc::channel(16);
-    let mut tasks = JoinSet::new();
+    let mut tasks = tasks::CoreTasks::default();
     plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
     drop(updates);
-    tasks.spawn(http::serve(listener, endpoints, shutdown.clone()));
-    tasks.spawn(agent.run(config_rx, shutdown.clone()));
+    tasks.spawn(
+        "http server",
+        http::serve(listener, endpoints, shutdown.clone()),
+    );
+    tasks.spawn("agent", agent.run(config_rx, shutdown.clone()));
 
-    wait_for_signal().await;
-    tracing::info!("shutting down; pods keep running");
+    let outcome = tokio::select! {
+        () = wait_for_signal() => {
+            tracing::info!("shutting down; pods keep running");
+            Ok(())
+        }
+        (name, result) = tasks.first_ended() => {
+            let error = tasks::ended_early(&name, result);
+            tracing::error!("{error:#}");
+            Err(error)
+        }
+    };
     let _ = stop.send(true);
     let drain = config.shutdown_grace_period + Duration::from_secs(5);
-    if tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} })
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(drain, tasks.join_all()).await.is_err() {
         tracing::warn!("tasks did not stop within {drain:?}; leaving them");
     }
-    Ok(())
+    outcome
 }
 
-/// The admission plugins in the configured order, or all of them by name.
-fn admission_chain(set: &PluginSet, order: Option<&[String]>) -> Vec<Arc<Plugin>> {
-    let admission = |p: &&Arc<Plugin>| p.kind() == Kind::Admission;
-    match order {
-        None => set.plugins.iter().filter(admission).cloned().collect(),
-        Some(names) => names
+/// Every pod source the operator configured: the plugins that run, and those
+/// that should but do not (did not load, could not be configured, or are
+/// missing), with why. A plugin whose manifest cannot be read may be a
+/// source, so it counts as one: better no cleanup than a lost pod.
+fn configured_sources(
+    config: &AgentFileConfig,
+    set: &PluginSet,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let running: Vec<String> = set
+        .plugins
+        .iter()
+        .filter(|p| p.kind() == Kind::PodSource)
+        .map(|p| p.name.clone())
+        .collect();
+    let mut failed: Vec<(String, String)> = set
+        .skipped
+        .iter()
+        .filter(|s| s.may_be_source())
+        .map(|s| (s.name.clone(), s.error.to_string()))
+        .collect();
+    let builtins = [
+        (
+            FILE_SOURCE,
+            config.static_pod_path.is_some(),
+            "staticPodPath",
+        ),
+        (HTTP_SOURCE, config.static_pod_url.is_some(), "staticPodURL"),
+    ];
+    for (name, configured, field) in builtins {
+        let known = running
             .iter()
-            .filter_map(|name| {
-                let found = set.get(name).filter(admission).cloned();
-                if found.is_none() {
-                    tracing::error!(plugin = %name, "configured admission plugin is not loaded; skipped");
+            .chain(failed.iter().map(|(n, _)| n))
+            .any(|n| n == name);
+        if configured && !known {
+            failed.push((
+                name.to_owned(),
+                format!(
+                    "{field} is set, but the plugin directory {} has no {name} plugin",
+                    config.plugin_dir.display()
+                ),
+            ));
+        }
+    }
+    (running, failed)
+}
+
+/// The admission plugins in the configured order, or all of them by name;
+/// and the fail-closed ones that should be there and are not, with why. A
+/// configured name is fail-closed unless its manifest says otherwise.
+fn admission_chain(
+    set: &PluginSet,
+    order: Option<&[String]>,
+) -> (Vec<Arc<Plugin>>, Vec<(String, String)>) {
+    let admission = |p: &&Arc<Plugin>| p.kind() == Kind::Admission;
+    let fail_closed = |name: &str| -> Option<String> {
+        let skipped = set.skipped.iter().find(|s| s.name == name);
+        match skipped {
+            Some(s) if s.failure_policy == Some(FailurePolicy::FailOpen) => None,
+            Some(s) if s.kind.is_none_or(|k| k == Kind::Admission) => Some(s.error.to_string()),
+            Some(_) => None,
+            None => Some(format!("no plugin {name} in the plugin directory")),
+        }
+    };
+    match order {
+        None => {
+            let chain = set.plugins.iter().filter(admission).cloned().collect();
+            let unavailable = set
+                .skipped
+                .iter()
+                .filter(|s| s.kind == Some(Kind::Admission))
+                .filter_map(|s| Some((s.name.clone(), fail_closed(&s.name)?)))
+                .collect();
+            (chain, unavailable)
+        }
+        Some(names) => {
+            let mut chain = Vec::new();
+            let mut unavailable = Vec::new();
+            for name in names {
+                match set.get(name).filter(admission) {
+                    Some(plugin) => chain.push(plugin.clone()),
+                    None => match fail_closed(name) {
+                        Some(why) => unavailable.push((name.clone(), why)),
+                        None => {
+                            tracing::warn!(plugin = %name, "fail-open admission plugin is not loaded; skipped")
+                        }
+                    },
                 }
-                found
-            })
-            .collect(),
+            }
+            (chain, unavailable)
+        }
     }
 }
 

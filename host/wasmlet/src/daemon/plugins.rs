@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinSet;
-use wasmlet_agent::SourceUpdate;
 use wasmlet_agent::admission::{Admission, Admit};
+use wasmlet_agent::{SourceMessage, SourceUpdate};
 use wasmlet_plugin_host::{Plugin, SourceEvent, admit_all, config_source, pod_view, types};
 
 /// Runs admission plugins in the configured order (first rejection wins).
 #[derive(Debug)]
 pub struct PluginAdmission {
     pub chain: Vec<Arc<Plugin>>,
+    /// Fail-closed admission plugins that should run and do not (missing,
+    /// or failed to load), with why: while any is, no new pod is admitted.
+    pub unavailable: Vec<(String, String)>,
     pub node: types::NodeInfo,
 }
 
@@ -23,6 +25,15 @@ fn source_of(pod: &Pod) -> &str {
 
 impl Admit for PluginAdmission {
     async fn admit(&self, pod: &Pod, active: &[Arc<Pod>]) -> Admission {
+        if let Some((plugin, why)) = self.unavailable.first() {
+            return Admission {
+                admit: false,
+                reason: "AdmissionPluginUnavailable".into(),
+                message: format!(
+                    "fail-closed admission plugin {plugin} is not loaded ({why}); no pod is admitted until it is"
+                ),
+            };
+        }
         if self.chain.is_empty() {
             return Admission::admitted();
         }
@@ -53,49 +64,56 @@ impl Admit for PluginAdmission {
 /// A pod that does not decode is reported as a problem of its source.
 pub fn start_sources(
     sources: &[Arc<Plugin>],
-    updates: &mpsc::Sender<SourceUpdate>,
+    updates: &mpsc::Sender<SourceMessage>,
     shutdown: &watch::Receiver<bool>,
-    tasks: &mut JoinSet<()>,
+    tasks: &mut super::tasks::CoreTasks,
 ) {
     for plugin in sources {
         let (events_tx, mut events) = mpsc::channel(4);
-        tasks.spawn(plugin.clone().run_source(
-            Arc::new(Notify::new()),
-            events_tx,
-            shutdown.clone(),
-        ));
+        tasks.spawn(
+            format!("pod source {}", plugin.name),
+            plugin
+                .clone()
+                .run_source(Arc::new(Notify::new()), events_tx, shutdown.clone()),
+        );
         let name = plugin.name.clone();
         let updates = updates.clone();
-        tasks.spawn(async move {
-            while let Some(event) = events.recv().await {
-                let snapshot = match event {
-                    SourceEvent::Snapshot(snapshot) => snapshot,
-                    SourceEvent::Failed(error) => {
-                        // The last good snapshot stays in force.
-                        tracing::warn!(source = %name, %error, "pod source failed; keeping its last pods");
-                        continue;
+        tasks.spawn(
+            format!("pod source {} forwarder", plugin.name),
+            async move {
+                while let Some(event) = events.recv().await {
+                    let snapshot = match event {
+                        SourceEvent::Snapshot(snapshot) => snapshot,
+                        SourceEvent::Failed(error) => {
+                            // The last good snapshot stays in force.
+                            let failed = SourceMessage::Failed {
+                                source: name.clone(),
+                                reason: error.to_string(),
+                            };
+                            if updates.send(failed).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    let mut update = SourceUpdate {
+                        source: name.clone(),
+                        ..Default::default()
+                    };
+                    for pod in snapshot.pods {
+                        match serde_json::from_str::<Pod>(&pod.json) {
+                            Ok(decoded) => update.pods.push(decoded),
+                            Err(e) => update.problems.push((pod.origin, e.to_string())),
+                        }
                     }
-                };
-                let mut update = SourceUpdate {
-                    source: name.clone(),
-                    ..Default::default()
-                };
-                for pod in snapshot.pods {
-                    match serde_json::from_str::<Pod>(&pod.json) {
-                        Ok(decoded) => update.pods.push(decoded),
-                        Err(e) => update.problems.push((pod.origin, e.to_string())),
-                    }
-                }
-                update.problems.extend(
-                    snapshot
+                    update
                         .problems
-                        .into_iter()
-                        .map(|p| (p.origin, p.message)),
-                );
-                if updates.send(update).await.is_err() {
-                    return;
+                        .extend(snapshot.problems.into_iter().map(|p| (p.origin, p.message)));
+                    if updates.send(update.into()).await.is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }

@@ -39,19 +39,36 @@ impl Guest for FileSource {
 }
 
 fn scan(dir: &str, node_name: &str) -> Result<Snapshot, Error> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::Failed(format!("reading static pod directory {dir}: {e}")))?;
-    let mut paths: Vec<_> = entries
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
+    let failed =
+        |e: std::io::Error| Error::Failed(format!("reading static pod directory {dir}: {e}"));
     let mut snapshot = Snapshot {
         pods: Vec::new(),
         problems: Vec::new(),
     };
+    // A listing that breaks off is a failed snapshot, never a smaller set.
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // Symlinks are followed, as the kubelet does; one that cannot be
+        // (dangling, or pointing out of the granted directory) is reported.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => paths.push(path),
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => snapshot.problems.push(Problem {
+                origin: path.to_string_lossy().into_owned(),
+                message: "not a regular file".into(),
+            }),
+            Err(e) => snapshot.problems.push(Problem {
+                origin: path.to_string_lossy().into_owned(),
+                message: format!("cannot follow: {e}"),
+            }),
+        }
+    }
+    paths.sort();
     for path in paths {
         let origin = path.to_string_lossy().into_owned();
         let pods = std::fs::read_to_string(&path)

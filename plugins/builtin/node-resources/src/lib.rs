@@ -9,6 +9,11 @@ use wasmlet_plugin_sdk::admission::{
     self, ContainerKind, Decision, Error, Guest, NodeInfo, Pod, Quantity,
 };
 
+/// Sums saturate: quantities may be as large as i64::MAX.
+fn add(total: &mut i64, milli: i64) {
+    *total = total.saturating_add(milli);
+}
+
 /// Effective requests of `pod` in milli-units, by resource name.
 pub fn pod_requests(pod: &Pod) -> BTreeMap<String, i64> {
     let mut apps: BTreeMap<String, i64> = BTreeMap::new();
@@ -30,14 +35,15 @@ pub fn pod_requests(pod: &Pod) -> BTreeMap<String, i64> {
         );
         for (name, milli) in own {
             match c.kind {
-                ContainerKind::App => *apps.entry(name.into()).or_default() += milli,
+                ContainerKind::App => add(apps.entry(name.into()).or_default(), milli),
                 ContainerKind::Sidecar => {
-                    *apps.entry(name.into()).or_default() += milli;
-                    *sidecars.entry(name.into()).or_default() += milli;
+                    add(apps.entry(name.into()).or_default(), milli);
+                    add(sidecars.entry(name.into()).or_default(), milli);
                 }
                 ContainerKind::Init => {
                     // An init container runs beside the sidecars started before it.
-                    let with_sidecars = milli + sidecars.get(name).copied().unwrap_or(0);
+                    let with_sidecars =
+                        milli.saturating_add(sidecars.get(name).copied().unwrap_or(0));
                     let peak = init_peak.entry(name.into()).or_default();
                     *peak = (*peak).max(with_sidecars);
                 }
@@ -61,7 +67,7 @@ fn shown(name: &str, milli: i64) -> i64 {
     if name == "cpu" {
         milli
     } else {
-        (milli + 999) / 1000
+        milli.div_euclid(1000) + i64::from(milli.rem_euclid(1000) != 0)
     }
 }
 
@@ -77,9 +83,9 @@ pub fn misfit(pod: &Pod, node: &NodeInfo, active: &[Pod]) -> Option<(String, Str
     let mut used: BTreeMap<String, i64> = BTreeMap::new();
     for other in active {
         for (name, milli) in pod_requests(other) {
-            *used.entry(name).or_default() += milli;
+            add(used.entry(name).or_default(), milli);
         }
-        *used.entry("pods".into()).or_default() += 1000;
+        add(used.entry("pods".into()).or_default(), 1000);
     }
     for (name, requested) in wanted {
         if requested <= 0 {
@@ -87,7 +93,7 @@ pub fn misfit(pod: &Pod, node: &NodeInfo, active: &[Pod]) -> Option<(String, Str
         }
         let capacity = lookup(allocatable, &name).unwrap_or(0);
         let in_use = used.get(&name).copied().unwrap_or(0);
-        if requested + in_use > capacity {
+        if requested.saturating_add(in_use) > capacity {
             return Some((
                 format!("OutOf{name}"),
                 format!(
