@@ -72,6 +72,8 @@ pub struct PodWorkers<R> {
     context: Arc<WorkerContext<R>>,
     workers: HashMap<PodUid, watch::Sender<Work>>,
     tasks: JoinSet<()>,
+    /// Which pod each task works for, to forget a worker that panicked.
+    task_pods: HashMap<tokio::task::Id, PodUid>,
     reports: mpsc::Sender<WorkerReport>,
     shutdown: watch::Receiver<bool>,
 }
@@ -86,6 +88,7 @@ impl<R: Runtime + 'static> PodWorkers<R> {
             context,
             workers: HashMap::new(),
             tasks: JoinSet::new(),
+            task_pods: HashMap::new(),
             reports,
             shutdown,
         }
@@ -146,13 +149,14 @@ impl<R: Runtime + 'static> PodWorkers<R> {
             terminate,
         });
         self.workers.insert(uid.clone(), tx);
-        self.tasks.spawn(worker(
+        let task = self.tasks.spawn(worker(
             self.context.clone(),
-            uid,
+            uid.clone(),
             rx,
             self.reports.clone(),
             self.shutdown.clone(),
         ));
+        self.task_pods.insert(task.id(), uid);
     }
 
     /// The worker reported Terminated: forget it.
@@ -160,15 +164,28 @@ impl<R: Runtime + 'static> PodWorkers<R> {
         self.workers.remove(uid);
     }
 
-    /// Reaps finished worker tasks (a panicking worker is logged, not fatal).
-    pub fn reap(&mut self) {
-        while let Some(result) = self.tasks.try_join_next() {
-            if let Err(error) = result
+    /// Reaps finished worker tasks. A worker that panicked is logged and
+    /// forgotten; its pod's UID is returned, for the sync loop to start a
+    /// new worker (the runtime keeps what the old one did).
+    pub fn reap(&mut self) -> Vec<PodUid> {
+        let mut panicked = Vec::new();
+        while let Some(result) = self.tasks.try_join_next_with_id() {
+            let (id, error) = match result {
+                Ok((id, ())) => (id, None),
+                Err(error) => (error.id(), Some(error)),
+            };
+            let Some(uid) = self.task_pods.remove(&id) else {
+                continue;
+            };
+            if let Some(error) = error
                 && error.is_panic()
             {
-                tracing::error!(%error, "pod worker panicked");
+                tracing::error!(pod = %uid, %error, "pod worker panicked; starting a new one");
+                self.workers.remove(&uid);
+                panicked.push(uid);
             }
         }
+        panicked
     }
 
     /// Waits up to `grace` for the workers to notice shutdown; the rest are

@@ -374,7 +374,16 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 }
             }
         }
-        self.workers.reap();
+        self.reap_workers();
+    }
+
+    /// A worker that panicked is replaced, and its pod synced again.
+    fn reap_workers(&mut self) {
+        for uid in self.workers.reap() {
+            if let Some(pod) = self.active.get(&uid).cloned() {
+                self.workers.update(pod, UpdateKind::Create);
+            }
+        }
     }
 
     /// Kills what runs but no source wants (only once every source has
@@ -455,7 +464,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 })
                 .set(n);
         }
-        self.workers.reap();
+        self.reap_workers();
     }
 }
 

@@ -193,6 +193,26 @@ async fn a_pod_runs_is_ready_and_is_removed_without_leftovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_worker_panicked_gets_a_new_worker_and_runs() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    runtime.panic_next("CreateContainer");
+    let agent = start(&runtime);
+    agent.give(vec![pod("web", "Always", &["a"])]).await;
+    agent
+        .wait_for("web Running after the panic", |a| {
+            phase(&a.status("web")) == Some("Running")
+        })
+        .await;
+    let creates = runtime
+        .calls()
+        .iter()
+        .filter(|c| **c == "CreateContainer")
+        .count();
+    assert_eq!(creates, 2, "the panicked create, then the new worker's");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_container_restarts_then_backs_off() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);

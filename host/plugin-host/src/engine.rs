@@ -146,8 +146,12 @@ impl PluginEngine {
         let Some(dir) = &self.cache_dir else {
             return Component::new(&self.engine, wasm);
         };
+        if let Err(why) = trusted_cache_dir(dir) {
+            tracing::warn!(dir = %dir.display(), "not using the compile cache: {why}");
+            return Component::new(&self.engine, wasm);
+        }
         let path = dir.join(format!("{digest}-{}.cwasm", self.compat));
-        if path.is_file() {
+        if trusted_entry(&path) {
             match load_cached(&self.engine, &path) {
                 Ok(component) => return Ok(component),
                 Err(e) => {
@@ -163,12 +167,50 @@ impl PluginEngine {
     }
 }
 
+/// Compiled code is native code: it is loaded only from a directory the
+/// agent's user owns and nobody else may write (created so if missing).
+fn trusted_cache_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("creating it: {e}"))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.is_dir() {
+        return Err("not a directory".into());
+    }
+    if meta.uid() != me {
+        return Err(format!("owned by uid {}, not the agent's {me}", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "writable by others (mode {:o})",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// An entry is used only if it is a regular file of the agent's user that
+/// nobody else may write.
+fn trusted_entry(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.is_file() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0
+    })
+}
+
 #[allow(unsafe_code)]
 fn load_cached(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
     // SAFETY: deserialising runs native code compiled earlier. The file was
-    // written by `store_cached` below into a directory only the agent writes,
-    // under a name made of the wasm's digest and this engine's compatibility
-    // hash; wasmtime itself checks the header against this engine.
+    // written by `store_cached` below into a directory only the agent's user
+    // may write (checked before every use, as the entry itself), under a name
+    // made of the wasm's digest and this engine's compatibility hash; wasmtime
+    // itself checks the header against this engine.
     unsafe { Component::deserialize_file(engine, path) }
 }
 
@@ -177,11 +219,28 @@ fn store_cached(
     path: &Path,
     component: &Component,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let bytes = component.serialize()?;
-    // Write then rename, so a reader never sees half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
+    // An exclusive temp file of our own, renamed in: a reader never sees
+    // half a file, and nobody can have planted the temp file.
+    let tmp = dir.join(format!(
+        ".{}.{}-{:016x}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let written = file.write_all(&bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
     Ok(())
 }

@@ -126,3 +126,72 @@ async fn compiled_components_are_cached_by_digest_and_reused() {
             .admit
     );
 }
+
+#[tokio::test]
+async fn the_compile_cache_is_trusted_only_when_only_the_agent_may_write_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new("cache-trust");
+    let path = manifest(
+        &h.dir,
+        "cached",
+        &wasm("require_labels"),
+        "kind = \"admission\"\nwit = \"0.1.0\"\n[settings]\nlabels = [\"app\"]\n",
+    );
+    let load = |cache: &std::path::Path| {
+        let engine =
+            std::sync::Arc::new(PluginEngine::new(Some(cache.to_path_buf())).expect("engine"));
+        let (host, metrics, path) = (h.host.clone(), h.metrics.clone(), path.clone());
+        async move {
+            wasmlet_plugin_host::Plugin::load(&engine, &host, &metrics, &path, None)
+                .await
+                .expect("loads, cache or not")
+        }
+    };
+    let entries = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+
+    // A directory others may write is not used at all.
+    let open = h.dir.join("open");
+    std::fs::create_dir_all(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    load(&open).await;
+    assert!(entries(&open).is_empty(), "nothing written into {open:?}");
+
+    // A missing one is created private, and written.
+    let private = h.dir.join("private");
+    load(&private).await;
+    let mode = std::fs::metadata(&private)
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let written = entries(&private);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let entry = &written[0];
+    assert_eq!(
+        std::fs::metadata(entry)
+            .expect("entry")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // A corrupt entry is compiled again and replaced.
+    let good = std::fs::read(entry).expect("entry");
+    std::fs::write(entry, b"not compiled code").expect("corrupt");
+    load(&private).await;
+    assert_eq!(std::fs::read(entry).expect("entry").len(), good.len());
+
+    // An entry others may write is not loaded; a fresh one replaces it.
+    std::fs::write(entry, b"planted").expect("plant");
+    std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    load(&private).await;
+    let meta = std::fs::metadata(entry).expect("entry");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len() as usize, good.len());
+    assert_eq!(entries(&private).len(), 1, "no temp files left");
+}

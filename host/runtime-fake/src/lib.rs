@@ -58,6 +58,8 @@ struct World {
     /// Images a pull can find.
     registry: HashSet<String>,
     failures: HashMap<&'static str, Vec<ErrorKind>>,
+    /// Calls whose next use panics (a bug in the caller's task, simulated).
+    panics: HashSet<&'static str>,
     calls: Vec<&'static str>,
     /// The grace period of every StopContainer, in order.
     stop_graces: Vec<Duration>,
@@ -111,6 +113,11 @@ impl FakeRuntime {
     }
 
     /// Answers every exec with `handler` (default: exit 0, no output).
+    /// The next `call` panics in the caller's task, as a bug would.
+    pub fn panic_next(&self, call: &'static str) {
+        self.world().panics.insert(call);
+    }
+
     pub fn on_exec(
         &self,
         handler: impl Fn(&ContainerId, &[String]) -> ExecOutput + Send + Sync + 'static,
@@ -157,6 +164,10 @@ impl FakeRuntime {
     fn enter(&self, call: &'static str) -> Result<MutexGuard<'_, World>> {
         let mut w = self.world();
         w.calls.push(call);
+        if w.panics.remove(call) {
+            drop(w);
+            panic!("injected panic in {call}");
+        }
         if let Some(queue) = w.failures.get_mut(call)
             && !queue.is_empty()
         {
