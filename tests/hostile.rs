@@ -341,7 +341,9 @@ async fn a_missing_fail_closed_admission_plugin_admits_nothing_and_stops_what_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_endpoint_drops_a_client_that_sends_nothing() {
     let node = Node::from_env();
-    let agent = Daemon::started(&node, "slowloris");
+    let mut agent = Daemon::new(&node, "slowloris", "");
+    agent.soft_open_files = Some(256);
+    agent.start();
     let give_up = tokio::time::Instant::now() + MINUTE;
     while agent.get_text("/healthz").await.is_none() {
         assert!(tokio::time::Instant::now() < give_up, "not serving");
@@ -362,6 +364,18 @@ async fn the_http_endpoint_drops_a_client_that_sends_nothing() {
         "a client that never finishes its request head is cut off"
     );
     assert_eq!(agent.get_text("/healthz").await.as_deref(), Some("ok"));
+
+    // Started with a soft open-file limit of 256, the agent raised it to the hard one.
+    let pid = agent.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .map(|l| l.split_whitespace().skip(3).take(2).collect())
+        .unwrap_or_default();
+    assert_eq!(open_files.len(), 2, "{limits}");
+    assert_eq!(open_files[0], open_files[1], "soft = hard: {limits}");
+    assert_ne!(open_files[0], "256");
     agent.finish().await;
 }
 

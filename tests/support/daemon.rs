@@ -37,6 +37,8 @@ pub struct Daemon {
     plugin_dir: PathBuf,
     /// Extra environment of the agent process.
     pub env: Vec<(String, String)>,
+    /// Start the agent with this soft open-file limit (through the shell's `ulimit`).
+    pub soft_open_files: Option<u64>,
 }
 
 fn free_port() -> u16 {
@@ -64,6 +66,7 @@ impl Daemon {
             config: config.to_owned(),
             plugin_dir: repo().join("target/plugins"),
             env: Vec::new(),
+            soft_open_files: None,
         }
     }
 
@@ -201,7 +204,16 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = Command::new(wasmlet_bin())
+        let mut command = match self.soft_open_files {
+            None => Command::new(wasmlet_bin()),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -Sn {n} && exec \"$0\" \"$@\"")])
+                    .arg(wasmlet_bin());
+                sh
+            }
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config)
             .env("WASMLET_RUNTIME_ENDPOINT", &self.node.socket)

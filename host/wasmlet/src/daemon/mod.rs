@@ -193,8 +193,28 @@ fn url_destination(url: &str) -> Result<String, String> {
     Ok(addr.to_string())
 }
 
+/// Raises the soft open-file limit to the hard one: plugin sockets, CRI
+/// streams and HTTP clients all take descriptors, and the default soft
+/// limit (often 1024) is far below what a node with many pods needs.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
+}
+
 pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> {
     let config = effective_config(&args, globals)?;
+    raise_open_file_limit();
     let node_name = config
         .node_name
         .clone()
