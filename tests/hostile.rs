@@ -470,3 +470,67 @@ async fn a_short_or_silent_manifest_url_keeps_the_last_pods() {
     agent.wait_gone("fromurl", MINUTE).await;
     agent.finish().await;
 }
+
+/// The hostile admission plugin (plugins/testing/hostile), added to `agent`'s
+/// plugin directory with `limits`.
+fn add_hostile_admission(agent: &Daemon, limits: &str) {
+    let wasm =
+        wasmlet_tests::daemon::repo().join("plugins/target/wasm32-wasip2/release/hostile.wasm");
+    std::fs::copy(&wasm, agent.plugin_dir().join("hostile.wasm")).expect("hostile.wasm");
+    std::fs::write(
+        agent.plugin_dir().join("hostile.toml"),
+        format!(
+            "kind = \"admission\"\nwit = \"0.1.0\"\n[settings]\nmode = \"ok\"\n[limits]\n{limits}"
+        ),
+    )
+    .expect("hostile.toml");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thinking_admission_plugin_stalls_nothing_else_and_is_capped() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(
+        &node,
+        "thinker",
+        "pluginLimits:\n  maxAdmissionDeadline: 20s\n",
+    )
+    .with_private_plugins();
+    add_hostile_admission(&agent, "deadline-ms = 120000\n");
+    agent.start();
+    agent.add_pod("steady", &node.test_image, &["sleep", "3600"]);
+    agent
+        .wait_pod("steady", MINUTE, |p| phase(p) == "Running")
+        .await;
+    agent
+        .wait_log("pluginLimits: deadline 120s capped to 20s", MINUTE)
+        .await;
+
+    // A pod the plugin thinks about for ever (up to the operator's cap).
+    let thinker = pod_yaml("thinker", &node.test_image, &["sleep", "3600"], "").replace(
+        "name: thinker\n",
+        "name: thinker\n  labels:\n    mode: loop\n",
+    );
+    agent.write_manifest("thinker.yaml", &thinker);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let judging_since = tokio::time::Instant::now();
+    // Meanwhile the node's other work goes on: `steady` is stopped and removed.
+    agent.remove_manifest("steady.yaml");
+    agent
+        .wait_runtime_objects((0, 0), Duration::from_secs(10))
+        .await;
+    assert!(
+        agent.pod("thinker").await.is_none(),
+        "no verdict yet after {:?}",
+        judging_since.elapsed()
+    );
+    // The plugin asked for 120 s; the operator allows 20 s: then fail-closed.
+    let pod = agent
+        .wait_pod("thinker", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    let message = pod["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("hostile") && message.contains("20s"),
+        "{message}"
+    );
+    agent.finish().await;
+}

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use wasmlet_core::{ContainerState, PodUid, Runtime, SandboxState};
 
-use crate::admission::Admit;
+use crate::admission::{Admission, AdmissionQueue, Admit};
 use crate::cache::PodCache;
 use crate::events::{EventType, Recorder};
 use crate::health::Heartbeat;
@@ -86,7 +86,7 @@ pub struct LoopInputs {
 pub struct SyncLoop<R, A> {
     pub mux: ConfigMux,
     pub workers: PodWorkers<R>,
-    pub admit: A,
+    admission: AdmissionQueue<A>,
     pub cache: Arc<PodCache>,
     pub statuses: Arc<PodStatuses>,
     pub recorder: Arc<Recorder>,
@@ -127,7 +127,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             prober,
             mux,
             workers,
-            admit,
+            admission: AdmissionQueue::new(admit),
             cache,
             statuses,
             recorder,
@@ -162,16 +162,18 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 biased;
                 _ = shutdown.changed() => break,
                 Some(message) = inputs.config.recv() => match message {
-                    SourceMessage::Snapshot(update) => self.handle_source(update).await,
+                    SourceMessage::Snapshot(update) => self.handle_source(update),
                     SourceMessage::Failed { source, reason } => self.source_failed(&source, reason),
                 },
                 Some(event) = inputs.pleg.recv() => self.handle_pleg(event),
+                (pod, verdict) = self.admission.verdict() => self.admitted(pod, verdict),
                 _ = sync_tick.tick() => self.dispatch_due(),
                 Some(probe) = inputs.probes.recv() => self.sync_pod(&probe.uid),
-                Some(report) = inputs.reports.recv() => self.handle_report(report).await,
+                Some(report) = inputs.reports.recv() => self.handle_report(report),
                 _ = housekeeping.tick() => self.housekeeping(),
             }
         }
+        self.admission.abort();
         self.prober.stop().await;
         self.workers.drain(drain).await;
     }
@@ -193,7 +195,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         }
     }
 
-    async fn handle_source(&mut self, update: SourceUpdate) {
+    fn handle_source(&mut self, update: SourceUpdate) {
         if !self.mux.has_seen(&update.source) {
             self.readiness.set(&update.source, SourceState::Ready);
             self.metrics
@@ -229,10 +231,14 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         }
         for update in merge.updates {
             match update.op {
-                Op::Add => self.add_pods(update.pods).await,
+                Op::Add => self.add_pods(update.pods),
                 Op::Update => {
                     for pod in update.pods {
-                        if !self.rejected.contains_key(&uid_of(&pod)) {
+                        let uid = uid_of(&pod);
+                        // One waiting for admission is judged as it then is.
+                        if !self.rejected.contains_key(&uid)
+                            && !self.admission.contains(uid.as_str())
+                        {
                             self.active.insert(uid_of(&pod), pod.clone());
                             self.workers.update(pod, UpdateKind::Update);
                         }
@@ -242,6 +248,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     let remove = update.op == Op::Remove;
                     for pod in update.pods {
                         let uid = uid_of(&pod);
+                        self.admission.remove(uid.as_str());
                         if self.rejected.contains_key(&uid) {
                             if remove {
                                 self.rejected.remove(&uid);
@@ -259,8 +266,8 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         }
     }
 
-    /// New pods, oldest first, each admitted against those admitted before it.
-    async fn add_pods(&mut self, mut pods: Vec<Arc<Pod>>) {
+    /// New pods, oldest first, queued for admission.
+    fn add_pods(&mut self, mut pods: Vec<Arc<Pod>>) {
         pods.sort_by(|a, b| {
             a.metadata
                 .creation_timestamp
@@ -277,43 +284,73 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 }
                 continue;
             }
-            let active: Vec<Arc<Pod>> = self.active.values().cloned().collect();
-            let verdict = self.admit.admit(&pod, &active).await;
-            if !verdict.admit {
-                let message = format!("Pod was rejected: {}", verdict.message);
-                self.recorder
-                    .record(&pod, None, EventType::Warning, &verdict.reason, &message);
-                self.metrics
-                    .admission_rejections
-                    .get_or_create(&ReasonLabels {
-                        reason: verdict.reason.clone(),
-                    })
-                    .inc();
-                let status =
-                    rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref());
-                self.statuses.set(&pod, status.clone());
-                self.rejected.insert(uid, status);
-                continue;
-            }
-            self.recorder.record(
-                &pod,
-                None,
-                EventType::Normal,
-                "Scheduled",
-                format!(
-                    "Successfully assigned {}/{} to {}",
-                    pod.metadata.namespace.as_deref().unwrap_or("default"),
-                    pod.metadata.name.as_deref().unwrap_or_default(),
-                    pod.spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_deref())
-                        .unwrap_or_default()
-                ),
-            );
-            self.active.insert(uid, pod.clone());
-            self.prober.add_pod(&pod);
-            self.workers.update(pod, UpdateKind::Create);
+            self.admission.push(pod);
         }
+        self.admit_next();
+    }
+
+    /// Starts admitting the next pod, against those admitted so far.
+    fn admit_next(&mut self) {
+        let active = &self.active;
+        self.admission
+            .start_next(|| active.values().cloned().collect());
+    }
+
+    /// A verdict: the pod starts, or is rejected with a status that says why.
+    /// One removed (or given under another name) while judged is forgotten.
+    fn admitted(&mut self, judged: Arc<Pod>, verdict: Admission) {
+        let uid = uid_of(&judged);
+        let wanted = self
+            .mux
+            .pods()
+            .find(|p| {
+                uid_of(p) == uid
+                    && full_name(p) == full_name(&judged)
+                    && p.metadata.deletion_timestamp.is_none()
+            })
+            .cloned();
+        if let Some(pod) = wanted {
+            self.apply_verdict(pod, verdict);
+        }
+        self.admit_next();
+    }
+
+    fn apply_verdict(&mut self, pod: Arc<Pod>, verdict: Admission) {
+        let uid = uid_of(&pod);
+        if !verdict.admit {
+            let message = format!("Pod was rejected: {}", verdict.message);
+            self.recorder
+                .record(&pod, None, EventType::Warning, &verdict.reason, &message);
+            self.metrics
+                .admission_rejections
+                .get_or_create(&ReasonLabels {
+                    reason: verdict.reason.clone(),
+                })
+                .inc();
+            let status =
+                rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref());
+            self.statuses.set(&pod, status.clone());
+            self.rejected.insert(uid, status);
+            return;
+        }
+        self.recorder.record(
+            &pod,
+            None,
+            EventType::Normal,
+            "Scheduled",
+            format!(
+                "Successfully assigned {}/{} to {}",
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or_default()
+            ),
+        );
+        self.active.insert(uid, pod.clone());
+        self.prober.add_pod(&pod);
+        self.workers.update(pod, UpdateKind::Create);
     }
 
     fn handle_pleg(&mut self, event: PodLifecycleEvent) {
@@ -343,7 +380,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         }
     }
 
-    async fn handle_report(&mut self, report: WorkerReport) {
+    fn handle_report(&mut self, report: WorkerReport) {
         match report {
             WorkerReport::Synced { uid, requeue } => {
                 if !self.workers.is_terminating(&uid) {
@@ -370,7 +407,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 if let Some(pod) = wanted
                     && !self.rejected.contains_key(&uid)
                 {
-                    self.add_pods(vec![pod]).await;
+                    self.add_pods(vec![pod]);
                 }
             }
         }

@@ -31,18 +31,23 @@ fn pod(name: &str, policy: &str, containers: &[&str]) -> Pod {
     .expect("pod")
 }
 
-/// Rejects pods labelled `reject: yes`.
+/// Rejects pods labelled `reject: yes`; never decides on those labelled
+/// `stall: yes` (a plugin that thinks for ever).
 #[derive(Debug, Clone, Copy)]
 struct LabelPolicy;
 
 impl Admit for LabelPolicy {
     async fn admit(&self, pod: &Pod, _active: &[Arc<Pod>]) -> Admission {
-        let reject = pod
-            .metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.get("reject").is_some_and(|v| v == "yes"));
-        if reject {
+        let label = |key: &str| {
+            pod.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get(key).is_some_and(|v| v == "yes"))
+        };
+        if label("stall") {
+            std::future::pending::<()>().await;
+        }
+        if label("reject") {
             Admission {
                 admit: false,
                 reason: "Labelled".into(),
@@ -308,6 +313,34 @@ async fn a_rejected_pod_fails_and_nothing_starts() {
         Some("Pod was rejected: the pod asked to be rejected")
     );
     assert!(runtime.calls().iter().all(|c| *c != "RunPodSandbox"));
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_that_never_decides_holds_up_no_other_work() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    agent.give(vec![pod("web", "Always", &["app"])]).await;
+    agent
+        .wait_for("web Running", |a| {
+            phase(&a.status("web")) == Some("Running")
+        })
+        .await;
+    let mut stuck = pod("stuck", "Always", &["app"]);
+    stuck.metadata.labels = Some([("stall".to_owned(), "yes".to_owned())].into());
+    agent
+        .give(vec![pod("web", "Always", &["app"]), stuck.clone()])
+        .await;
+    // While `stuck` is being judged, the loop still removes `web`.
+    agent.give(vec![stuck]).await;
+    agent
+        .wait_for("web stopped and removed", |a| a.status("web").is_none())
+        .await;
+    assert!(containers(&runtime).await.is_empty());
+    assert!(
+        agent.status("stuck").is_none(),
+        "not admitted, not rejected"
+    );
     agent.stop().await;
 }
 

@@ -34,7 +34,9 @@ pub use capability::{ContainerExec, HostContext};
 pub use directory::{PluginSet, Skipped};
 pub use engine::{EngineError, PluginEngine};
 pub use error::{CallError, Failure, LoadError};
-pub use manifest::{Capabilities, Destination, FailurePolicy, Grant, Kind, Limits, Manifest, Mode};
+pub use manifest::{
+    Capabilities, Destination, FailurePolicy, Grant, Kind, LimitCaps, Limits, Manifest, Mode,
+};
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentFacts, Plugin, WIT_VERSION, wit_compatible};
 pub use pod_view::{

@@ -321,6 +321,68 @@ impl Default for Limits {
     }
 }
 
+/// The most the operator lets any plugin ask for: a manifest asking more is
+/// narrowed to it (with a warning), never refused, so an upgraded plugin that
+/// asks for more still runs, within the node's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCaps {
+    /// One admission call: the pods waiting for admission wait this long at most.
+    pub admission_deadline: Duration,
+    /// One pod-source snapshot (beyond its wait for a change).
+    pub source_deadline: Duration,
+    /// One probe or hook call (the probe's timeout or the hook's grace cut it sooner).
+    pub handler_deadline: Duration,
+    pub memory_mib: u32,
+    pub concurrency: u32,
+}
+
+impl Default for LimitCaps {
+    fn default() -> Self {
+        Self {
+            admission_deadline: Duration::from_secs(10),
+            source_deadline: Duration::from_secs(60),
+            handler_deadline: Duration::from_secs(600),
+            memory_mib: 256,
+            concurrency: 64,
+        }
+    }
+}
+
+impl LimitCaps {
+    /// What is wrong with the caps, naming the field (`maxMemoryMiB`, ...).
+    pub fn validate(&self) -> Result<(), String> {
+        let deadlines = [
+            ("maxAdmissionDeadline", self.admission_deadline),
+            ("maxSourceDeadline", self.source_deadline),
+            ("maxHandlerDeadline", self.handler_deadline),
+        ];
+        for (field, value) in deadlines {
+            if value < Duration::from_millis(1) {
+                return Err(format!("{field}: must be at least 1ms"));
+            }
+        }
+        if self.memory_mib == 0 || self.memory_mib > Limits::MAX_MEMORY_MIB {
+            return Err(format!(
+                "maxMemoryMiB: {} is outside 1..={}",
+                self.memory_mib,
+                Limits::MAX_MEMORY_MIB
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err("maxConcurrency: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn deadline(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Admission => self.admission_deadline,
+            Kind::PodSource => self.source_deadline,
+            Kind::Probe | Kind::Lifecycle => self.handler_deadline,
+        }
+    }
+}
+
 /// A parsed and checked manifest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -419,6 +481,32 @@ impl Manifest {
             .map_or_else(|| self.kind.default_deadline(), Duration::from_millis)
     }
 
+    /// Narrows the limits to the operator's caps; says what it narrowed.
+    pub fn cap(&mut self, caps: &LimitCaps) -> Vec<String> {
+        let mut narrowed = Vec::new();
+        let max = caps.deadline(self.kind);
+        if self.deadline() > max {
+            narrowed.push(format!("deadline {:?} capped to {max:?}", self.deadline()));
+            self.limits.deadline_ms =
+                Some(u64::try_from(max.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        if self.limits.memory_mib > caps.memory_mib {
+            narrowed.push(format!(
+                "memory {} MiB capped to {} MiB",
+                self.limits.memory_mib, caps.memory_mib
+            ));
+            self.limits.memory_mib = caps.memory_mib;
+        }
+        if self.limits.concurrency > caps.concurrency {
+            narrowed.push(format!(
+                "concurrency {} capped to {}",
+                self.limits.concurrency, caps.concurrency
+            ));
+            self.limits.concurrency = caps.concurrency;
+        }
+        narrowed
+    }
+
     /// The settings as the JSON text the plugin reads.
     pub fn settings_json(&self) -> String {
         serde_json::to_string(&self.settings).unwrap_or_else(|_| "{}".into())
@@ -439,6 +527,34 @@ mod tests {
         assert_eq!(m.limits.memory_mib, 64);
         assert_eq!(m.deadline(), Duration::from_secs(1));
         assert_eq!(m.settings_json(), "{}");
+    }
+
+    #[test]
+    fn operator_caps_narrow_what_a_manifest_asks_for() {
+        let mut m = Manifest::parse(
+            "kind = \"admission\"\nwit = \"0.1.0\"\n[limits]\ndeadline-ms = 120000\nmemory-mib = 512\nconcurrency = 100\n",
+        )
+        .expect("valid");
+        let narrowed = m.cap(&LimitCaps::default());
+        assert_eq!(narrowed.len(), 3, "{narrowed:?}");
+        assert_eq!(m.deadline(), Duration::from_secs(10));
+        assert_eq!(m.limits.memory_mib, 256);
+        assert_eq!(m.limits.concurrency, 64);
+        // Within the caps: untouched. A probe may take its timeout, up to 10m.
+        let mut probe =
+            Manifest::parse("kind = \"probe\"\nwit = \"0.1.0\"\n[limits]\ndeadline-ms = 600000\n")
+                .expect("valid");
+        assert!(probe.cap(&LimitCaps::default()).is_empty());
+        assert_eq!(probe.deadline(), Duration::from_secs(600));
+        let zero = LimitCaps {
+            concurrency: 0,
+            ..LimitCaps::default()
+        };
+        assert!(
+            zero.validate()
+                .expect_err("zero")
+                .contains("maxConcurrency")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Taint;
 use serde::Deserialize;
-use wasmlet_plugin_host::Capabilities;
+use wasmlet_plugin_host::{Capabilities, LimitCaps};
 
 pub const DEFAULT_ENDPOINT: &str = "/run/wasmlet/containerd/containerd.sock";
 
@@ -57,6 +57,8 @@ pub struct AgentFileConfig {
     /// The operator's grants, by plugin name: a plugin gets at most what its
     /// manifest asks for and what is granted here.
     pub plugin_grants: BTreeMap<String, Capabilities>,
+    /// The most any plugin may ask for in its manifest's `[limits]`.
+    pub plugin_limits: PluginLimits,
     /// Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<n>.log`.
     pub pod_logs_dir: PathBuf,
     /// HTTP (`/healthz`, `/pods`, `/metrics`, `/events`): address and port.
@@ -87,6 +89,7 @@ impl Default for AgentFileConfig {
             plugin_cache_dir: "/var/cache/wasmlet/plugins".into(),
             admission_plugins: None,
             plugin_grants: BTreeMap::new(),
+            plugin_limits: PluginLimits::default(),
             pod_logs_dir: "/var/log/pods".into(),
             address: IpAddr::from([127, 0, 0, 1]),
             read_only_port: 10255,
@@ -133,12 +136,56 @@ impl AgentFileConfig {
         {
             return Err(format!("staticPodPath: {} is not absolute", path.display()));
         }
+        self.plugin_limits
+            .caps()
+            .validate()
+            .map_err(|e| format!("pluginLimits.{e}"))?;
         for (plugin, grant) in &self.plugin_grants {
             grant
                 .validate()
                 .map_err(|e| format!("pluginGrants.{plugin}.{e}"))?;
         }
         Ok(())
+    }
+}
+
+/// `pluginLimits`: the operator's caps on what plugins ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PluginLimits {
+    #[serde(with = "humantime_serde")]
+    pub max_admission_deadline: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_source_deadline: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_handler_deadline: Duration,
+    #[serde(rename = "maxMemoryMiB")]
+    pub max_memory_mib: u32,
+    pub max_concurrency: u32,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        let caps = LimitCaps::default();
+        Self {
+            max_admission_deadline: caps.admission_deadline,
+            max_source_deadline: caps.source_deadline,
+            max_handler_deadline: caps.handler_deadline,
+            max_memory_mib: caps.memory_mib,
+            max_concurrency: caps.concurrency,
+        }
+    }
+}
+
+impl PluginLimits {
+    pub fn caps(&self) -> LimitCaps {
+        LimitCaps {
+            admission_deadline: self.max_admission_deadline,
+            source_deadline: self.max_source_deadline,
+            handler_deadline: self.max_handler_deadline,
+            memory_mib: self.max_memory_mib,
+            concurrency: self.max_concurrency,
+        }
     }
 }
 
@@ -193,6 +240,14 @@ mod tests {
             ("readOnlyPort: -1\n", "readOnlyPort"),
             ("relistPeriod: -1s\n", "relistPeriod"),
             ("staticPodPath: manifests\n", "staticPodPath"),
+            (
+                "pluginLimits:\n  maxAdmissionDeadline: 0s\n",
+                "pluginLimits.maxAdmissionDeadline",
+            ),
+            (
+                "pluginLimits:\n  maxMemoryMiB: 0\n",
+                "pluginLimits.maxMemoryMiB",
+            ),
             (
                 "pluginGrants:\n  file-source:\n    read-dirs: [/etc/../root]\n",
                 "pluginGrants.file-source.read-dirs",

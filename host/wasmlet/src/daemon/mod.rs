@@ -241,7 +241,12 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
         &plugin_metrics,
         &config.plugin_dir,
         &config.plugin_grants,
-        |name, manifest| configure_builtin(&config, name, manifest),
+        |name, manifest| {
+            for narrowed in manifest.cap(&config.plugin_limits.caps()) {
+                tracing::warn!(plugin = %name, "pluginLimits: {narrowed}");
+            }
+            configure_builtin(&config, name, manifest)
+        },
     )
     .await
     .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
