@@ -534,3 +534,117 @@ async fn a_thinking_admission_plugin_stalls_nothing_else_and_is_capped() {
     );
     agent.finish().await;
 }
+
+/// A pod of `containers`, each running `sleep 3600` with the probes `probes`
+/// (YAML lines at container level).
+fn probed_pod(name: &str, image: &str, containers: usize, probes: &str) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n"
+    );
+    for n in 0..containers {
+        yaml.push_str(&format!(
+            "  - name: c{n}\n    image: {image}\n    command: [sleep, '3600']\n{probes}"
+        ));
+    }
+    yaml
+}
+
+/// Readiness probes of `hog` that each hold a probe-exec slot for 20 s.
+const HOG_PROBES: &str =
+    "    readinessProbe: {exec: {command: [sleep, '20']}, timeoutSeconds: 30, periodSeconds: 1}\n";
+/// Probes of `calm` that answer at once: a liveness failure restarts it.
+const CALM_PROBES: &str = "    livenessProbe: {exec: {command: ['true']}, timeoutSeconds: 1, periodSeconds: 1, failureThreshold: 1}\n    readinessProbe: {exec: {command: ['true']}, timeoutSeconds: 1, periodSeconds: 1}\n";
+
+fn unhealthy_events(events: &[Value], pod: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["reason"] == "Unhealthy")
+        .filter(|e| {
+            e["involvedObject"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(pod))
+        })
+        .map(|e| e["message"].to_string())
+        .collect()
+}
+
+/// An agent whose probe-exec has `slots` slots (it asks for 64), running
+/// `hog` with `hog_containers` hanging probes, then `calm`.
+async fn hog_and_calm(node: &Node, tag: &str, slots: u32, hog_containers: usize) -> Daemon {
+    let mut agent = Daemon::new(
+        node,
+        tag,
+        &format!("pluginLimits:\n  maxConcurrency: {slots}\n"),
+    );
+    agent.start();
+    agent.write_manifest(
+        "hog.yaml",
+        &probed_pod("hog", &node.test_image, hog_containers, HOG_PROBES),
+    );
+    agent
+        .wait_pod("hog", MINUTE, |p| phase(p) == "Running")
+        .await;
+    // Time for the hog's probes to take their slots.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    agent.write_manifest(
+        "calm.yaml",
+        &probed_pod("calm", &node.test_image, 1, CALM_PROBES),
+    );
+    agent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_probes_hang_does_not_starve_another_pods() {
+    let node = Node::from_env();
+    // Two slots: a pod may hold one, whatever it asks.
+    let agent = hog_and_calm(&node, "probefair", 2, 2).await;
+    let calm = agent
+        .wait_pod("calm", Duration::from_secs(20), |p| {
+            first_container(p)["ready"] == true
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let calm = agent.pod("calm").await.unwrap_or(calm);
+    assert_eq!(restarts(&calm), 0, "{calm}");
+    let unhealthy = unhealthy_events(&agent.events().await, "calm");
+    assert!(unhealthy.is_empty(), "{unhealthy:?}");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_that_finds_no_free_slot_is_unknown_and_restarts_nothing() {
+    let node = Node::from_env();
+    // One slot, held for 20 s at a time by `hog`'s probe.
+    let agent = hog_and_calm(&node, "probebusy", 1, 1).await;
+    agent
+        .wait_pod("calm", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let unknown =
+        "prober_probe_total{probe_type=\"Liveness\",result=\"unknown\",container=\"c0\",pod=\"calm";
+    let give_up = tokio::time::Instant::now() + MINUTE;
+    while !metrics(&agent).await.contains(unknown) {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "{}",
+            metrics(&agent).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let calm = agent.pod("calm").await.expect("calm");
+    assert_eq!(
+        restarts(&calm),
+        0,
+        "a probe that did not run restarts nothing: {calm}"
+    );
+    let unhealthy = unhealthy_events(&agent.events().await, "calm");
+    assert!(unhealthy.is_empty(), "{unhealthy:?}");
+    assert!(
+        agent
+            .log()
+            .contains("did not run: every slot was busy for 1s"),
+        "{}",
+        agent.log()
+    );
+    agent.finish().await;
+}

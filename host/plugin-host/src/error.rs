@@ -8,6 +8,8 @@ use std::time::Duration;
 pub enum Failure {
     /// The call ran past its deadline and was cut.
     Deadline(Duration),
+    /// No slot of the plugin's came free within this wait: the call never ran.
+    Busy(Duration),
     /// The guest grew its memory (or tables) past the plugin's cap.
     MemoryLimit { limit_bytes: u64 },
     /// The guest trapped (a panic, `unreachable`, an out-of-bounds access, ...).
@@ -25,6 +27,7 @@ impl Failure {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Deadline(_) => "deadline",
+            Self::Busy(_) => "busy",
             Self::MemoryLimit { .. } => "memory",
             Self::Trap(_) => "trap",
             Self::DeniedCapability(_) => "denied",
@@ -38,6 +41,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Deadline(d) => write!(f, "deadline of {d:?} exceeded"),
+            Self::Busy(d) => write!(f, "did not run: every slot was busy for {d:?}"),
             Self::MemoryLimit { limit_bytes } => {
                 write!(
                     f,

@@ -23,6 +23,7 @@ mod net;
 mod plugin;
 mod pod_view;
 mod probe;
+mod slots;
 mod source;
 mod state;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use wasmtime::component::{Component, Instance, InstancePre};
 use wasmtime::{Store, UpdateDeadline};
 
@@ -19,6 +19,7 @@ use crate::engine::{EPOCH_TICK, PluginEngine};
 use crate::error::{CallError, Failure, LoadError};
 use crate::manifest::{Capabilities, Grant, Kind, Manifest};
 use crate::metrics::{CallLabels, ErrorLabels, PluginMetrics};
+use crate::slots::FairSlots;
 use crate::state::{CallState, CallTarget, PluginIdentity};
 
 /// The WIT package version this host implements. Components built against any
@@ -36,6 +37,18 @@ pub(crate) enum Exports {
     Probe(probe_handler::GuestIndices),
     Lifecycle(lifecycle_handler::GuestIndices),
     PodSource(pod_source_handler::GuestIndices),
+}
+
+/// How long a call waits for one of the plugin's slots: a call that gets none
+/// did not run (`Failure::Busy`), which is not the same as one that failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SlotWait {
+    /// The wait comes out of the call's deadline (a preStop hook's share of
+    /// the grace period, or any call with no better bound).
+    OutOfDeadline,
+    /// Up to this long, on top of the deadline, which starts with the slot
+    /// (a probe's timeout is the check's, not the queue's).
+    UpTo(Duration),
 }
 
 /// How many epoch ticks a guest may run before it yields to the executor.
@@ -71,7 +84,7 @@ pub struct Plugin {
     pub(crate) exports: Exports,
     pub(crate) host: Arc<HostContext>,
     pub(crate) metrics: PluginMetrics,
-    permits: Arc<Semaphore>,
+    slots: FairSlots,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -308,7 +321,7 @@ impl Plugin {
             logs: Default::default(),
         });
         let plugin = Self {
-            permits: Arc::new(Semaphore::new(manifest.limits.concurrency as usize)),
+            slots: FairSlots::new(manifest.limits.concurrency as usize),
             name,
             component_path,
             digest,
@@ -340,7 +353,7 @@ impl Plugin {
 
     /// How many calls hold one of the plugin's concurrency slots right now.
     pub fn busy_slots(&self) -> usize {
-        (self.manifest.limits.concurrency as usize).saturating_sub(self.permits.available_permits())
+        self.slots.busy()
     }
 
     pub(crate) fn new_store(
@@ -391,16 +404,24 @@ impl Plugin {
         A: Sync + ?Sized,
         F: for<'a> FnOnce(&'a mut Store<CallState>, Instance, &'a A) -> CallFuture<'a, T>,
     {
-        self.call_within(call, target, self.manifest.deadline(), args, f)
-            .await
+        self.call_within(
+            call,
+            target,
+            SlotWait::OutOfDeadline,
+            self.manifest.deadline(),
+            args,
+            f,
+        )
+        .await
     }
 
     /// As `call`, with a deadline of the caller's (e.g. a probe's timeout),
-    /// never longer than the manifest's.
+    /// never longer than the manifest's, and `wait` for a slot.
     pub(crate) async fn call_within<A, T, F>(
         &self,
         call: &'static str,
         target: Option<CallTarget>,
+        wait: SlotWait,
         deadline: Duration,
         args: &A,
         f: F,
@@ -412,21 +433,30 @@ impl Plugin {
         let started = Instant::now();
         let deadline = deadline.min(self.manifest.deadline());
         let outcome = async {
-            let _permit = tokio::time::timeout(deadline, self.permits.acquire())
+            let patience = match wait {
+                SlotWait::OutOfDeadline => deadline,
+                SlotWait::UpTo(patience) => patience,
+            };
+            let key = target.as_ref().map(|t| t.pod_uid.clone());
+            let _slot = tokio::time::timeout(patience, self.slots.acquire(key))
                 .await
-                .map_err(|_| Failure::Deadline(deadline))?
-                .map_err(|_| Failure::Trap("plugin is shutting down".into()))?;
+                .map_err(|_| Failure::Busy(patience))?;
+            // What is left to run in; errors still name the whole deadline.
+            let left = match wait {
+                SlotWait::OutOfDeadline => deadline.saturating_sub(started.elapsed()),
+                SlotWait::UpTo(_) => deadline,
+            };
             let mut store = self
                 .new_store(target, None)
                 .map_err(Failure::DeniedCapability)?;
-            store.data_mut().deadline = Instant::now() + deadline;
+            store.data_mut().deadline = Instant::now() + left;
             // Epochs cannot interrupt a guest blocked in a host call: the
             // timeout covers that, a little after the epoch deadline would.
             let run = async {
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 f(&mut store, instance, args).await
             };
-            let result = tokio::time::timeout(deadline + EPOCH_TICK * 20, run).await;
+            let result = tokio::time::timeout(left + EPOCH_TICK * 20, run).await;
             settle(&store, result, deadline)
         }
         .await;

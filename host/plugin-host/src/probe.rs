@@ -6,12 +6,13 @@ use crate::bindings::probe_handler::ProbeResult;
 use crate::bindings::types::{ContainerTarget, Handler};
 use crate::error::CallError;
 use crate::manifest::Kind;
-use crate::plugin::{Exports, Plugin};
+use crate::plugin::{Exports, Plugin, SlotWait};
 use crate::state::CallTarget;
 
 /// The call grant of a container target: exec in it, connect to its pod's IP.
 fn call_target(target: &ContainerTarget) -> CallTarget {
     CallTarget {
+        pod_uid: target.pod_uid.clone(),
         container_id: target.container_id.as_str().into(),
         pod_ip: target.pod_ip.as_deref().and_then(|ip| ip.parse().ok()),
     }
@@ -23,7 +24,8 @@ fn millis(d: Duration) -> u32 {
 
 impl Plugin {
     /// Runs one probe check of `target`; a check still running at `timeout`
-    /// is cut off (a `Deadline` failure: the probe failed).
+    /// is cut off (a `Deadline` failure: the probe failed). One that found
+    /// no free slot within `timeout` is `Busy`: it did not run.
     pub async fn check(
         &self,
         target: &ContainerTarget,
@@ -37,6 +39,9 @@ impl Plugin {
         self.call_within(
             "check",
             Some(call_target(target)),
+            // Waiting for a slot is not the check's time: a check that gets
+            // none within its timeout did not run (`Busy`), it did not fail.
+            SlotWait::UpTo(timeout),
             timeout,
             &args,
             move |store, instance, args| {
@@ -72,6 +77,13 @@ impl Plugin {
         self.call_within(
             call,
             Some(call_target(target)),
+            // A preStop hook's time is the grace period's, queue included; a
+            // postStart hook's starts when it runs.
+            if pre_stop {
+                SlotWait::OutOfDeadline
+            } else {
+                SlotWait::UpTo(within)
+            },
             within,
             &(target, handler),
             move |store, instance, args| {

@@ -74,6 +74,8 @@ impl LogBudget {
 /// The container (and pod address) a probe or hook call is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallTarget {
+    /// The pod's UID: whose share of the plugin's slots the call takes.
+    pub pod_uid: String,
     pub container_id: ContainerId,
     pub pod_ip: Option<IpAddr>,
 }

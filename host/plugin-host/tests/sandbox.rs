@@ -349,10 +349,10 @@ async fn calls_beyond_the_concurrency_bound_wait_for_a_free_slot() {
         "{spun:?}"
     );
     // Waiting counts against the queued call's own deadline, so it either got
-    // the slot in time or timed out waiting: both are the bound working.
+    // the slot in time or never ran (busy, not a deadline it ran into).
     match queued.await.expect("join") {
         Ok(decision) => assert!(decision.admit),
-        Err(e) => assert!(matches!(e.failure, Failure::Deadline(_)), "{e}"),
+        Err(e) => assert!(matches!(e.failure, Failure::Busy(_)), "{e}"),
     }
     // With the slot free again, calls go through.
     assert!(

@@ -93,6 +93,7 @@ impl ContainerHandlers for PluginHandlers {
                     outcome: Outcome::Failure,
                     message: format!("timeout: the probe did not finish within {timeout:?}"),
                 },
+                // Busy: it never ran; Unknown triggers nothing.
                 Err(e) => unknown(e.to_string()),
             }
         })
@@ -117,6 +118,7 @@ impl ContainerHandlers for PluginHandlers {
                 .await
                 .map_err(|e| match e.failure {
                     Failure::Deadline(_) => format!("the hook did not finish within {within:?}"),
+                    Failure::Busy(_) => format!("the hook could not run: {e}"),
                     _ => e.to_string(),
                 })
         })
