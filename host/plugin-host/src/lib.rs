@@ -24,6 +24,7 @@ mod plugin;
 mod pod_view;
 mod probe;
 mod slots;
+mod sockets;
 mod source;
 mod state;
 

@@ -15,12 +15,11 @@ use tokio_rustls::client::TlsStream;
 use wasmtime::component::Resource;
 
 use crate::bindings::{net, types};
+use crate::sockets::MAX_OPEN;
 use crate::state::CallState;
 
 /// Largest single `receive`: a guest asking for more gets this much.
 const MAX_RECEIVE: u32 = 1 << 20;
-/// Connections one call may hold open at once.
-const MAX_OPEN: usize = 16;
 
 /// One open connection, owned by the call's resource table.
 #[derive(Debug)]
@@ -166,9 +165,28 @@ impl net::Host for CallState {
         if !self.may_connect(addr) {
             return Err(self.refuse(format!("connect to {addr} is not granted")));
         }
-        if self.open_connections >= MAX_OPEN {
-            return Err(self.refuse(format!("connect: {MAX_OPEN} connections are open already")));
+        if self.open_sockets() >= MAX_OPEN {
+            return Err(self.refuse(format!(
+                "connect: {MAX_OPEN} sockets and connections are open already"
+            )));
         }
+        if !self.fds.take() {
+            return Err(self.refuse(crate::sockets::over_budget()));
+        }
+        let connected = self.open(addr, tls).await;
+        if connected.is_err() {
+            self.fds.release();
+        }
+        connected
+    }
+}
+
+impl CallState {
+    async fn open(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<net::Tls>,
+    ) -> Result<Resource<Connection>, types::Error> {
         let deadline = self.deadline;
         let tcp = within(
             deadline,
@@ -236,6 +254,7 @@ impl net::HostConnection for CallState {
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(connection)?;
         self.open_connections -= 1;
+        self.fds.release();
         Ok(())
     }
 }

@@ -127,6 +127,8 @@ pub(crate) struct CallState {
     reach: Arc<[Destination]>,
     /// `net` connections the guest holds.
     pub(crate) open_connections: usize,
+    /// Its share of the descriptors all plugins may hold.
+    pub(crate) fds: crate::sockets::FdCharge,
     /// Capabilities the guest tried and was refused, for the error report.
     pub denied: Arc<Mutex<Vec<String>>>,
     pub stderr: MemoryOutputPipe,
@@ -154,23 +156,24 @@ impl CallState {
         let denied = Arc::new(Mutex::new(Vec::new()));
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let mut wasi = WasiCtxBuilder::new();
-        // Nothing is inherited: no env, no args, no stdin/stdout, no name
-        // lookups, no UDP. TCP is on, but every address goes through the check
-        // below, which refuses all that is not granted (and records it).
-        wasi.stderr(stderr.clone())
-            .allow_ip_name_lookup(false)
-            .allow_udp(false)
-            .allow_tcp(true);
-        for dir in &plugin.grant.read_dirs {
-            let guest = dir.to_string_lossy();
-            wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
-                .map_err(|e| format!("granted directory {}: {e}", dir.display()))?;
-        }
         let mut reach = plugin.grant.connect.clone();
         if plugin.grant.target_pod
             && let Some(ip) = target.as_ref().and_then(|t| t.pod_ip)
         {
             reach.push(Destination::Host(ip));
+        }
+        // Nothing is inherited: no env, no args, no stdin/stdout, no name
+        // lookups, no UDP. TCP only with somewhere to connect to, and every
+        // address goes through the check below, which refuses all that is not
+        // granted (and records it).
+        wasi.stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_udp(false)
+            .allow_tcp(!reach.is_empty());
+        for dir in &plugin.grant.read_dirs {
+            let guest = dir.to_string_lossy();
+            wasi.preopened_dir(dir, guest.as_ref(), FsPerms::ReadOnly)
+                .map_err(|e| format!("granted directory {}: {e}", dir.display()))?;
         }
         let reach: Arc<[Destination]> = reach.into();
         let allowed = reach.clone();
@@ -180,9 +183,11 @@ impl CallState {
                 wasmtime_wasi::sockets::SocketAddrUse::TcpConnect => {
                     allowed.iter().any(|d| d.allows(addr))
                 }
-                // Implicit binds before a connect are harmless; listening and
-                // UDP are never granted.
-                wasmtime_wasi::sockets::SocketAddrUse::TcpBind => addr.ip().is_unspecified(),
+                // The implicit bind of a connect (any address, port 0) is
+                // harmless; explicit binds, listening and UDP are never granted.
+                wasmtime_wasi::sockets::SocketAddrUse::TcpBind => {
+                    addr.ip().is_unspecified() && addr.port() == 0
+                }
                 _ => false,
             };
             if !ok && let Ok(mut refused) = refused.lock() {
@@ -205,6 +210,7 @@ impl CallState {
             changes,
             reach,
             open_connections: 0,
+            fds: crate::sockets::FdCharge::default(),
             denied,
             stderr,
             deadline: Instant::now() + deadline,
@@ -213,6 +219,10 @@ impl CallState {
 
     pub(crate) fn memory_limit(&self) -> u64 {
         self.plugin.memory_limit
+    }
+
+    pub(crate) fn reach_is_empty(&self) -> bool {
+        self.reach.is_empty()
     }
 
     pub(crate) fn may_connect(&self, addr: SocketAddr) -> bool {

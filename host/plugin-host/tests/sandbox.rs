@@ -154,8 +154,30 @@ async fn connecting_to_a_host_not_granted_is_denied() {
     let Failure::DeniedCapability(what) = &err.failure else {
         panic!("expected a denied capability, got {err}");
     };
-    assert!(what.contains(&addr.to_string()), "{what}");
+    // Without a connect grant there is no TCP socket at all.
+    assert!(
+        what.contains("a TCP socket: no connect destination is granted"),
+        "{what}"
+    );
     assert_eq!(h.metrics.errors_of("snoop", "admit", "denied"), 1);
+
+    // Granted somewhere else: a socket, but not this address.
+    let elsewhere = h
+        .load(
+            "elsewhere",
+            "hostile",
+            &format!("{body}[capabilities]\nconnect = [\"127.0.0.1:1\"]\n"),
+        )
+        .await
+        .expect("load");
+    let err = elsewhere
+        .admit(&pod("p", &[]), &node(), &[])
+        .await
+        .expect_err("not granted");
+    assert!(
+        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains(&format!("TcpConnect {addr}"))),
+        "{err}"
+    );
 
     // The same plugin with the address granted connects: the denial above was the sandbox.
     let granted = h
@@ -462,7 +484,34 @@ async fn a_plugin_cannot_hoard_connections() {
         .await
         .expect_err("refused past the cap");
     assert!(
-        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains("16 connections are open")),
+        matches!(&err.failure, Failure::DeniedCapability(w)
+            if w.contains("16 sockets and connections are open") && w.contains("held 0 wasi + 16 net")),
+        "{err}"
+    );
+    // WASI sockets and `net` connections share the cap.
+    let both = Handler::TcpSocket(TcpSocketAction {
+        host: Some("wasi-first".into()),
+        port: Port::Number(port),
+    });
+    let err = hoarder
+        .check(&pod, &both, Duration::from_secs(5))
+        .await
+        .expect_err("refused past the cap");
+    assert!(
+        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains("held 8 wasi + 8 net")),
+        "{err}"
+    );
+    // No listening, on any address.
+    let listen = Handler::TcpSocket(TcpSocketAction {
+        host: Some("listen".into()),
+        port: Port::Number(port + 1),
+    });
+    let err = hoarder
+        .check(&pod, &listen, Duration::from_secs(5))
+        .await
+        .expect_err("no listening");
+    assert!(
+        matches!(&err.failure, Failure::DeniedCapability(w) if w.contains("TcpBind 0.0.0.0:")),
         "{err}"
     );
 }

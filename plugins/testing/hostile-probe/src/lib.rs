@@ -1,7 +1,10 @@
 //! Runs the handler's exec command (or `true`) in the probed container through
 //! the host's exec capability, granted or not, and reports what came back.
 //! With a tcpSocket handler, it opens connections to the pod's port and holds
-//! them until the host refuses one.
+//! them until the host refuses one: through the `net` import, or first half
+//! through WASI sockets when the handler's host is `wasi-first`. With the host
+//! `listen`, it tries to listen on the port instead; with `hold`, it keeps
+//! what it holds 300 ms longer after the refusal.
 
 use wasmlet_plugin_sdk::probe::{
     ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, exec, net,
@@ -21,10 +24,38 @@ impl Guest for HostileProbe {
                 Port::Name(_) => 0,
             };
             let address = format!("{}:{port}", target.pod_ip.unwrap_or_default());
+            if action.host.as_deref() == Some("listen") {
+                return match std::net::TcpListener::bind(format!("0.0.0.0:{port}")) {
+                    Ok(_) => Ok(ProbeResult {
+                        outcome: Outcome::Success,
+                        message: format!("listening on {port}"),
+                    }),
+                    Err(e) => Err(Error::Failed(format!("listen on {port}: {e}"))),
+                };
+            }
+            let mut wasi = Vec::new();
+            if action.host.as_deref() == Some("wasi-first") {
+                for _ in 0..8 {
+                    let stream = std::net::TcpStream::connect(&address)
+                        .map_err(|e| Error::Failed(format!("wasi connect {address}: {e}")))?;
+                    wasi.push(stream);
+                }
+            }
             let mut held = Vec::new();
             loop {
-                let connection = net::connect(&address, None)?;
-                held.push(connection);
+                match net::connect(&address, None) {
+                    Ok(connection) => held.push(connection),
+                    Err(e) => {
+                        if action.host.as_deref() == Some("hold") {
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                        }
+                        return Err(Error::Failed(format!(
+                            "held {} wasi + {} net: {e:?}",
+                            wasi.len(),
+                            held.len()
+                        )));
+                    }
+                }
             }
         }
         let command = match handler {
