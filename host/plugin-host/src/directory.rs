@@ -80,41 +80,55 @@ impl PluginSet {
         manifests.sort();
         let mut set = Self::default();
         for manifest in manifests {
-            let name = manifest
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let (mut kind, mut failure_policy) = (None, None);
-            let loaded = async {
-                let mut parsed = Plugin::read_manifest(&manifest)?;
-                kind = Some(parsed.kind);
-                failure_policy = Some(parsed.failure_policy);
-                if !adjust(&name, &mut parsed).map_err(|message| LoadError::Manifest {
-                    path: manifest.clone(),
-                    message,
-                })? {
-                    return Ok(None);
-                }
-                let dir = manifest.parent().unwrap_or(Path::new("."));
-                Plugin::from_manifest(engine, host, metrics, &name, parsed, dir, grants.get(&name))
-                    .await
-                    .map(Some)
-            };
-            match loaded.await {
+            match Self::load_one(engine, host, metrics, &manifest, grants, &adjust).await {
                 Ok(None) => {}
                 Ok(Some(plugin)) => set.plugins.push(Arc::new(plugin)),
-                Err(error) => {
-                    tracing::error!(%error, "plugin skipped");
-                    set.skipped.push(Skipped {
-                        name,
-                        kind,
-                        failure_policy,
-                        error,
-                    });
+                Err(skipped) => {
+                    tracing::error!(error = %skipped.error, "plugin skipped");
+                    set.skipped.push(skipped);
                 }
             }
         }
         Ok(set)
+    }
+
+    /// Loads the plugin of one manifest, as [`Self::load_dir_with`] does
+    /// (`Ok(None)`: `adjust` skipped it); a failure says what the manifest
+    /// could tell about the plugin.
+    pub async fn load_one(
+        engine: &Arc<PluginEngine>,
+        host: &Arc<HostContext>,
+        metrics: &PluginMetrics,
+        manifest: &Path,
+        grants: &BTreeMap<String, Capabilities>,
+        adjust: impl Fn(&str, &mut Manifest) -> Result<bool, String>,
+    ) -> Result<Option<Plugin>, Skipped> {
+        let name = manifest
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (mut kind, mut failure_policy) = (None, None);
+        let loaded = async {
+            let mut parsed = Plugin::read_manifest(manifest)?;
+            kind = Some(parsed.kind);
+            failure_policy = Some(parsed.failure_policy);
+            if !adjust(&name, &mut parsed).map_err(|message| LoadError::Manifest {
+                path: manifest.to_path_buf(),
+                message,
+            })? {
+                return Ok(None);
+            }
+            let dir = manifest.parent().unwrap_or(Path::new("."));
+            Plugin::from_manifest(engine, host, metrics, &name, parsed, dir, grants.get(&name))
+                .await
+                .map(Some)
+        };
+        loaded.await.map_err(|error| Skipped {
+            name: name.clone(),
+            kind,
+            failure_policy,
+            error,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {

@@ -108,6 +108,19 @@ fn effective_config(args: &RunArgs, globals: GlobalOverrides) -> anyhow::Result<
 
 /// Points the built-in sources at what the operator configured, and grants
 /// them exactly that; skips a built-in source the config does not use.
+/// What the agent does to every manifest it loads: the operator's caps, and
+/// the built-in sources' settings from the agent's config.
+fn adjust_manifest(
+    config: &AgentFileConfig,
+    name: &str,
+    manifest: &mut Manifest,
+) -> Result<bool, String> {
+    for narrowed in manifest.cap(&config.plugin_limits.caps()) {
+        tracing::warn!(plugin = %name, "pluginLimits: {narrowed}");
+    }
+    configure_builtin(config, name, manifest)
+}
+
 fn configure_builtin(
     config: &AgentFileConfig,
     name: &str,
@@ -185,8 +198,15 @@ fn url_destination(url: &str) -> Result<String, String> {
         format!("{authority}:{default_port}")
     };
     use std::net::ToSocketAddrs;
-    let addr = with_port
-        .to_socket_addrs()
+    // A name lookup blocks: off the async workers when there are some.
+    let lookup = || with_port.to_socket_addrs();
+    let found = match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(lookup)
+        }
+        _ => lookup(),
+    };
+    let addr = found
         .map_err(|e| format!("staticPodURL {url:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("staticPodURL {url:?}: no address"))?;
@@ -241,12 +261,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
         &plugin_metrics,
         &config.plugin_dir,
         &config.plugin_grants,
-        |name, manifest| {
-            for narrowed in manifest.cap(&config.plugin_limits.caps()) {
-                tracing::warn!(plugin = %name, "pluginLimits: {narrowed}");
-            }
-            configure_builtin(&config, name, manifest)
-        },
+        |name, manifest| adjust_manifest(&config, name, manifest),
     )
     .await
     .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
@@ -284,6 +299,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     agent_config.host_ip = config.node_ip.map(|ip| ip.to_string());
     agent_config.log_root = config.pod_logs_dir.clone();
     (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
+    let failed_sources = agent_config.failed_sources.clone();
     for (source, reason) in &agent_config.failed_sources {
         tracing::error!(%source, "configured pod source is not running; no pod will be removed until it delivers a snapshot: {reason}");
     }
@@ -321,6 +337,41 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     let (updates, config_rx) = mpsc::channel(16);
     let mut tasks = tasks::CoreTasks::default();
     plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
+    let config = Arc::new(config);
+    for (source, _) in &failed_sources {
+        let (engine, host, metrics, config) = (
+            engine.clone(),
+            host.clone(),
+            plugin_metrics.clone(),
+            config.clone(),
+        );
+        let manifest = config.plugin_dir.join(format!("{source}.toml"));
+        let load: plugins::SourceLoader = Box::new(move || {
+            let (engine, host, metrics, config, manifest) = (
+                engine.clone(),
+                host.clone(),
+                metrics.clone(),
+                config.clone(),
+                manifest.clone(),
+            );
+            Box::pin(async move {
+                PluginSet::load_one(
+                    &engine,
+                    &host,
+                    &metrics,
+                    &manifest,
+                    &config.plugin_grants,
+                    |name, manifest| adjust_manifest(&config, name, manifest),
+                )
+                .await
+                .map_err(|skipped| skipped.error.to_string())
+            })
+        });
+        tasks.spawn(
+            format!("pod source {source} (retrying)"),
+            plugins::retry_source(source.clone(), load, updates.clone(), shutdown.clone()),
+        );
+    }
     drop(updates);
     tasks.spawn(
         "http server",

@@ -2,10 +2,12 @@
 //! port, and the pod sources feeding its config channel.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
+use wasmlet_agent::prober::BoxFuture;
 use wasmlet_agent::{SourceMessage, SourceUpdate};
 use wasmlet_plugin_host::{Plugin, SourceEvent, admit_all, config_source, pod_view, types};
 
@@ -61,7 +63,6 @@ impl Admit for PluginAdmission {
 }
 
 /// Starts every source plugin; their snapshots arrive on `updates`, decoded.
-/// A pod that does not decode is reported as a problem of its source.
 pub fn start_sources(
     sources: &[Arc<Plugin>],
     updates: &mpsc::Sender<SourceMessage>,
@@ -69,51 +70,101 @@ pub fn start_sources(
     tasks: &mut super::tasks::CoreTasks,
 ) {
     for plugin in sources {
-        let (events_tx, mut events) = mpsc::channel(4);
         tasks.spawn(
             format!("pod source {}", plugin.name),
-            plugin
-                .clone()
-                .run_source(Arc::new(Notify::new()), events_tx, shutdown.clone()),
-        );
-        let name = plugin.name.clone();
-        let updates = updates.clone();
-        tasks.spawn(
-            format!("pod source {} forwarder", plugin.name),
-            async move {
-                while let Some(event) = events.recv().await {
-                    let snapshot = match event {
-                        SourceEvent::Snapshot(snapshot) => snapshot,
-                        SourceEvent::Failed(error) => {
-                            // The last good snapshot stays in force.
-                            let failed = SourceMessage::Failed {
-                                source: name.clone(),
-                                reason: error.to_string(),
-                            };
-                            if updates.send(failed).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                    };
-                    let mut update = SourceUpdate {
-                        source: name.clone(),
-                        ..Default::default()
-                    };
-                    for pod in snapshot.pods {
-                        match serde_json::from_str::<Pod>(&pod.json) {
-                            Ok(decoded) => update.pods.push(decoded),
-                            Err(e) => update.problems.push((pod.origin, e.to_string())),
-                        }
-                    }
-                    update
-                        .problems
-                        .extend(snapshot.problems.into_iter().map(|p| (p.origin, p.message)));
-                    if updates.send(update.into()).await.is_err() {
-                        return;
-                    }
-                }
-            },
+            run_source(plugin.clone(), updates.clone(), shutdown.clone()),
         );
     }
+}
+
+/// What loads one configured source plugin again (its manifest, as the
+/// agent adjusts it): for a source that did not load or could not be
+/// configured at start.
+pub type SourceLoader =
+    Box<dyn Fn() -> BoxFuture<'static, Result<Option<Plugin>, String>> + Send + Sync>;
+
+/// Retries a configured source that did not start (a truncated component, a
+/// URL whose host did not resolve) with back-off, telling the sync loop each
+/// failure, and runs it once it loads: no restart needed for a repair.
+pub async fn retry_source(
+    name: String,
+    load: SourceLoader,
+    updates: mpsc::Sender<SourceMessage>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const FIRST: Duration = Duration::from_secs(2);
+    const MOST: Duration = Duration::from_secs(60);
+    let mut backoff = FIRST;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MOST);
+        let reason = match load().await {
+            Ok(Some(plugin)) => {
+                tracing::info!(source = %name, "pod source loaded on retry");
+                return run_source(Arc::new(plugin), updates, shutdown).await;
+            }
+            Ok(None) => format!("{name} is no longer configured"),
+            Err(reason) => reason,
+        };
+        let failed = SourceMessage::Failed {
+            source: name.clone(),
+            reason,
+        };
+        if updates.send(failed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one source plugin and forwards its snapshots, decoded; a pod that
+/// does not decode is reported as a problem of its source.
+async fn run_source(
+    plugin: Arc<Plugin>,
+    updates: mpsc::Sender<SourceMessage>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (events_tx, mut events) = mpsc::channel(4);
+    let name = plugin.name.clone();
+    let forward = async move {
+        while let Some(event) = events.recv().await {
+            let snapshot = match event {
+                SourceEvent::Snapshot(snapshot) => snapshot,
+                SourceEvent::Failed(error) => {
+                    // The last good snapshot stays in force.
+                    let failed = SourceMessage::Failed {
+                        source: name.clone(),
+                        reason: error.to_string(),
+                    };
+                    if updates.send(failed).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut update = SourceUpdate {
+                source: name.clone(),
+                ..Default::default()
+            };
+            for pod in snapshot.pods {
+                match serde_json::from_str::<Pod>(&pod.json) {
+                    Ok(decoded) => update.pods.push(decoded),
+                    Err(e) => update.problems.push((pod.origin, e.to_string())),
+                }
+            }
+            update
+                .problems
+                .extend(snapshot.problems.into_iter().map(|p| (p.origin, p.message)));
+            if updates.send(update.into()).await.is_err() {
+                return;
+            }
+        }
+    };
+    // The source ends only at shutdown; the forwarder when it does.
+    tokio::join!(
+        plugin.run_source(Arc::new(Notify::new()), events_tx, shutdown),
+        forward
+    );
 }
