@@ -26,6 +26,8 @@ cargo build --workspace --locked
 # The plugins' pure logic, natively (their components are tested through the host).
 (cd plugins && cargo test --locked --workspace --target "$(rustc -vV | sed -n 's/^host: //p')")
 cargo test --workspace --locked
+# Every fuzz target, for a few seconds each (a real run: scripts/fuzz.sh 1000000).
+scripts/fuzz.sh
 
 # Teardown is part of what is tested: `down` fails if anything leaked.
 if [ -n "$started_node" ]; then

@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod convert;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod status;
 
 use std::future::Future;
