@@ -660,3 +660,60 @@ async fn a_probe_that_finds_no_free_slot_is_unknown_and_restarts_nothing() {
     );
     agent.finish().await;
 }
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn failed_probes(agent: &Daemon, pod: &str) -> u64 {
+    let prefix = format!(
+        "prober_probe_total{{probe_type=\"Readiness\",result=\"failed\",container=\"main\",pod=\"{pod}"
+    );
+    metrics(agent)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn megabytes_of_exec_probe_output_leave_the_agents_memory_flat() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "chatty");
+    let manifest = pod_yaml("chatty", &node.test_image, &["sleep", "3600"], "").replace(
+        "    command: [\"sleep\", \"3600\"]\n",
+        "    command: [\"sleep\", \"3600\"]\n    readinessProbe: {exec: {command: [sh, -c, 'head -c 8000000 /dev/zero; exit 1']}, periodSeconds: 1, timeoutSeconds: 5}\n",
+    );
+    agent.write_manifest("chatty.yaml", &manifest);
+    let pid = agent.pid().expect("running");
+    let wait_for = |n: u64| {
+        let agent = &agent;
+        async move {
+            let give_up = tokio::time::Instant::now() + MINUTE;
+            while failed_probes(agent, "chatty").await < n {
+                assert!(tokio::time::Instant::now() < give_up, "{}", agent.log());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    // Warm: allocator pools and plugin instances are in place.
+    wait_for(5).await;
+    let warm = rss_kib(pid);
+    wait_for(30).await;
+    let after = rss_kib(pid);
+    println!("agent RSS after 5 probes of 8 MB output: {warm} KiB; after 30: {after} KiB");
+    assert!(
+        after <= warm + 24 * 1024,
+        "the agent grew from {warm} KiB to {after} KiB"
+    );
+    let pod = agent.pod("chatty").await.expect("chatty");
+    assert_eq!(first_container(&pod)["ready"], false);
+    agent.finish().await;
+}

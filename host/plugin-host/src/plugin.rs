@@ -51,6 +51,9 @@ pub(crate) enum SlotWait {
     UpTo(Duration),
 }
 
+/// Bytes one host call may take from the guest.
+const HOSTCALL_FUEL: usize = 1 << 20;
+
 /// How many epoch ticks a guest may run before it yields to the executor.
 const YIELD_TICKS: u128 = 10;
 
@@ -370,6 +373,9 @@ impl Plugin {
         )?;
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // What one host call may copy out of the guest (a log line, a send,
+        // a command): the default (128 MiB) is more than any plugin's memory.
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         // The callback below keeps the real deadline; short calls never reach it.
         store.set_epoch_deadline(u64::try_from(YIELD_TICKS).unwrap_or(1));
         store.epoch_deadline_callback(|ctx| {

@@ -21,6 +21,11 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_secs(600);
 const STDERR_BYTES: usize = 64 * 1024;
 const MAX_LOG_MESSAGE: usize = 4096;
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+const MAX_RESOURCES: usize = 10_000;
+/// What the guest gets of an exec's stdout and of its stderr: enough for any
+/// probe or hook (the kubelet keeps 10 KiB of probe output), however much
+/// the container printed.
+pub(crate) const MAX_EXEC_OUTPUT: usize = 64 * 1024;
 
 /// What one plugin is, for its calls.
 #[derive(Debug)]
@@ -198,7 +203,13 @@ impl CallState {
         let limit = usize::try_from(plugin.memory_limit).unwrap_or(usize::MAX);
         Ok(Self {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: {
+                // Host-side resources (streams, sockets, connections) a
+                // guest may hold at once.
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
             limiter: MemoryCap {
                 limit,
                 total: 0,
@@ -298,11 +309,15 @@ impl exec::Host for CallState {
         };
         let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
         match runner.exec(&target.container_id, &command, timeout).await {
-            Ok(out) => Ok(exec::ExecOutput {
-                stdout: out.stdout,
-                stderr: out.stderr,
-                exit_code: out.exit_code,
-            }),
+            Ok(mut out) => {
+                out.stdout.truncate(MAX_EXEC_OUTPUT);
+                out.stderr.truncate(MAX_EXEC_OUTPUT);
+                Ok(exec::ExecOutput {
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                    exit_code: out.exit_code,
+                })
+            }
             Err(e) if e.kind == ErrorKind::DeadlineExceeded => Err(types::Error::Failed(format!(
                 "exec: command still running after {timeout_ms} ms"
             ))),

@@ -515,3 +515,64 @@ async fn a_plugin_cannot_hoard_connections() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_host_call_carrying_megabytes_traps_and_the_next_call_succeeds() {
+    let h = Harness::new("bigcall");
+    let plugin = h.hostile("shouter", "").await;
+    let err = plugin
+        .admit(&pod("loud", &[("mode", "bigcall")]), &node(), &[])
+        .await
+        .expect_err("4 MiB in one host call is over the fuel");
+    assert!(matches!(err.failure, Failure::Trap(_)), "{err}");
+    assert_eq!(err.plugin, "shouter");
+    assert!(
+        plugin
+            .admit(&pod("calm", &[]), &node(), &[])
+            .await
+            .expect("contained")
+            .admit
+    );
+}
+
+#[tokio::test]
+async fn exec_output_reaches_the_plugin_bounded() {
+    let (runtime, container) = support::running_container().await;
+    // A container that prints 8 MiB.
+    runtime.on_exec(|_, _| wasmlet_core::ExecOutput {
+        stdout: vec![b'x'; 8 << 20],
+        stderr: vec![b'y'; 8 << 20],
+        exit_code: 1,
+    });
+    let h = Harness::with_host(
+        "execbig",
+        HostContext {
+            node_name: "test-node".into(),
+            exec: Some(std::sync::Arc::new(runtime.clone())),
+        },
+    );
+    let probe = "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\nexec = true\n";
+    let plugin = h
+        .load("chatty", "hostile_probe", probe)
+        .await
+        .expect("load");
+    let result = plugin
+        .check(
+            &target(container.as_str()),
+            &Handler::Exec(vec!["yes".into()]),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("checked");
+    assert_eq!(result.outcome, Outcome::Failure);
+    assert!(
+        result.message.starts_with("exit 1 (got 65536 bytes)"),
+        "{}",
+        &result.message[..40.min(result.message.len())]
+    );
+    assert!(
+        result.message.len() <= 10 * 1024 + 64,
+        "{}",
+        result.message.len()
+    );
+}

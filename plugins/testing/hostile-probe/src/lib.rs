@@ -70,8 +70,9 @@ impl Guest for HostileProbe {
                 Outcome::Failure
             },
             message: format!(
-                "exit {}: {}",
+                "exit {} (got {} bytes): {}",
                 out.exit_code,
+                out.stdout.len(),
                 String::from_utf8_lossy(&out.stdout)
             )
             .trim_end()

@@ -10,7 +10,8 @@ use wasmlet_plugin_sdk::admission::{self, Decision, Error, Guest, NodeInfo, Pod,
 
 #[derive(Deserialize)]
 struct Settings {
-    /// ok | loop | alloc | panic | fs | connect (a pod label `mode` overrides it)
+    /// ok | loop | alloc | panic | fs | connect | bigcall (a pod label `mode`
+    /// overrides it)
     mode: String,
     /// fs: the granted directory to try to escape from.
     #[serde(default)]
@@ -72,6 +73,11 @@ impl Guest for Hostile {
                 }
             }
             "panic" => panic!("hostile plugin panics on purpose"),
+            // One host call carrying 4 MiB.
+            "bigcall" => {
+                host::info("x".repeat(4 << 20));
+                Ok(admission::admit())
+            }
             "fs" => {
                 let report = probe_files(&settings.dir);
                 let message =
