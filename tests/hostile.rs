@@ -717,3 +717,43 @@ async fn megabytes_of_exec_probe_output_leave_the_agents_memory_flat() {
     assert_eq!(first_container(&pod)["ready"], false);
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_plugin_hoarding_sockets_gets_sixteen_and_cannot_listen() {
+    let node = Node::from_env();
+    // The tcpSocket probe handler replaced by one that hoards sockets
+    // (plugins/testing/hostile-probe), granted only the probed pod's IP.
+    let mut agent = Daemon::new(&node, "hoarder", "").with_private_plugins();
+    let wasm = wasmlet_tests::daemon::repo()
+        .join("plugins/target/wasm32-wasip2/release/hostile_probe.wasm");
+    std::fs::copy(&wasm, agent.plugin_dir().join("probe-tcp-socket.wasm")).expect("wasm");
+    agent.start();
+    let manifest = pod_yaml(
+        "hoarder",
+        &node.test_image,
+        &["sh", "-c", "echo ok > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"],
+        "",
+    )
+    .replace(
+        "    command: [",
+        "    readinessProbe: {tcpSocket: {host: wasi-first, port: 8080}, periodSeconds: 1}\n    livenessProbe: {tcpSocket: {host: listen, port: 9090}, periodSeconds: 1}\n    command: [",
+    );
+    agent.write_manifest("hoarder.yaml", &manifest);
+    // WASI sockets and `net` share one cap of 16.
+    agent.wait_log("held 8 wasi + 8 net", MINUTE).await;
+    // No listening: the bind is refused, and nothing listens on 9090.
+    agent.wait_log("TcpBind 0.0.0.0:9090", MINUTE).await;
+    let listening = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    assert!(
+        !listening
+            .lines()
+            .any(|l| l.contains(":2382 ") && l.contains(" 0A ")),
+        "{listening}"
+    );
+    // A probe that could not run restarts nothing; the agent is fine.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = agent.pod("hoarder").await.expect("hoarder");
+    assert_eq!(restarts(&pod), 0, "{pod}");
+    assert_eq!(agent.get_text("/healthz").await.as_deref(), Some("ok"));
+    agent.finish().await;
+}
