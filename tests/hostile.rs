@@ -757,3 +757,40 @@ async fn a_probe_plugin_hoarding_sockets_gets_sixteen_and_cannot_listen() {
     assert_eq!(agent.get_text("/healthz").await.as_deref(), Some("ok"));
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_task_that_dies_takes_the_process_down_and_no_pod() {
+    let node = Node::from_env();
+    let mut agent = Daemon::started(&node, "zombie");
+    agent.add_pod("stays", &node.test_image, &["sleep", "3600"]);
+    agent
+        .wait_pod("stays", MINUTE, |p| phase(p) == "Running")
+        .await;
+    for task in ["http server", "agent", "pod source file-source"] {
+        agent.terminate();
+        // A debug build's failpoint: the task panics a second after start.
+        agent.env = vec![("WASMLET_FAIL_TASK".into(), task.into())];
+        agent.start();
+        let status = agent
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("still running with {task} dead:\n{}", agent.log()));
+        assert!(!status.success(), "{task}: {status}");
+        assert!(
+            agent
+                .log()
+                .contains(&format!("core task {task} panicked: failpoint")),
+            "{}",
+            agent.log()
+        );
+        assert_eq!(agent.runtime_objects().await, (1, 1), "the pod runs on");
+    }
+    // Started again as a service manager would: the pod is adopted as it was.
+    agent.env.clear();
+    agent.start();
+    let pod = agent
+        .wait_pod("stays", MINUTE, |p| phase(p) == "Running")
+        .await;
+    assert_eq!(restarts(&pod), 0);
+    agent.finish().await;
+}

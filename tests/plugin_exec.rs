@@ -78,7 +78,7 @@ async fn exec_runs_in_the_target_container_and_only_when_granted() {
         .expect("exec granted");
     assert_eq!(
         (seen.outcome, seen.message.as_str()),
-        (Outcome::Success, "exit 0: marker")
+        (Outcome::Success, "exit 0 (got 7 bytes): marker")
     );
     let failing = granted
         .check(
@@ -90,7 +90,7 @@ async fn exec_runs_in_the_target_container_and_only_when_granted() {
         .expect("exec granted");
     assert_eq!(
         (failing.outcome, failing.message.as_str()),
-        (Outcome::Failure, "exit 3:")
+        (Outcome::Failure, "exit 3 (got 0 bytes):")
     );
 
     let refused = load(&host, false).await;

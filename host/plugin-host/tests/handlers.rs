@@ -362,3 +362,59 @@ async fn http_and_sleep_hooks() {
         .expect_err("cut at the grace");
     assert!(matches!(cut.failure, Failure::Deadline(_)), "{cut}");
 }
+
+// Two workers: the hook holding the slot sleeps beside the one waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hooks_wait_for_a_slot_comes_out_of_a_pre_stop_grace_only() {
+    let h = Harness::new("hookslot");
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/builtin/hook-sleep/hook-sleep.toml");
+    let body = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace("concurrency = 64", "concurrency = 1");
+    let sleep = Arc::new(
+        h.load("hook-sleep", "hook_sleep", &body)
+            .await
+            .expect("load"),
+    );
+    let hold_the_slot = || {
+        let sleep = sleep.clone();
+        tokio::spawn(async move {
+            sleep
+                .run_hook(&target(1), &Handler::Sleep(1), false, SECOND * 5)
+                .await
+        })
+    };
+    let holder = hold_the_slot();
+    while sleep.busy_slots() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // postStart: about 1 s in the queue, then its own 1.5 s to sleep 1 s.
+    sleep
+        .run_hook(
+            &target(1),
+            &Handler::Sleep(1),
+            false,
+            Duration::from_millis(1500),
+        )
+        .await
+        .expect("a postStart hook's time starts when it runs");
+    holder.await.expect("join").expect("slept");
+
+    let holder = hold_the_slot();
+    while sleep.busy_slots() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // preStop: the same 1.5 s is the grace, queue included.
+    let cut = sleep
+        .run_hook(
+            &target(1),
+            &Handler::Sleep(1),
+            true,
+            Duration::from_millis(1500),
+        )
+        .await
+        .expect_err("the queue took most of the grace");
+    assert!(matches!(cut.failure, Failure::Deadline(_)), "{cut}");
+    holder.await.expect("join").expect("slept");
+}

@@ -19,8 +19,9 @@ impl CoreTasks {
         name: impl Into<String>,
         task: impl Future<Output = ()> + Send + 'static,
     ) {
-        let handle = self.set.spawn(task);
-        self.names.insert(handle.id(), name.into());
+        let name = name.into();
+        let handle = self.set.spawn(failpoint(&name, task));
+        self.names.insert(handle.id(), name);
     }
 
     /// Waits for the first task to end: its name and how it ended. Never
@@ -40,6 +41,24 @@ impl CoreTasks {
     /// Waits for every task (after shutdown was signalled).
     pub async fn join_all(&mut self) {
         while self.set.join_next().await.is_some() {}
+    }
+}
+
+/// Debug builds only: `WASMLET_FAIL_TASK=<name>` makes that core task panic
+/// a second after it starts, so the real binary's tests can show what a
+/// dying core task does to the process (and to the pods: nothing).
+fn failpoint(
+    name: &str,
+    task: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let fail = cfg!(debug_assertions)
+        && std::env::var("WASMLET_FAIL_TASK").is_ok_and(|wanted| wanted == name);
+    async move {
+        if fail {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            panic!("failpoint WASMLET_FAIL_TASK");
+        }
+        task.await;
     }
 }
 
