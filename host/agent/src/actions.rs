@@ -4,7 +4,8 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 use wasmlet_core::{ContainerId, ContainerState, ContainerStatus, SandboxId, SandboxState};
 
-use crate::prober::ProbeType;
+use crate::pod_ext::ContainerExt;
+use crate::prober::results::ProbeState;
 use crate::runtime_pod::{CONTAINER_HASH, RuntimePod, container_hash};
 
 /// A container to stop, and why (for the Killing event).
@@ -45,20 +46,6 @@ impl PodActions {
             && self.start.is_empty()
             && self.kill.is_empty()
     }
-}
-
-/// What the prober knows of the running containers.
-pub trait ProbeState {
-    /// The liveness or startup probe that failed, if one did: the container must go.
-    fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType>;
-    /// Whether the container's startup probe has passed.
-    fn started(&self, id: &ContainerId) -> bool;
-}
-
-/// An init container with `restartPolicy: Always` (a native sidecar): it runs
-/// beside the app containers, restarted whenever it stops.
-pub fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// A running container that must be replaced (a failed probe, a changed
@@ -187,7 +174,7 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
     if !app_started {
         for (i, init) in inits.iter().enumerate() {
             let latest = runtime.latest(&init.name).0;
-            if is_sidecar(init) {
+            if init.is_sidecar() {
                 match latest {
                     Some(s) if s.state == ContainerState::Running => {
                         if let Some((kill, _)) = replacement(init, s, probes, true) {
@@ -262,7 +249,7 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
     }
     // Sidecars come back whenever they stop, whatever the pod's policy.
     if app_started {
-        for (i, init) in inits.iter().enumerate().filter(|(_, c)| is_sidecar(c)) {
+        for (i, init) in inits.iter().enumerate().filter(|(_, c)| c.is_sidecar()) {
             match runtime.latest(&init.name).0 {
                 Some(s) if s.state == ContainerState::Running => {
                     if let Some((kill, _)) = replacement(init, s, probes, true) {
@@ -280,6 +267,7 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prober::ProbeType;
     use crate::runtime_pod::RESTART_COUNT;
     use k8s_openapi::api::core::v1::PodSpec;
     use std::time::{Duration, SystemTime};

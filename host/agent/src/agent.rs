@@ -11,16 +11,17 @@ use wasmlet_core::Runtime;
 use crate::admission::Admit;
 use crate::cache::PodCache;
 use crate::events::Recorder;
+use crate::handlers::ContainerHandlers;
 use crate::health::Heartbeat;
 use crate::metrics::AgentMetrics;
 use crate::metrics::SourceLabels;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_sync::{PodSyncer, SyncConfig};
 use crate::pod_workers::{PodWorkers, WorkerContext};
-use crate::prober::{ContainerHandlers, ProbeResults, Prober, ProberContext, ProberMetrics};
+use crate::prober::{ProbeResults, ProbeUpdate, Prober, ProberContext, ProberMetrics};
 use crate::sources::{ConfigMux, SourceReadiness, SourceState};
 use crate::statuses::PodStatuses;
-use crate::sync_loop::{LoopInputs, LoopTimings, ProbeUpdate, SourceMessage, SyncLoop};
+use crate::sync_loop::{LoopInputs, LoopTimings, SourceMessage, SyncLoop};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {

@@ -17,10 +17,13 @@ use wasmlet_core::{
 use crate::actions::{self, PodActions};
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
-use crate::prober::{ContainerHandlers, HandlerTarget, ProbeResults};
+use crate::handlers::{ContainerHandlers, HandlerTarget};
+use crate::pod_ext::ContainerExt;
+use crate::prober::results::ProbeResults;
 use crate::runtime_pod::{
     RuntimePod, container_config, finished_at, grace_period_seconds, restart_count, sandbox_config,
 };
+use crate::status::Waiting;
 
 /// The kubelet's floor for a grace period.
 pub const MIN_GRACE: Duration = Duration::from_secs(2);
@@ -32,14 +35,6 @@ pub struct SyncConfig {
     pub agent: String,
     pub log_root: PathBuf,
     pub runtime_handler: String,
-}
-
-/// Why a container is not running, as its status should say (ErrImagePull,
-/// CrashLoopBackOff, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiting {
-    pub reason: String,
-    pub message: String,
 }
 
 /// What a pod worker remembers between syncs.
@@ -532,7 +527,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let sidecars: Vec<&str> = spec_containers(pod)
             .0
             .iter()
-            .filter(|c| actions::is_sidecar(c))
+            .filter(|c| c.is_sidecar())
             .map(|c| c.name.as_str())
             .collect();
         let pod_ip = runtime.latest_sandbox().and_then(|s| s.ip);

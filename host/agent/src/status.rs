@@ -10,10 +10,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use wasmlet_core::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
 
-use crate::actions::is_sidecar;
-use crate::pod_sync::Waiting;
-use crate::prober::{ProbeResults, ProbeType};
+use crate::pod_ext::ContainerExt;
+use crate::prober::results::{ProbeResults, ProbeType};
 use crate::runtime_pod::{RuntimePod, restart_count};
+
+/// Why a container is not running, as its status should say (ErrImagePull,
+/// CrashLoopBackOff, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub reason: String,
+    pub message: String,
+}
 
 /// The pod phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +82,7 @@ pub fn pod_phase(
     let init_containers = spec.init_containers.as_deref().unwrap_or_default();
 
     let (mut pending_init, mut failed_init) = (0, 0);
-    for c in init_containers.iter().filter(|c| !is_sidecar(c)) {
+    for c in init_containers.iter().filter(|c| !c.is_sidecar()) {
         match status_of(init_statuses, &c.name) {
             Some(s) if exit_code(s) == Some(0) => {}
             Some(s) if exit_code(s).is_some() => failed_init += 1,
@@ -88,7 +95,7 @@ pub fn pod_phase(
 
     let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
     // Sidecars count once they are up; before that they hold the pod in Pending.
-    for c in init_containers.iter().filter(|c| is_sidecar(c)) {
+    for c in init_containers.iter().filter(|c| c.is_sidecar()) {
         match status_of(init_statuses, &c.name) {
             None => unknown += 1,
             Some(s) if is_running(s) => running += 1,
@@ -355,7 +362,7 @@ pub fn pod_conditions(
         .iter()
         .filter(|c| match status_of(init_statuses, &c.name) {
             None => true,
-            Some(s) if is_sidecar(c) => !is_running(s) && s.started != Some(true),
+            Some(s) if c.is_sidecar() => !is_running(s) && s.started != Some(true),
             Some(s) => exit_code(s) != Some(0),
         })
         .map(|c| c.name.as_str())
@@ -375,7 +382,7 @@ pub fn pod_conditions(
 
     let unready: Vec<&str> = init_containers
         .iter()
-        .filter(|c| is_sidecar(c))
+        .filter(|c| c.is_sidecar())
         .filter(|c| !status_of(init_statuses, &c.name).is_some_and(is_ready))
         .chain(
             containers

@@ -17,7 +17,7 @@ use crate::health::Heartbeat;
 use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
-use crate::prober::Prober;
+use crate::prober::{ProbeUpdate, Prober};
 use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
 use crate::sources::{ConfigMux, Op, SourceReadiness, SourceState, full_name};
 use crate::status::rejected_status;
@@ -48,13 +48,6 @@ impl From<SourceUpdate> for SourceMessage {
     fn from(update: SourceUpdate) -> Self {
         Self::Snapshot(update)
     }
-}
-
-/// A probe result that changed: the pod needs a sync (a restart, or readiness).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeUpdate {
-    pub uid: PodUid,
-    pub container: String,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -7,10 +7,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
-use wasmlet_agent::metrics::AgentMetrics;
-use wasmlet_agent::prober::{
+use wasmlet_agent::handlers::{
     BoxFuture, Checked, ContainerHandlers, HandlerTarget, NoHandlers, Outcome,
 };
+use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
 use wasmlet_core::{
     ContainerFilter, ContainerRuntime, ContainerState, SandboxFilter, SandboxRuntime,

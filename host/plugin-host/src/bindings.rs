@@ -26,7 +26,7 @@ wasmtime::component::bindgen!({
         "wasmlet:plugin/changes.wait": async,
         "wasmlet:plugin/net": async,
     },
-    with: { "wasmlet:plugin/net.connection": crate::net::Connection },
+    with: { "wasmlet:plugin/net.connection": crate::connection::Connection },
     exports: { default: async },
 });
 

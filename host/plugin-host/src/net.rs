@@ -8,50 +8,17 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use wasmtime::component::Resource;
 
 use crate::bindings::{net, types};
+use crate::connection::Connection;
 use crate::sockets::MAX_OPEN;
 use crate::state::CallState;
 
 /// Largest single `receive`: a guest asking for more gets this much.
 const MAX_RECEIVE: u32 = 1 << 20;
-
-/// One open connection, owned by the call's resource table.
-#[derive(Debug)]
-pub enum Connection {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Connection {
-    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Self::Plain(s) => s.write_all(data).await,
-            Self::Tls(s) => {
-                s.write_all(data).await?;
-                // rustls buffers records until flushed.
-                s.flush().await
-            }
-        }
-    }
-
-    async fn receive(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(buf).await,
-            Self::Tls(s) => match s.read(buf).await {
-                // Many servers close without a TLS close_notify; for a
-                // request/response client that is just the end.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
-        }
-    }
-}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -171,7 +138,7 @@ impl net::Host for CallState {
             )));
         }
         if !self.fds.take() {
-            return Err(self.refuse(crate::sockets::over_budget()));
+            return Err(self.refuse(crate::fd_budget::over_budget()));
         }
         let connected = self.open(addr, tls).await;
         if connected.is_err() {

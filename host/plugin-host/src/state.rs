@@ -133,7 +133,7 @@ pub(crate) struct CallState {
     /// `net` connections the guest holds.
     pub(crate) open_connections: usize,
     /// Its share of the descriptors all plugins may hold.
-    pub(crate) fds: crate::sockets::FdCharge,
+    pub(crate) fds: crate::fd_budget::FdCharge,
     /// Capabilities the guest tried and was refused, for the error report.
     pub denied: Arc<Mutex<Vec<String>>>,
     pub stderr: MemoryOutputPipe,
@@ -221,7 +221,7 @@ impl CallState {
             changes,
             reach,
             open_connections: 0,
-            fds: crate::sockets::FdCharge::default(),
+            fds: crate::fd_budget::FdCharge::default(),
             denied,
             stderr,
             deadline: Instant::now() + deadline,

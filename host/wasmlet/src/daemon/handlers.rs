@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LifecycleHandler, Probe};
-use wasmlet_agent::prober::{BoxFuture, Checked, ContainerHandlers, HandlerTarget, Outcome};
+use wasmlet_agent::handlers::{BoxFuture, Checked, ContainerHandlers, HandlerTarget, Outcome};
 use wasmlet_plugin_host::{
     Failure, Kind, Plugin, PluginSet, container_ports, lifecycle_handler, probe_handler, types,
 };

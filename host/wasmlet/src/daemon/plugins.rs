@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
-use wasmlet_agent::prober::BoxFuture;
+use wasmlet_agent::handlers::BoxFuture;
 use wasmlet_agent::{SourceMessage, SourceUpdate};
 use wasmlet_plugin_host::{Plugin, SourceEvent, admit_all, config_source, pod_view, types};
 

@@ -3,14 +3,13 @@
 //! [`ContainerHandlers`] port (in the daemon: probe plugins) decides *how*.
 //! Changed results reach the sync loop through its probe channel.
 
+pub mod results;
+
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,145 +19,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use wasmlet_core::{ContainerId, PodUid};
 
-use crate::actions::is_sidecar;
 use crate::events::{EventType, Recorder};
+use crate::handlers::{ContainerHandlers, HandlerTarget, Outcome};
+use crate::pod_ext::ContainerExt;
 use crate::statuses::PodStatuses;
-use crate::sync_loop::ProbeUpdate;
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProbeType {
-    Liveness,
-    Readiness,
-    Startup,
-}
-
-impl ProbeType {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Liveness => "Liveness",
-            Self::Readiness => "Readiness",
-            Self::Startup => "Startup",
-        }
-    }
-
-    /// This probe of `container`, if it has one.
-    pub fn of(self, container: &Container) -> Option<&Probe> {
-        match self {
-            Self::Liveness => container.liveness_probe.as_ref(),
-            Self::Readiness => container.readiness_probe.as_ref(),
-            Self::Startup => container.startup_probe.as_ref(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-    /// The check could not be carried out; the result is thrown away.
-    Unknown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
-    pub outcome: Outcome,
-    pub message: String,
-}
-
-/// The container a probe or hook is about.
-#[derive(Debug, Clone)]
-pub struct HandlerTarget {
-    pub pod_name: String,
-    pub pod_namespace: String,
-    pub pod_uid: String,
-    pub pod_ip: Option<IpAddr>,
-    pub container_name: String,
-    pub container_id: ContainerId,
-    pub ports: Vec<ContainerPort>,
-}
-
-impl HandlerTarget {
-    pub fn new(pod: &Pod, container: &Container, id: ContainerId, pod_ip: Option<IpAddr>) -> Self {
-        Self {
-            pod_name: pod.metadata.name.clone().unwrap_or_default(),
-            pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
-            pod_ip,
-            container_name: container.name.clone(),
-            container_id: id,
-            ports: container.ports.clone().unwrap_or_default(),
-        }
-    }
-}
-
-/// How probes and lifecycle hooks are carried out.
-pub trait ContainerHandlers: Send + Sync + 'static {
-    /// One check; one still running at `timeout` is a failure.
-    fn probe<'a>(
-        &'a self,
-        target: &'a HandlerTarget,
-        probe: &'a Probe,
-        timeout: Duration,
-    ) -> BoxFuture<'a, Checked>;
-
-    /// A postStart or preStop handler, cut off after `within`.
-    fn hook<'a>(
-        &'a self,
-        target: &'a HandlerTarget,
-        handler: &'a LifecycleHandler,
-        pre_stop: bool,
-        within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>>;
-}
-
-/// Probe results by container (the kubelet's results managers).
-#[derive(Debug, Default)]
-pub struct ProbeResults {
-    results: Mutex<HashMap<(ContainerId, ProbeType), bool>>,
-}
-
-impl ProbeResults {
-    pub fn get(&self, id: &ContainerId, kind: ProbeType) -> Option<bool> {
-        self.results
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(id.clone(), kind))
-            .copied()
-    }
-
-    /// Records a result; true if it changed.
-    fn set(&self, id: &ContainerId, kind: ProbeType, ok: Option<bool>) -> bool {
-        let mut results = self.results.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (id.clone(), kind);
-        let before = results.get(&key).copied();
-        match ok {
-            Some(ok) => results.insert(key, ok),
-            None => results.remove(&key),
-        };
-        before != ok
-    }
-
-    fn forget(&self, id: &ContainerId) {
-        self.results
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(c, _), _| c != id);
-    }
-}
-
-impl crate::actions::ProbeState for ProbeResults {
-    fn unhealthy(&self, id: &ContainerId) -> Option<ProbeType> {
-        [ProbeType::Liveness, ProbeType::Startup]
-            .into_iter()
-            .find(|kind| self.get(id, *kind) == Some(false))
-    }
-
-    fn started(&self, id: &ContainerId) -> bool {
-        self.get(id, ProbeType::Startup) == Some(true)
-    }
-}
+pub use results::{ProbeResults, ProbeState, ProbeType, ProbeUpdate};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ProbeLabels {
@@ -261,7 +126,7 @@ impl Prober {
             .init_containers
             .iter()
             .flatten()
-            .filter(|c| is_sidecar(c));
+            .filter(|c| c.is_sidecar());
         for container in sidecars.chain(&spec.containers) {
             for kind in [
                 ProbeType::Startup,
@@ -478,36 +343,5 @@ async fn probe_worker(
             on_hold = true;
             run = 0;
         }
-    }
-}
-
-/// Answers every probe and hook with "not configured": an agent without
-/// handler plugins.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoHandlers;
-
-impl ContainerHandlers for NoHandlers {
-    fn probe<'a>(
-        &'a self,
-        _target: &'a HandlerTarget,
-        _probe: &'a Probe,
-        _timeout: Duration,
-    ) -> BoxFuture<'a, Checked> {
-        Box::pin(async {
-            Checked {
-                outcome: Outcome::Unknown,
-                message: "no probe handlers are configured".into(),
-            }
-        })
-    }
-
-    fn hook<'a>(
-        &'a self,
-        _target: &'a HandlerTarget,
-        _handler: &'a LifecycleHandler,
-        _pre_stop: bool,
-        _within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Err("no lifecycle hook handlers are configured".into()) })
     }
 }

@@ -1,0 +1,104 @@
+//! The container-handlers port: how probes and lifecycle hooks are carried
+//! out (in the daemon: probe and hook plugins). Next to the admission port;
+//! the prober decides *when* to probe, a [`ContainerHandlers`] *how*.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
+use wasmlet_core::ContainerId;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// The check could not be carried out; the result is thrown away.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+/// The container a probe or hook is about.
+#[derive(Debug, Clone)]
+pub struct HandlerTarget {
+    pub pod_name: String,
+    pub pod_namespace: String,
+    pub pod_uid: String,
+    pub pod_ip: Option<IpAddr>,
+    pub container_name: String,
+    pub container_id: ContainerId,
+    pub ports: Vec<ContainerPort>,
+}
+
+impl HandlerTarget {
+    pub fn new(pod: &Pod, container: &Container, id: ContainerId, pod_ip: Option<IpAddr>) -> Self {
+        Self {
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            pod_ip,
+            container_name: container.name.clone(),
+            container_id: id,
+            ports: container.ports.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// How probes and lifecycle hooks are carried out.
+pub trait ContainerHandlers: Send + Sync + 'static {
+    /// One check; one still running at `timeout` is a failure.
+    fn probe<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        probe: &'a Probe,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Checked>;
+
+    /// A postStart or preStop handler, cut off after `within`.
+    fn hook<'a>(
+        &'a self,
+        target: &'a HandlerTarget,
+        handler: &'a LifecycleHandler,
+        pre_stop: bool,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Answers every probe and hook with "not configured": an agent without
+/// handler plugins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHandlers;
+
+impl ContainerHandlers for NoHandlers {
+    fn probe<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _probe: &'a Probe,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Checked> {
+        Box::pin(async {
+            Checked {
+                outcome: Outcome::Unknown,
+                message: "no probe handlers are configured".into(),
+            }
+        })
+    }
+
+    fn hook<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _handler: &'a LifecycleHandler,
+        _pre_stop: bool,
+        _within: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("no lifecycle hook handlers are configured".into()) })
+    }
+}
