@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::pod_ext::PodExt;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::task::JoinHandle;
 
@@ -43,7 +44,7 @@ impl Admit for AdmitAll {
 }
 
 fn uid(pod: &Pod) -> &str {
-    pod.metadata.uid.as_deref().unwrap_or_default()
+    pod.uid_str()
 }
 
 /// Pods waiting to be admitted, judged one at a time and in order (each

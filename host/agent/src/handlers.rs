@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::pod_ext::PodExt;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
 use wasmlet_core::ContainerId;
 
@@ -43,7 +44,7 @@ impl HandlerTarget {
         Self {
             pod_name: pod.metadata.name.clone().unwrap_or_default(),
             pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            pod_uid: pod.uid_str().to_owned(),
             pod_ip,
             container_name: container.name.clone(),
             container_id: id,

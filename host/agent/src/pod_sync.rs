@@ -18,7 +18,7 @@ use crate::actions::{self, PodActions};
 use crate::backoff::Backoff;
 use crate::events::{EventType, Recorder};
 use crate::handlers::{ContainerHandlers, HandlerTarget};
-use crate::pod_ext::ContainerExt;
+use crate::pod_ext::{ContainerExt, PodExt};
 use crate::prober::results::ProbeResults;
 use crate::runtime_pod::{
     RuntimePod, container_config, finished_at, grace_period_seconds, restart_count, sandbox_config,
@@ -249,7 +249,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                     "back-off {delay:?} restarting failed container={name} pod={}_{}({})",
                     pod.metadata.name.as_deref().unwrap_or_default(),
                     pod.metadata.namespace.as_deref().unwrap_or_default(),
-                    pod.metadata.uid.as_deref().unwrap_or_default(),
+                    pod.uid_str(),
                 );
                 if state
                     .waiting

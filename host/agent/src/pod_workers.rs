@@ -14,6 +14,7 @@ use wasmlet_core::{PodUid, Runtime};
 
 use crate::cache::PodCache;
 use crate::metrics::{AgentMetrics, OperationLabels};
+use crate::pod_ext::PodExt;
 use crate::pod_sync::{PodState, PodSyncer, pod_grace};
 use crate::runtime_pod::{RuntimePod, inspect};
 use crate::status::{StatusInput, api_status, time};
@@ -111,7 +112,7 @@ impl<R: Runtime + 'static> PodWorkers<R> {
 
     /// Hands `pod` to its worker, starting one if needed.
     pub fn update(&mut self, pod: Arc<Pod>, kind: UpdateKind) {
-        let uid: PodUid = pod.metadata.uid.clone().unwrap_or_default().into();
+        let uid = pod.pod_uid();
         let operation = match kind {
             UpdateKind::Create => "create",
             UpdateKind::Update => "update",

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::pod_ext::PodExt;
 use k8s_openapi::api::core::v1::Pod;
 
 /// What happened to the pods of one update, in the order the kubelet sends them.
@@ -51,15 +52,11 @@ pub struct Merge {
 
 /// `name_namespace`, the kubelet's full name of a pod.
 pub fn full_name(pod: &Pod) -> String {
-    format!(
-        "{}_{}",
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or("default")
-    )
+    pod.full_name()
 }
 
 fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_default()
+    pod.uid_str().to_owned()
 }
 
 /// What the agent builds names and paths from, checked whatever the source.
@@ -78,9 +75,9 @@ fn validate_identity(pod: &Pod) -> Result<(), String> {
         .enumerate()
         .map(|(i, c)| ("containers", i, c.name.as_str()));
     wasmlet_core::identity::validate_pod_identity(
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.uid.as_deref().unwrap_or_default(),
+        pod.name_str(),
+        pod.namespace_or_default(),
+        pod.uid_str(),
         init.chain(app),
     )
 }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use wasmlet_core::PodUid;
 
+use crate::pod_ext::PodExt;
 use crate::status::time;
 
 #[derive(Debug, Default)]
@@ -17,7 +18,7 @@ pub struct PodStatuses {
 }
 
 fn uid_of(pod: &Pod) -> PodUid {
-    pod.metadata.uid.clone().unwrap_or_default().into()
+    pod.pod_uid()
 }
 
 impl PodStatuses {

@@ -16,6 +16,7 @@ use crate::events::{EventType, Recorder};
 use crate::health::Heartbeat;
 use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
+use crate::pod_ext::PodExt;
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::{ProbeUpdate, Prober};
 use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
@@ -98,7 +99,7 @@ pub struct SyncLoop<R, A> {
 }
 
 fn uid_of(pod: &Pod) -> PodUid {
-    pod.metadata.uid.clone().unwrap_or_default().into()
+    pod.pod_uid()
 }
 
 impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
@@ -333,7 +334,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             "Scheduled",
             format!(
                 "Successfully assigned {}/{} to {}",
-                pod.metadata.namespace.as_deref().unwrap_or("default"),
+                pod.namespace_or_default(),
                 pod.metadata.name.as_deref().unwrap_or_default(),
                 pod.spec
                     .as_ref()

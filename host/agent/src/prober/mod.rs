@@ -21,7 +21,7 @@ use wasmlet_core::{ContainerId, PodUid};
 
 use crate::events::{EventType, Recorder};
 use crate::handlers::{ContainerHandlers, HandlerTarget, Outcome};
-use crate::pod_ext::ContainerExt;
+use crate::pod_ext::{ContainerExt, PodExt};
 use crate::statuses::PodStatuses;
 pub use results::{ProbeResults, ProbeState, ProbeType, ProbeUpdate};
 
@@ -113,7 +113,7 @@ impl Prober {
 
     /// Starts a worker for every probe of `pod`'s containers (once).
     pub fn add_pod(&mut self, pod: &Arc<Pod>) {
-        let uid: PodUid = pod.metadata.uid.clone().unwrap_or_default().into();
+        let uid = pod.pod_uid();
         if self.workers.contains_key(&uid) {
             return;
         }
@@ -184,7 +184,7 @@ async fn probe_worker(
     let Some(probe) = kind.of(&container).cloned() else {
         return;
     };
-    let uid: PodUid = pod.metadata.uid.clone().unwrap_or_default().into();
+    let uid = pod.pod_uid();
     let period = seconds(probe.period_seconds, 10).max(Duration::from_secs(1));
     let timeout = seconds(probe.timeout_seconds, 1).max(Duration::from_secs(1));
     let initial_delay = seconds(probe.initial_delay_seconds, 0);
