@@ -50,15 +50,6 @@ pub struct Merge {
     pub dropped: Vec<Dropped>,
 }
 
-/// `name_namespace`, the kubelet's full name of a pod.
-pub fn full_name(pod: &Pod) -> String {
-    pod.full_name()
-}
-
-fn uid(pod: &Pod) -> String {
-    pod.uid_str().to_owned()
-}
-
 /// What the agent builds names and paths from, checked whatever the source.
 fn validate_identity(pod: &Pod) -> Result<(), String> {
     let spec = pod.spec.as_ref();
@@ -183,7 +174,7 @@ impl ConfigMux {
         self.pods
             .iter()
             .filter(|(s, _)| s.as_str() != source)
-            .find(|(_, pods)| pods.values().any(|p| self::full_name(p) == full_name))
+            .find(|(_, pods)| pods.values().any(|p| p.full_name() == full_name))
             .map(|(s, _)| s.as_str())
     }
 
@@ -194,7 +185,7 @@ impl ConfigMux {
             .filter(|(s, _)| s.as_str() != source)
             .find_map(|(s, pods)| {
                 pods.get(uid)
-                    .map(|p| format!("{} of source {s}", full_name(p)))
+                    .map(|p| format!("{} of source {s}", p.full_name()))
             })
     }
 
@@ -209,7 +200,7 @@ impl ConfigMux {
         let mut names = BTreeSet::new();
 
         for pod in snapshot {
-            let name = full_name(&pod);
+            let name = pod.full_name();
             let drop = |reason: String| Dropped {
                 source: source.to_owned(),
                 full_name: name.clone(),
@@ -219,11 +210,11 @@ impl ConfigMux {
                 merge.dropped.push(drop(reason));
                 continue;
             }
-            let id = uid(&pod);
+            let id = pod.uid_str().to_owned();
             if let Some(holder) = current
                 .get(&id)
-                .or_else(|| previous.get(&id).filter(|p| full_name(p) != name))
-                .map(|p| full_name(p))
+                .or_else(|| previous.get(&id).filter(|p| p.full_name() != name))
+                .map(|p| p.full_name())
                 .or_else(|| self.uid_elsewhere(source, &id))
             {
                 merge.dropped.push(drop(format!(
@@ -244,7 +235,7 @@ impl ConfigMux {
                 continue;
             }
             let pod = Arc::new(pod);
-            let op = match previous.get(&uid(&pod)) {
+            let op = match previous.get(pod.uid_str()) {
                 None => Some(Op::Add),
                 Some(old) if !same_intent(old, &pod) => Some(
                     if pod.metadata.deletion_timestamp.is_some()
@@ -261,7 +252,7 @@ impl ConfigMux {
             if let Some(op) = op {
                 by_op.entry(op).or_default().push(pod.clone());
             }
-            current.insert(uid(&pod), pod);
+            current.insert(pod.uid_str().to_owned(), pod);
         }
         let removed: Vec<Arc<Pod>> = previous
             .into_iter()
@@ -309,7 +300,7 @@ mod tests {
         merge
             .updates
             .iter()
-            .map(|u| (u.op, u.pods.iter().map(|p| full_name(p)).collect()))
+            .map(|u| (u.op, u.pods.iter().map(|p| p.full_name()).collect()))
             .collect()
     }
 
@@ -424,7 +415,7 @@ mod tests {
                 (Op::Reconcile, vec!["stat_default".into()]),
             ]
         );
-        let mut names: Vec<String> = mux.pods().map(|p| full_name(p)).collect();
+        let mut names: Vec<String> = mux.pods().map(|p| p.full_name()).collect();
         names.sort();
         assert_eq!(
             names,

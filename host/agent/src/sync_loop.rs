@@ -20,7 +20,7 @@ use crate::pod_ext::PodExt;
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::{ProbeUpdate, Prober};
 use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
-use crate::sources::{ConfigMux, Op, SourceReadiness, SourceState, full_name};
+use crate::sources::{ConfigMux, Op, SourceReadiness, SourceState};
 use crate::status::rejected_status;
 use crate::statuses::PodStatuses;
 
@@ -208,7 +208,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             if let Some(pod) = self
                 .mux
                 .pods()
-                .find(|p| full_name(p) == dropped.full_name)
+                .find(|p| p.full_name() == dropped.full_name)
                 .cloned()
             {
                 self.recorder.record(
@@ -273,7 +273,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 // Given back while its worker stops: the worker's report
                 // brings it back through admission. Never under another
                 // name: a UID is one pod's.
-                if full_name(&working) == full_name(&pod) {
+                if working.full_name() == pod.full_name() {
                     self.workers.update(pod, UpdateKind::Update);
                 }
                 continue;
@@ -299,7 +299,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             .pods()
             .find(|p| {
                 uid_of(p) == uid
-                    && full_name(p) == full_name(&judged)
+                    && p.full_name() == judged.full_name()
                     && p.metadata.deletion_timestamp.is_none()
             })
             .cloned();
@@ -456,7 +456,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             .filter_map(|p| self.mux.pods().find(|d| uid_of(d) == p.uid).cloned())
             .collect();
         for pod in running_rejected {
-            tracing::info!(pod = %full_name(&pod), "stopping a running pod that admission rejected");
+            tracing::info!(pod = %pod.full_name(), "stopping a running pod that admission rejected");
             let grace = kill_grace(&pod);
             self.workers.update(
                 pod,
