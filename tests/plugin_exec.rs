@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmlet_plugin_host::types::{ContainerTarget, Handler};
-use wasmlet_plugin_host::{Failure, HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
+use wasmlet_plugin_host::types::Handler;
+use wasmlet_plugin_host::{
+    CallTarget, ContainerCall, Failure, HostContext, Outcome, Plugin, PluginEngine, PluginMetrics,
+};
 use wasmlet_tests::{Node, TestPod, unique};
 
 fn probe_wasm() -> PathBuf {
@@ -55,15 +57,14 @@ async fn exec_runs_in_the_target_container_and_only_when_granted() {
         node_name: "test-node".into(),
         exec: Some(Arc::new(runtime.clone())),
     });
-    let target = ContainerTarget {
-        pod_name: pod.config.metadata.name.clone(),
-        pod_namespace: pod.config.metadata.namespace.clone(),
-        pod_uid: pod.config.metadata.uid.to_string(),
+    let grant = CallTarget {
+        pod_uid: pod.config.metadata.uid.clone(),
+        container_id: pod.container.clone(),
         pod_ip: None,
-        container_name: "app".into(),
-        container_id: pod.container.to_string(),
-        ports: Vec::new(),
     };
+    let meta = &pod.config.metadata;
+    let target =
+        ContainerCall::new(grant, &meta.name, &meta.namespace, "app", &[]).expect("a target");
     let second = Duration::from_secs(5);
 
     let granted = load(&host, true).await;

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmlet_plugin_host::types::{ContainerTarget, GrpcAction, Handler};
-use wasmlet_plugin_host::{HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
+use wasmlet_plugin_host::types::{GrpcAction, Handler};
+use wasmlet_plugin_host::{
+    CallTarget, ContainerCall, HostContext, Outcome, Plugin, PluginEngine, PluginMetrics,
+};
 use wasmlet_tests::daemon::repo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,15 +24,12 @@ async fn grpc_probes_read_the_health_status() {
     )
     .await
     .expect("load probe-grpc (scripts/build-plugins.sh builds it)");
-    let target = ContainerTarget {
-        pod_name: "db".into(),
-        pod_namespace: "default".into(),
+    let grant = CallTarget {
         pod_uid: "uid-db".into(),
-        pod_ip: Some("127.0.0.1".into()),
-        container_name: "db".into(),
         container_id: "c".into(),
-        ports: Vec::new(),
+        pod_ip: Some([127, 0, 0, 1].into()),
     };
+    let target = ContainerCall::new(grant, "db", "default", "db", &[]).expect("a target");
     let check = |service: Option<&str>, port: u16| {
         let handler = Handler::Grpc(GrpcAction {
             port,

@@ -1,6 +1,7 @@
 //! The agent assembled: PLEG, cache, pod workers and the sync loop over one
 //! runtime and one admission chain.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,24 +11,24 @@ use wasmlet_core::Runtime;
 
 use crate::admission::Admit;
 use crate::cache::PodCache;
+use crate::config_mux::{ConfigMux, SourceReadiness, SourceState};
 use crate::events::Recorder;
 use crate::handlers::ContainerHandlers;
 use crate::health::Heartbeat;
+use crate::kuberuntime::{PodSyncer, SyncConfig};
 use crate::metrics::AgentMetrics;
 use crate::metrics::SourceLabels;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
-use crate::pod_sync::{PodSyncer, SyncConfig};
 use crate::pod_workers::{PodWorkers, WorkerContext};
 use crate::prober::{ProbeResults, ProbeUpdate, Prober, ProberContext, ProberMetrics};
-use crate::sources::{ConfigMux, SourceReadiness, SourceState};
-use crate::statuses::PodStatuses;
+use crate::status_manager::PodStatuses;
 use crate::sync_loop::{LoopInputs, LoopTimings, SourceMessage, SyncLoop};
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub node_name: String,
     /// The node's address (a host-network pod's IP).
-    pub host_ip: Option<String>,
+    pub host_ip: Option<IpAddr>,
     pub log_root: PathBuf,
     pub runtime_handler: String,
     /// Every configured source; housekeeping waits for each to report.
@@ -170,6 +171,8 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             handlers: handlers.clone(),
             results: probe_results.clone(),
             statuses: view.statuses.clone(),
+            cache: view.cache.clone(),
+            host_ip: cfg.host_ip,
             recorder: view.events.clone(),
             metrics: prober_metrics,
             updates: probe_tx,
@@ -199,7 +202,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             cache: view.cache.clone(),
             statuses: view.statuses.clone(),
             metrics: metrics.clone(),
-            host_ip: cfg.host_ip.clone(),
+            host_ip: cfg.host_ip,
             resync: cfg.resync,
         });
         let workers = PodWorkers::new(context, report_tx, shutdown.clone());
@@ -221,7 +224,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             prober,
         );
         sync_loop.timings = cfg.timings;
-        sync_loop.host_ip = cfg.host_ip.clone();
+        sync_loop.host_ip = cfg.host_ip;
         let inputs = LoopInputs {
             config,
             pleg: pleg_rx,

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use wasmlet_core::PodUid;
 
-use crate::runtime_pod::RuntimePod;
+use crate::kuberuntime::runtime_pod::RuntimePod;
 
 #[derive(Debug, Default)]
 struct Entries {

@@ -49,7 +49,7 @@ impl Recorder {
             *next += 1;
             *next
         };
-        let now = crate::status::time(std::time::SystemTime::now());
+        let now = crate::api_status::time(std::time::SystemTime::now());
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(format!("{name}.{n:x}")),

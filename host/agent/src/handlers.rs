@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::pod_ext::PodExt;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
-use wasmlet_core::ContainerId;
+use wasmlet_core::{ContainerId, PodUid};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -32,7 +32,7 @@ pub struct Checked {
 pub struct HandlerTarget {
     pub pod_name: String,
     pub pod_namespace: String,
-    pub pod_uid: String,
+    pub pod_uid: PodUid,
     pub pod_ip: Option<IpAddr>,
     pub container_name: String,
     pub container_id: ContainerId,
@@ -42,15 +42,34 @@ pub struct HandlerTarget {
 impl HandlerTarget {
     pub fn new(pod: &Pod, container: &Container, id: ContainerId, pod_ip: Option<IpAddr>) -> Self {
         Self {
-            pod_name: pod.metadata.name.clone().unwrap_or_default(),
-            pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            pod_uid: pod.uid_str().to_owned(),
+            pod_name: pod.name_str().to_owned(),
+            pod_namespace: pod.namespace_or_default().to_owned(),
+            pod_uid: pod.pod_uid(),
             pod_ip,
             container_name: container.name.clone(),
             container_id: id,
             ports: container.ports.clone().unwrap_or_default(),
         }
     }
+}
+
+/// Why a lifecycle hook did not succeed; the text is the hook event's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// No handler can run this kind of hook (none configured or loaded).
+    #[error("{0}")]
+    NoHandler(String),
+    /// The hook in the spec cannot be carried out as written.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the hook did not finish within {0:?}")]
+    Deadline(Duration),
+    /// It never ran: every slot of its handler stayed taken.
+    #[error("the hook could not run: {0}")]
+    Busy(String),
+    /// It ran and failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// How probes and lifecycle hooks are carried out.
@@ -70,7 +89,7 @@ pub trait ContainerHandlers: Send + Sync + 'static {
         handler: &'a LifecycleHandler,
         pre_stop: bool,
         within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), HookError>>;
 }
 
 /// Answers every probe and hook with "not configured": an agent without
@@ -99,7 +118,11 @@ impl ContainerHandlers for NoHandlers {
         _handler: &'a LifecycleHandler,
         _pre_stop: bool,
         _within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Err("no lifecycle hook handlers are configured".into()) })
+    ) -> BoxFuture<'a, Result<(), HookError>> {
+        Box::pin(async {
+            Err(HookError::NoHandler(
+                "no lifecycle hook handlers are configured".into(),
+            ))
+        })
     }
 }

@@ -1,7 +1,9 @@
 //! Liveness of the agent's loops, for `/healthz`.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// When a loop last completed a round.
 #[derive(Debug, Default)]

@@ -16,8 +16,8 @@ use wasmlet_core::{
 
 use crate::cache::PodCache;
 use crate::health::Heartbeat;
+use crate::kuberuntime::runtime_pod::{AGENT, POD_UID, inspect};
 use crate::metrics::AgentMetrics;
-use crate::runtime_pod::{AGENT, POD_UID, inspect};
 
 /// Relist health: unhealthy once no relist succeeded for this long.
 pub const RELIST_THRESHOLD: Duration = Duration::from_secs(180);

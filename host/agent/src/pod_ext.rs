@@ -30,6 +30,17 @@ pub trait PodExt {
     fn full_name(&self) -> String {
         format!("{}_{}", self.name_str(), self.namespace_or_default())
     }
+    /// `spec.restartPolicy`, `Always` when unset.
+    fn restart_policy(&self) -> &str;
+    /// The seconds a pod gets to stop: a deletion's own grace, else
+    /// `terminationGracePeriodSeconds`, else the default 30.
+    fn grace_period_seconds(&self) -> i64;
+    /// `spec.hostNetwork`.
+    fn host_network(&self) -> bool;
+    /// `spec.initContainers` (sidecars among them), none without a spec.
+    fn init_containers(&self) -> &[Container];
+    /// `spec.containers`, none without a spec.
+    fn app_containers(&self) -> &[Container];
 }
 
 impl PodExt for Pod {
@@ -43,5 +54,37 @@ impl PodExt for Pod {
 
     fn name_str(&self) -> &str {
         self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn grace_period_seconds(&self) -> i64 {
+        self.metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.spec.as_ref()?.termination_grace_period_seconds)
+            .unwrap_or(30)
+    }
+
+    fn host_network(&self) -> bool {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
+    fn init_containers(&self) -> &[Container] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn app_containers(&self) -> &[Container] {
+        self.spec.as_ref().map_or(&[], |s| s.containers.as_slice())
     }
 }

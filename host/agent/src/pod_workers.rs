@@ -3,6 +3,7 @@
 //! terminating it never syncs again, and its grace period can only shrink.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +13,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use wasmlet_core::{PodUid, Runtime};
 
+use crate::api_status::{StatusInput, api_status, time};
 use crate::cache::PodCache;
+use crate::kuberuntime::runtime_pod::{RuntimePod, inspect};
+use crate::kuberuntime::{PodState, PodSyncer, pod_grace};
 use crate::metrics::{AgentMetrics, OperationLabels};
 use crate::pod_ext::PodExt;
-use crate::pod_sync::{PodState, PodSyncer, pod_grace};
-use crate::runtime_pod::{RuntimePod, inspect};
-use crate::status::{StatusInput, api_status, time};
-use crate::statuses::PodStatuses;
+use crate::status_manager::PodStatuses;
 
 /// How the sync loop asks a worker for work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub struct WorkerContext<R> {
     pub cache: Arc<PodCache>,
     pub statuses: Arc<PodStatuses>,
     pub metrics: AgentMetrics,
-    pub host_ip: Option<String>,
+    pub host_ip: Option<IpAddr>,
     /// Periodic resync of a healthy pod (the kubelet's syncFrequency).
     pub resync: Duration,
 }
@@ -240,14 +241,14 @@ async fn worker<R: Runtime + 'static>(
                     },
                 };
                 let outcome = ctx.syncer.sync(&pod, &runtime, &mut state).await;
-                if let Err(error) = &outcome {
+                if let Some(error) = &outcome.error {
                     tracing::warn!(%error, pod = %uid, "sync failed");
                 }
                 // Status follows the agent's own calls, not the next relist.
                 let read_at = Instant::now();
                 let after = fresh(&ctx, &uid).await.unwrap_or(runtime);
                 last_sync = Some(read_at);
-                let status = pod_status(&ctx, &pod, &after, &state, &start_time);
+                let status = pod_status(&ctx, &pod, &after, &state, outcome.terminal, &start_time);
                 if !running_reported && status.phase.as_deref() == Some("Running") {
                     running_reported = true;
                     ctx.metrics
@@ -255,9 +256,9 @@ async fn worker<R: Runtime + 'static>(
                         .observe(first_seen.elapsed().as_secs_f64());
                 }
                 ctx.statuses.set(&pod, status);
-                let requeue = match outcome {
-                    Ok(hint) => hint.map_or(ctx.resync, |h| h.min(ctx.resync)),
-                    Err(_) => error_backoff(),
+                let requeue = match (&outcome.error, outcome.wake) {
+                    (Some(_), _) => error_backoff(),
+                    (None, wake) => wake.map_or(ctx.resync, |w| w.min(ctx.resync)),
                 };
                 WorkerReport::Synced {
                     uid: uid.clone(),
@@ -322,19 +323,17 @@ fn pod_status<R: Runtime + 'static>(
     pod: &Pod,
     runtime: &RuntimePod,
     state: &PodState,
+    terminal: bool,
     start_time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) -> k8s_openapi::api::core::v1::PodStatus {
-    let probes = &ctx.syncer.probes;
-    let terminal = state.init_failed
-        || (!runtime.is_running() && crate::actions::compute(pod, runtime, &**probes).is_empty());
     api_status(StatusInput {
         pod,
         runtime,
         waiting: &state.waiting,
-        terminal,
-        host_ip: ctx.host_ip.as_deref(),
+        terminal: terminal || state.init_failed,
+        host_ip: ctx.host_ip,
         start_time: Some(start_time),
-        probes: Some(probes),
+        probes: Some(&ctx.syncer.probes),
     })
 }
 
@@ -374,7 +373,9 @@ async fn terminate_pod<R: Runtime + 'static>(
                 if termination.remove {
                     ctx.statuses.remove(uid);
                 } else {
-                    let mut status = pod_status(ctx, pod, &stopped, state, start_time);
+                    // Stopped by the agent, not finished: whatever ran is
+                    // reported as it ended, and a pod that would have gone on is Failed.
+                    let mut status = pod_status(ctx, pod, &stopped, state, false, start_time);
                     if status.phase.as_deref() == Some("Running")
                         || status.phase.as_deref() == Some("Pending")
                     {

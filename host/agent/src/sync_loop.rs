@@ -2,6 +2,7 @@
 //! everything that can make a pod need work, in an explicit priority order.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,18 +12,18 @@ use tokio::time::Instant;
 use wasmlet_core::{ContainerState, PodUid, Runtime, SandboxState};
 
 use crate::admission::{Admission, AdmissionQueue, Admit};
+use crate::api_status::rejected_status;
 use crate::cache::PodCache;
+use crate::config_mux::{ConfigMux, Op, SourceReadiness, SourceState};
 use crate::events::{EventType, Recorder};
 use crate::health::Heartbeat;
+use crate::kuberuntime::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
 use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_ext::PodExt;
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::{ProbeUpdate, Prober};
-use crate::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
-use crate::sources::{ConfigMux, Op, SourceReadiness, SourceState};
-use crate::status::rejected_status;
-use crate::statuses::PodStatuses;
+use crate::status_manager::PodStatuses;
 
 /// One source's complete desired set, as decoded by the agent's host.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +90,7 @@ pub struct SyncLoop<R, A> {
     pub readiness: Arc<SourceReadiness>,
     pub prober: Prober,
     pub timings: LoopTimings,
-    pub host_ip: Option<String>,
+    pub host_ip: Option<IpAddr>,
     /// Admitted pods that are not terminated: what admission weighs against.
     active: HashMap<PodUid, Arc<Pod>>,
     /// Pods admission refused, with the status that says why.
@@ -321,8 +322,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     reason: verdict.reason.clone(),
                 })
                 .inc();
-            let status =
-                rejected_status(&verdict.reason, &verdict.message, self.host_ip.as_deref());
+            let status = rejected_status(&verdict.reason, &verdict.message, self.host_ip);
             self.statuses.set(&pod, status.clone());
             self.rejected.insert(uid, status);
             return;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
 use wasmlet_agent::handlers::{
-    BoxFuture, Checked, ContainerHandlers, HandlerTarget, NoHandlers, Outcome,
+    BoxFuture, Checked, ContainerHandlers, HandlerTarget, HookError, NoHandlers, Outcome,
 };
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
@@ -445,7 +445,7 @@ impl ContainerHandlers for Scripted {
         _handler: &'a k8s_openapi::api::core::v1::LifecycleHandler,
         pre_stop: bool,
         _within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), HookError>> {
         // How many containers had been stopped when the hook ran.
         let stops = self
             .runtime
@@ -462,7 +462,7 @@ impl ContainerHandlers for Scripted {
                 .load(std::sync::atomic::Ordering::Relaxed);
         Box::pin(async move {
             if fail {
-                Err("scripted failure".into())
+                Err(HookError::Failed("scripted failure".into()))
             } else {
                 Ok(())
             }

@@ -16,8 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 mod support;
 
 use wasmlet_core::{ContainerId, ContainerRuntime, ExecTimeout};
-use wasmlet_plugin_host::types::{ContainerTarget, Handler, HttpGetAction, Port, TcpSocketAction};
-use wasmlet_plugin_host::{HostContext, Outcome, Plugin, PluginEngine, PluginMetrics};
+use wasmlet_plugin_host::types::{Handler, HttpGetAction, Port, TcpSocketAction};
+use wasmlet_plugin_host::{
+    CallTarget, ContainerCall, HostContext, Outcome, Plugin, PluginEngine, PluginMetrics,
+};
 use wasmlet_runtime_fake::FakeRuntime;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
@@ -61,7 +63,7 @@ async fn direct_tcp(port: u16) -> bool {
         .is_ok()
 }
 
-async fn plugin_check(plugin: &Plugin, target: &ContainerTarget, handler: &Handler) -> bool {
+async fn plugin_check(plugin: &Plugin, target: &ContainerCall, handler: &Handler) -> bool {
     plugin
         .check(target, handler, Duration::from_secs(1))
         .await
@@ -155,15 +157,12 @@ async fn measure() {
         },
     )
     .await;
-    let target = ContainerTarget {
-        pod_name: "bench".into(),
-        pod_namespace: "default".into(),
+    let grant = CallTarget {
         pod_uid: "uid-bench".into(),
-        pod_ip: Some("127.0.0.1".into()),
-        container_name: "app".into(),
         container_id: "c".into(),
-        ports: Vec::new(),
+        pod_ip: Some([127, 0, 0, 1].into()),
     };
+    let target = ContainerCall::new(grant, "bench", "default", "app", &[]).expect("a target");
     let http_handler = Handler::HttpGet(HttpGetAction {
         scheme: "HTTP".into(),
         host: None,
@@ -181,8 +180,13 @@ async fn measure() {
         plugin_check(&http, &target, &http_handler).await;
     }
 
-    let mut exec_target = target.clone();
-    exec_target.container_id = container.to_string();
+    let exec_grant = CallTarget {
+        pod_uid: "uid-bench".into(),
+        container_id: container.clone(),
+        pod_ip: Some([127, 0, 0, 1].into()),
+    };
+    let exec_target =
+        ContainerCall::new(exec_grant, "bench", "default", "app", &[]).expect("a target");
     let exec_handler = Handler::Exec(vec!["true".into()]);
     let rows = [
         (

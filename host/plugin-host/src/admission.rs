@@ -1,10 +1,14 @@
 //! Admission plugins: the kubelet's canAdmitPod chain, as components.
 
-use crate::bindings::admission_handler::Decision;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::bindings::admission_handler::{self, Decision};
 use crate::bindings::types::{NodeInfo, Pod};
-use crate::error::CallError;
-use crate::manifest::Kind;
-use crate::plugin::{Exports, Plugin};
+use crate::call::{SlotWait, settle};
+use crate::error::{CallError, Failure};
+use crate::plugin::Plugin;
+use crate::state::CallState;
 
 impl Plugin {
     /// Asks the plugin whether `pod` may start on `node`, which runs `active`.
@@ -14,18 +18,37 @@ impl Plugin {
         node: &NodeInfo,
         active: &[Pod],
     ) -> Result<Decision, CallError> {
-        let Exports::Admission(indices) = self.exports.clone() else {
-            return Err(self.wrong_kind("admit", Kind::Admission));
-        };
-        self.call(
+        let indices: admission_handler::GuestIndices = self.exports_for("admit")?;
+        self.call_within(
             "admit",
             None,
+            SlotWait::OutOfDeadline,
+            self.manifest.deadline(),
             &(pod, node, active),
             move |store, instance, args| {
                 Box::pin(async move {
                     let (pod, node, active) = *args;
                     let guest = indices.load(&mut *store, &instance)?;
                     guest.call_admit(&mut *store, pod, node, active).await
+                })
+            },
+        )
+        .await
+    }
+
+    /// `validate-settings` of an admission plugin.
+    pub async fn validate_settings(&self) -> Result<(), CallError> {
+        let indices: admission_handler::GuestIndices = self.exports_for("validate-settings")?;
+        self.call_within(
+            "validate-settings",
+            None,
+            SlotWait::OutOfDeadline,
+            self.manifest.deadline(),
+            &(),
+            move |store, instance, ()| {
+                Box::pin(async move {
+                    let guest = indices.load(&mut *store, &instance)?;
+                    guest.call_validate_settings(&mut *store).await
                 })
             },
         )
@@ -39,9 +62,9 @@ impl Plugin {
 /// than the plugin's own error the instance is poisoned: drop it and make a
 /// new one.
 pub struct AdmissionInstance {
-    plugin: std::sync::Arc<Plugin>,
-    store: wasmtime::Store<crate::state::CallState>,
-    guest: crate::bindings::admission_handler::Guest,
+    plugin: Arc<Plugin>,
+    store: wasmtime::Store<CallState>,
+    guest: admission_handler::Guest,
     poisoned: bool,
 }
 
@@ -55,25 +78,10 @@ impl std::fmt::Debug for AdmissionInstance {
 }
 
 impl AdmissionInstance {
-    pub async fn new(plugin: std::sync::Arc<Plugin>) -> Result<Self, CallError> {
-        let Exports::Admission(indices) = plugin.exports.clone() else {
-            return Err(plugin.wrong_kind("instantiate", Kind::Admission));
-        };
-        let started = std::time::Instant::now();
-        let deadline = plugin.manifest.deadline();
-        let outcome = async {
-            let mut store = plugin
-                .new_store(None, None)
-                .map_err(crate::Failure::DeniedCapability)?;
-            let run = async {
-                let instance = plugin.pre.instantiate_async(&mut store).await?;
-                indices.load(&mut store, &instance).map(Ok)
-            };
-            let result = tokio::time::timeout(deadline, run).await;
-            crate::plugin::settle(&store, result, deadline).map(|guest| (store, guest))
-        }
-        .await;
-        let (store, guest) = plugin.record("instantiate", started, outcome)?;
+    pub async fn new(plugin: Arc<Plugin>) -> Result<Self, CallError> {
+        let (store, guest) = plugin
+            .instantiate::<admission_handler::GuestIndices>(None)
+            .await?;
         Ok(Self {
             plugin,
             store,
@@ -92,21 +100,21 @@ impl AdmissionInstance {
         if self.poisoned {
             return Err(self.plugin.record(
                 "admit",
-                std::time::Instant::now(),
-                Err(crate::Failure::Trap(
+                Instant::now(),
+                Err(Failure::Trap(
                     "instance poisoned by an earlier failure".into(),
                 )),
             )?);
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.store.data_mut().deadline = started + deadline;
         let result = tokio::time::timeout(
             deadline,
             self.guest.call_admit(&mut self.store, pod, node, active),
         )
         .await;
-        let outcome = crate::plugin::settle(&self.store, result, deadline);
-        self.poisoned = !matches!(outcome, Ok(_) | Err(crate::Failure::Plugin(_)));
+        let outcome = settle(&self.store, result, deadline);
+        self.poisoned = !matches!(outcome, Ok(_) | Err(Failure::Plugin(_)));
         self.plugin.record("admit", started, outcome)
     }
 }
@@ -125,7 +133,7 @@ pub struct Verdict {
 /// rejection wins. A plugin's own failure rejects under `fail-closed` and is
 /// skipped under `fail-open`; a plugin in `monitor` mode is only logged.
 pub async fn admit_all(
-    plugins: &[std::sync::Arc<Plugin>],
+    plugins: &[Arc<Plugin>],
     pod: &Pod,
     node: &NodeInfo,
     active: &[Pod],

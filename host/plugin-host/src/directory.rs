@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::capability::HostContext;
+use crate::contract::Kind;
 use crate::engine::PluginEngine;
 use crate::error::LoadError;
-use crate::manifest::{Capabilities, Kind, Manifest};
+use crate::manifest::{Capabilities, Manifest};
 use crate::metrics::PluginMetrics;
 use crate::plugin::Plugin;
 

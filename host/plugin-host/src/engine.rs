@@ -113,7 +113,7 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm)?;
         linker.allow_shadowing(true);
-        crate::sockets::add_to_linker(&mut linker).map_err(wasm)?;
+        crate::imports::sockets::add_to_linker(&mut linker).map_err(wasm)?;
         linker.allow_shadowing(false);
         crate::bindings::AllPlugins::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,

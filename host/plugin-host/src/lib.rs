@@ -13,20 +13,24 @@ mod admission;
 pub use admission::{AdmissionInstance, Verdict, admit_all};
 mod bindings;
 mod bounds;
+mod call;
 mod capability;
 mod connection;
+mod contract;
 mod directory;
 mod engine;
 mod error;
 mod fd_budget;
+mod grants;
+mod imports;
+mod load;
 mod manifest;
 mod metrics;
-mod net;
 mod plugin;
 mod pod_view;
 mod probe;
+pub use probe::ContainerCall;
 mod slots;
-mod sockets;
 mod source;
 mod state;
 
@@ -35,18 +39,19 @@ pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};
 pub use bindings::probe_handler::{Outcome, ProbeResult};
 pub use bindings::types;
 pub use capability::{ContainerExec, HostContext};
+pub use contract::{ComponentFacts, Kind, WIT_VERSION, wit_compatible};
 pub use directory::{PluginSet, Skipped};
 pub use engine::{EngineError, PluginEngine};
 pub use error::{CallError, Failure, LoadError};
+pub use grants::CallTarget;
 pub use manifest::{
-    Capabilities, Destination, FailurePolicy, Grant, Kind, LimitCaps, Limits, Manifest, Mode,
+    Capabilities, Destination, FailurePolicy, Grant, LimitCaps, Limits, Manifest, Mode,
 };
 pub use metrics::PluginMetrics;
-pub use plugin::{ComponentFacts, Plugin, WIT_VERSION, wit_compatible};
+pub use plugin::Plugin;
 pub use pod_view::{
     config_source, container_ports, default_pull_policy, lifecycle_handler, node_view, pod_view,
     probe_handler,
 };
 pub use source::SourceEvent;
-pub use state::CallTarget;
 pub use wasmlet_core::quantity::milli as quantity_milli;

@@ -29,61 +29,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The plugin kinds, one WIT world each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Admission,
-    Probe,
-    Lifecycle,
-    PodSource,
-}
+use crate::contract::Kind;
+use crate::contract::WIT_VERSION;
 
-impl Kind {
-    pub const ALL: [Kind; 4] = [
-        Kind::Admission,
-        Kind::Probe,
-        Kind::Lifecycle,
-        Kind::PodSource,
-    ];
-
-    /// The WIT world's name.
-    pub fn world(self) -> &'static str {
-        match self {
-            Self::Admission => "admission",
-            Self::Probe => "probe",
-            Self::Lifecycle => "lifecycle",
-            Self::PodSource => "pod-source",
-        }
-    }
-
-    /// The interface the world exports.
-    pub fn export_interface(self) -> &'static str {
-        match self {
-            Self::Admission => "admission-handler",
-            Self::Probe => "probe-handler",
-            Self::Lifecycle => "lifecycle-handler",
-            Self::PodSource => "pod-source-handler",
-        }
-    }
-
-    pub fn from_world(world: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.world() == world)
-    }
-
-    fn default_deadline(self) -> Duration {
-        match self {
-            // Sources block in `changes.wait` between snapshots; the deadline
-            // bounds the work of one snapshot on top of that wait.
-            Self::PodSource => Duration::from_secs(30),
-            Self::Admission | Self::Probe | Self::Lifecycle => Duration::from_secs(1),
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.world())
+/// A kind's deadline when the manifest sets none.
+fn default_deadline(kind: Kind) -> Duration {
+    match kind {
+        // Sources block in `changes.wait` between snapshots; the deadline
+        // bounds the work of one snapshot on top of that wait.
+        Kind::PodSource => Duration::from_secs(30),
+        Kind::Admission | Kind::Probe | Kind::Lifecycle => Duration::from_secs(1),
     }
 }
 
@@ -426,7 +381,7 @@ impl Manifest {
     pub fn for_component(kind: Kind, component: PathBuf, settings: serde_json::Value) -> Self {
         Self {
             kind,
-            wit: crate::WIT_VERSION.into(),
+            wit: WIT_VERSION.into(),
             component: Some(component),
             sha256: None,
             failure_policy: FailurePolicy::default(),
@@ -478,7 +433,7 @@ impl Manifest {
     pub fn deadline(&self) -> Duration {
         self.limits
             .deadline_ms
-            .map_or_else(|| self.kind.default_deadline(), Duration::from_millis)
+            .map_or_else(|| default_deadline(self.kind), Duration::from_millis)
     }
 
     /// Narrows the limits to the operator's caps; says what it narrowed.

@@ -2,19 +2,50 @@
 
 use std::time::Duration;
 
-use crate::bindings::probe_handler::ProbeResult;
-use crate::bindings::types::{ContainerTarget, Handler};
-use crate::error::CallError;
-use crate::manifest::Kind;
-use crate::plugin::{Exports, Plugin, SlotWait};
-use crate::state::CallTarget;
+use crate::bindings::lifecycle_handler;
+use crate::bindings::probe_handler::{self, ProbeResult};
+use k8s_openapi::api::core::v1::ContainerPort;
 
-/// The call grant of a container target: exec in it, connect to its pod's IP.
-fn call_target(target: &ContainerTarget) -> CallTarget {
-    CallTarget {
-        pod_uid: target.pod_uid.clone(),
-        container_id: target.container_id.as_str().into(),
-        pod_ip: target.pod_ip.as_deref().and_then(|ip| ip.parse().ok()),
+use crate::bindings::types::{ContainerTarget, Handler};
+use crate::call::SlotWait;
+use crate::error::CallError;
+use crate::grants::CallTarget;
+use crate::plugin::Plugin;
+use crate::pod_view::container_ports;
+
+/// The container a probe or hook call is about: the host's typed facts
+/// (whose slots it takes, where exec runs, which address it may reach) and
+/// the WIT view the guest gets, built from them once.
+#[derive(Debug, Clone)]
+pub struct ContainerCall {
+    grant: CallTarget,
+    view: ContainerTarget,
+}
+
+impl ContainerCall {
+    /// `ports` are the container's spec ports, which named ports resolve against.
+    pub fn new(
+        grant: CallTarget,
+        pod_name: &str,
+        pod_namespace: &str,
+        container_name: &str,
+        ports: &[ContainerPort],
+    ) -> Result<Self, String> {
+        let view = ContainerTarget {
+            pod_name: pod_name.to_owned(),
+            pod_namespace: pod_namespace.to_owned(),
+            pod_uid: grant.pod_uid.to_string(),
+            pod_ip: grant.pod_ip.map(|ip| ip.to_string()),
+            container_name: container_name.to_owned(),
+            container_id: grant.container_id.to_string(),
+            ports: container_ports(ports, container_name)?,
+        };
+        Ok(Self { grant, view })
+    }
+
+    /// What the guest is told.
+    pub fn view(&self) -> &ContainerTarget {
+        &self.view
     }
 }
 
@@ -28,17 +59,15 @@ impl Plugin {
     /// no free slot within `timeout` is `Busy`: it did not run.
     pub async fn check(
         &self,
-        target: &ContainerTarget,
+        target: &ContainerCall,
         handler: &Handler,
         timeout: Duration,
     ) -> Result<ProbeResult, CallError> {
-        let Exports::Probe(indices) = self.exports.clone() else {
-            return Err(self.wrong_kind("check", Kind::Probe));
-        };
-        let args = (target, handler, millis(timeout));
+        let indices: probe_handler::GuestIndices = self.exports_for("check")?;
+        let args = (&target.view, handler, millis(timeout));
         self.call_within(
             "check",
-            Some(call_target(target)),
+            Some(target.grant.clone()),
             // Waiting for a slot is not the check's time: a check that gets
             // none within its timeout did not run (`Busy`), it did not fail.
             SlotWait::UpTo(timeout),
@@ -65,18 +94,16 @@ impl Plugin {
     /// `target`, cut off after `within` (a preStop's share of the grace period).
     pub async fn run_hook(
         &self,
-        target: &ContainerTarget,
+        target: &ContainerCall,
         handler: &Handler,
         pre_stop: bool,
         within: Duration,
     ) -> Result<(), CallError> {
-        let Exports::Lifecycle(indices) = self.exports.clone() else {
-            return Err(self.wrong_kind("hook", Kind::Lifecycle));
-        };
         let call = if pre_stop { "pre-stop" } else { "post-start" };
+        let indices: lifecycle_handler::GuestIndices = self.exports_for(call)?;
         self.call_within(
             call,
-            Some(call_target(target)),
+            Some(target.grant.clone()),
             // A preStop hook's time is the grace period's, queue included; a
             // postStart hook's starts when it runs.
             if pre_stop {
@@ -85,7 +112,7 @@ impl Plugin {
                 SlotWait::UpTo(within)
             },
             within,
-            &(target, handler),
+            &(&target.view, handler),
             move |store, instance, args| {
                 Box::pin(async move {
                     let (target, handler) = *args;

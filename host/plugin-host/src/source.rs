@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::bindings::pod_source_handler::Snapshot;
+use crate::bindings::pod_source_handler::{self, Snapshot};
+use crate::call::settle;
 use crate::error::{CallError, Failure};
-use crate::manifest::Kind;
-use crate::plugin::{Exports, Plugin, settle};
-use crate::state::MAX_WAIT;
+use crate::imports::changes::MAX_WAIT;
+use crate::plugin::Plugin;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -51,14 +51,12 @@ impl Plugin {
         mut shutdown: watch::Receiver<bool>,
     ) {
         const CALL: &str = "next-snapshot";
-        let Exports::PodSource(indices) = self.exports.clone() else {
-            let _ = events
-                .send(SourceEvent::Failed(self.wrong_kind(CALL, Kind::PodSource)))
-                .await;
+        if let Err(error) = self.exports_for::<pod_source_handler::GuestIndices>(CALL) {
+            let _ = events.send(SourceEvent::Failed(error)).await;
             // A supervisor runs until shutdown, whatever its plugin does.
             let _ = shutdown.wait_for(|stop| *stop).await;
             return;
-        };
+        }
         let deadline = self.manifest.deadline();
         let mut backoff = FIRST_BACKOFF;
         'instance: loop {
@@ -77,20 +75,10 @@ impl Plugin {
                     continue 'instance;
                 }
             };
-            let started = Instant::now();
-            let instance = async {
-                let mut store = self
-                    .new_store(None, Some(changes.clone()))
-                    .map_err(Failure::DeniedCapability)?;
-                let run = async {
-                    let instance = self.pre.instantiate_async(&mut store).await?;
-                    indices.load(&mut store, &instance).map(Ok)
-                };
-                let result = tokio::time::timeout(deadline, run).await;
-                settle(&store, result, deadline).map(|guest| (store, guest))
-            }
-            .await;
-            let (mut store, guest) = match self.record("instantiate", started, instance) {
+            let instance = self
+                .instantiate::<pod_source_handler::GuestIndices>(Some(changes.clone()))
+                .await;
+            let (mut store, guest) = match instance {
                 Ok(ready) => ready,
                 Err(error) => {
                     if events.send(SourceEvent::Failed(error)).await.is_err()
@@ -191,30 +179,39 @@ const WATCH_PERIOD: Duration = Duration::from_millis(200);
 
 /// Signals `changes` whenever a file under `dirs` is added, removed or
 /// modified (by name, size and mtime). Polling a few small directories costs
-/// microseconds, works on every filesystem and needs no platform watcher.
+/// microseconds, works on every filesystem and needs no platform watcher;
+/// the reading itself is blocking, so it runs off the runtime's threads.
 async fn watch_dirs(dirs: Vec<std::path::PathBuf>, changes: Arc<Notify>) {
     if dirs.is_empty() {
         return std::future::pending().await;
     }
+    let dirs: Arc<[std::path::PathBuf]> = dirs.into();
     let fingerprint = move || {
-        let mut entries = Vec::new();
-        for dir in &dirs {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let meta = entry.metadata().ok();
-                entries.push((
-                    entry.path(),
-                    meta.as_ref().map(std::fs::Metadata::len),
-                    meta.and_then(|m| m.modified().ok()),
-                ));
-            }
+        let dirs = dirs.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut entries = Vec::new();
+                for dir in dirs.iter() {
+                    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                        let meta = entry.metadata().ok();
+                        entries.push((
+                            entry.path(),
+                            meta.as_ref().map(std::fs::Metadata::len),
+                            meta.and_then(|m| m.modified().ok()),
+                        ));
+                    }
+                }
+                entries.sort();
+                entries
+            })
+            .await
+            .ok()
         }
-        entries.sort();
-        entries
     };
-    let mut last = fingerprint();
+    let mut last = fingerprint().await;
     loop {
         tokio::time::sleep(WATCH_PERIOD).await;
-        let now = fingerprint();
+        let now = fingerprint().await;
         if now != last {
             last = now;
             changes.notify_one();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::Harness;
-use wasmlet_plugin_host::Failure;
-use wasmlet_plugin_host::types::{ContainerTarget, Handler, Port, TcpSocketAction};
+use wasmlet_plugin_host::types::{Handler, Port, TcpSocketAction};
+use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_together_never_take_more_than_their_share_of_descriptors() {
@@ -31,14 +31,14 @@ async fn plugins_together_never_take_more_than_their_share_of_descriptors() {
             .await
             .expect("load"),
     );
-    let target = ContainerTarget {
-        pod_name: "p".into(),
-        pod_namespace: "default".into(),
-        pod_uid: String::new(),
-        pod_ip: Some("127.0.0.1".into()),
-        container_name: "c".into(),
-        container_id: "c1".into(),
-        ports: Vec::new(),
+    // Each call for a pod of its own: they all get slots at once.
+    let target = |uid: &str| {
+        let grant = CallTarget {
+            pod_uid: uid.into(),
+            container_id: "c1".into(),
+            pod_ip: Some([127, 0, 0, 1].into()),
+        };
+        ContainerCall::new(grant, "p", "default", "c", &[]).expect("a target")
     };
     let hold = |host: &str| {
         Handler::TcpSocket(TcpSocketAction {
@@ -50,8 +50,8 @@ async fn plugins_together_never_take_more_than_their_share_of_descriptors() {
     // 64 wanted, 32 to share.
     let calls: Vec<_> = (0..4)
         .map(|n| {
-            let (hoarder, mut target, handler) = (hoarder.clone(), target.clone(), hold("hold"));
-            target.pod_uid = format!("uid-{n}");
+            let (hoarder, target, handler) =
+                (hoarder.clone(), target(&format!("uid-{n}")), hold("hold"));
             tokio::spawn(async move {
                 hoarder
                     .check(&target, &handler, Duration::from_secs(10))
@@ -72,8 +72,7 @@ async fn plugins_together_never_take_more_than_their_share_of_descriptors() {
         "{refusals:#?}"
     );
     // All given back when the calls ended: a new call gets its full 16.
-    let mut target = target.clone();
-    target.pod_uid = "uid-after".into();
+    let target = target("uid-after");
     let after = hoarder
         .check(&target, &hold("count"), Duration::from_secs(10))
         .await

@@ -7,13 +7,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ContainerPort;
 use support::Harness;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use wasmlet_core::ExecOutput;
-use wasmlet_plugin_host::types::{
-    ContainerPort, ContainerTarget, Handler, HttpGetAction, KeyValue, Port, TcpSocketAction,
-};
-use wasmlet_plugin_host::{Failure, HostContext, Outcome, Plugin};
+use wasmlet_plugin_host::types::{Handler, HttpGetAction, KeyValue, Port, TcpSocketAction};
+use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure, HostContext, Outcome, Plugin};
 use wasmlet_runtime_fake::FakeRuntime;
 
 /// Answers by path: /ok 200, /fail 500, /moved a redirect to another host,
@@ -70,22 +69,23 @@ async fn http_server() -> u16 {
     http_server_with(false).await
 }
 
-fn target(port: u16) -> ContainerTarget {
-    ContainerTarget {
-        pod_name: "web".into(),
-        pod_namespace: "default".into(),
+fn target(port: u16) -> ContainerCall {
+    target_in("c1", port)
+}
+
+/// Container `id` of pod `web` on 127.0.0.1, with its port `http` at `port`.
+fn target_in(id: &str, port: u16) -> ContainerCall {
+    let grant = CallTarget {
         pod_uid: "uid-web".into(),
-        pod_ip: Some("127.0.0.1".into()),
-        container_name: "app".into(),
-        container_id: "c1".into(),
-        ports: vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: port,
-            host_port: None,
-            host_ip: None,
-            protocol: "TCP".into(),
-        }],
-    }
+        container_id: id.into(),
+        pod_ip: Some([127, 0, 0, 1].into()),
+    };
+    let http = ContainerPort {
+        name: Some("http".into()),
+        container_port: i32::from(port),
+        ..Default::default()
+    };
+    ContainerCall::new(grant, "web", "default", "app", &[http]).expect("a target")
 }
 
 fn http_get(path: &str, port: Port, host: Option<&str>) -> Handler {
@@ -287,8 +287,7 @@ async fn exec_probes_and_hooks_run_in_the_target_container() {
             exec: Some(Arc::new(runtime.clone())),
         },
     );
-    let mut t = target(80);
-    t.container_id = id;
+    let t = target_in(id.as_str(), 80);
     let probe = builtin(&h, "probe-exec").await;
     let pass = probe
         .check(&t, &Handler::Exec(vec!["true".into()]), SECOND)

@@ -6,8 +6,8 @@ mod support;
 use std::time::Duration;
 
 use support::{Harness, node, pod};
-use wasmlet_plugin_host::types::{ContainerTarget, Handler, Port, TcpSocketAction};
-use wasmlet_plugin_host::{Failure, HostContext, LoadError, Outcome};
+use wasmlet_plugin_host::types::{Handler, Port, TcpSocketAction};
+use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure, HostContext, LoadError, Outcome};
 
 const HOSTILE: &str = "kind = \"admission\"\nwit = \"0.1.0\"\n";
 
@@ -195,16 +195,17 @@ async fn connecting_to_a_host_not_granted_is_denied() {
     assert_eq!(decision.reason, "Connected");
 }
 
-fn target(container_id: &str) -> ContainerTarget {
-    ContainerTarget {
-        pod_name: "p".into(),
-        pod_namespace: "default".into(),
+fn target(container_id: &str) -> ContainerCall {
+    target_at(container_id, None)
+}
+
+fn target_at(container_id: &str, pod_ip: Option<std::net::IpAddr>) -> ContainerCall {
+    let grant = CallTarget {
         pod_uid: "uid-p".into(),
-        pod_ip: None,
-        container_name: "app".into(),
         container_id: container_id.into(),
-        ports: Vec::new(),
-    }
+        pod_ip,
+    };
+    ContainerCall::new(grant, "p", "default", "app", &[]).expect("a target")
 }
 
 #[tokio::test]
@@ -473,8 +474,7 @@ async fn a_plugin_cannot_hoard_connections() {
         .load("hoarder", "hostile_probe", probe)
         .await
         .expect("load");
-    let mut pod = target("c1");
-    pod.pod_ip = Some("127.0.0.1".into());
+    let pod = target_at("c1", Some([127, 0, 0, 1].into()));
     let handler = Handler::TcpSocket(TcpSocketAction {
         host: None,
         port: Port::Number(port),

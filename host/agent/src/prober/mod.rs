@@ -6,8 +6,11 @@
 pub mod results;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,12 +20,14 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use wasmlet_core::{ContainerId, PodUid};
+use wasmlet_core::{ContainerId, ContainerState as RuntimeState, PodUid};
 
+use crate::cache::PodCache;
 use crate::events::{EventType, Recorder};
 use crate::handlers::{ContainerHandlers, HandlerTarget, Outcome};
+use crate::kuberuntime::runtime_pod::pod_ip;
 use crate::pod_ext::{ContainerExt, PodExt};
-use crate::statuses::PodStatuses;
+use crate::status_manager::PodStatuses;
 pub use results::{ProbeResults, ProbeState, ProbeType, ProbeUpdate};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -79,6 +84,9 @@ pub struct ProberContext {
     pub handlers: Arc<dyn ContainerHandlers>,
     pub results: Arc<ProbeResults>,
     pub statuses: Arc<PodStatuses>,
+    pub cache: Arc<PodCache>,
+    /// The node's address: a host-network pod's IP.
+    pub host_ip: Option<IpAddr>,
     pub recorder: Arc<Recorder>,
     pub metrics: ProberMetrics,
     pub updates: mpsc::Sender<ProbeUpdate>,
@@ -210,27 +218,18 @@ async fn probe_worker(
             _ = tick.tick() => {}
             _ = stopped.changed() => break,
         }
-        let Some(status) = ctx.statuses.get(&uid).and_then(|p| p.status) else {
-            continue;
-        };
-        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        if ctx.statuses.is_finished(&uid) {
             break;
         }
-        let Some(state) = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .find(|c| c.name == container.name)
-        else {
+        // What the runtime has, typed, from the pod cache (the PLEG's and
+        // the pod workers' latest reading).
+        let Some(runtime) = ctx.cache.get(&uid) else {
             continue;
         };
-        let Some(id) = state
-            .container_id
-            .as_deref()
-            .map(|id| ContainerId::new(id.rsplit("://").next().unwrap_or(id)))
-        else {
+        let Some(latest) = runtime.latest(&container.name).0 else {
             continue;
         };
+        let id = latest.id.clone();
         if current.as_ref() != Some(&id) {
             // A new instance of the container: start over.
             if let Some(old) = current.replace(id.clone()) {
@@ -244,9 +243,9 @@ async fn probe_worker(
         if on_hold {
             continue;
         }
-        let Some(running) = state.state.as_ref().and_then(|s| s.running.as_ref()) else {
+        if latest.state != RuntimeState::Running {
             continue; // only running containers are probed
-        };
+        }
         if kind == ProbeType::Startup && ctx.results.get(&id, kind) == Some(true) {
             continue; // a startup probe is done once it succeeded
         }
@@ -256,19 +255,15 @@ async fn probe_worker(
         {
             continue; // liveness and readiness wait for startup
         }
-        let started = running
+        let running_for = latest
             .started_at
-            .as_ref()
-            .map(|t| t.0.as_second())
+            .and_then(|at| SystemTime::now().duration_since(at).ok())
             .unwrap_or_default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if now - started < initial_delay.as_secs() as i64 {
+        if running_for < initial_delay {
             continue;
         }
 
-        let pod_ip = status.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let pod_ip = pod_ip(&pod, &runtime, ctx.host_ip);
         let target = HandlerTarget::new(&pod, &container, id.clone(), pod_ip);
         let begun = Instant::now();
         let checked = ctx.handlers.probe(&target, &probe, timeout).await;

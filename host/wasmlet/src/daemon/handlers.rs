@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{LifecycleHandler, Probe};
-use wasmlet_agent::handlers::{BoxFuture, Checked, ContainerHandlers, HandlerTarget, Outcome};
+use wasmlet_agent::handlers::{
+    BoxFuture, Checked, ContainerHandlers, HandlerTarget, HookError, Outcome,
+};
 use wasmlet_plugin_host::{
-    Failure, Kind, Plugin, PluginSet, container_ports, lifecycle_handler, probe_handler, types,
+    CallTarget, ContainerCall, Failure, Kind, Plugin, PluginSet, lifecycle_handler, probe_handler,
 };
 
 #[derive(Debug, Default)]
@@ -41,16 +43,20 @@ impl PluginHandlers {
     }
 }
 
-fn wit_target(target: &HandlerTarget) -> Result<types::ContainerTarget, String> {
-    Ok(types::ContainerTarget {
-        pod_name: target.pod_name.clone(),
-        pod_namespace: target.pod_namespace.clone(),
+/// The plugin host's view of the call's container, from the agent's typed one.
+fn container_call(target: &HandlerTarget) -> Result<ContainerCall, String> {
+    let grant = CallTarget {
         pod_uid: target.pod_uid.clone(),
-        pod_ip: target.pod_ip.map(|ip| ip.to_string()),
-        container_name: target.container_name.clone(),
-        container_id: target.container_id.to_string(),
-        ports: container_ports(&target.ports, &target.container_name)?,
-    })
+        container_id: target.container_id.clone(),
+        pod_ip: target.pod_ip,
+    };
+    ContainerCall::new(
+        grant,
+        &target.pod_name,
+        &target.pod_namespace,
+        &target.container_name,
+        &target.ports,
+    )
 }
 
 fn unknown(message: String) -> Checked {
@@ -75,11 +81,11 @@ impl ContainerHandlers for PluginHandlers {
             let Some(plugin) = self.probes.get(kind) else {
                 return unknown(format!("no probe-{kind} plugin is loaded"));
             };
-            let wit = match wit_target(target) {
+            let call = match container_call(target) {
                 Ok(t) => t,
                 Err(e) => return unknown(e),
             };
-            match plugin.check(&wit, &handler, timeout).await {
+            match plugin.check(&call, &handler, timeout).await {
                 Ok(result) => Checked {
                     outcome: match result.outcome {
                         wasmlet_plugin_host::Outcome::Success => Outcome::Success,
@@ -105,21 +111,21 @@ impl ContainerHandlers for PluginHandlers {
         handler: &'a LifecycleHandler,
         pre_stop: bool,
         within: Duration,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
-            let (kind, handler) = lifecycle_handler(handler)?;
+            let (kind, handler) = lifecycle_handler(handler).map_err(HookError::Invalid)?;
             let plugin = self
                 .hooks
                 .get(kind)
-                .ok_or_else(|| format!("no hook-{kind} plugin is loaded"))?;
-            let wit = wit_target(target)?;
+                .ok_or_else(|| HookError::NoHandler(format!("no hook-{kind} plugin is loaded")))?;
+            let call = container_call(target).map_err(HookError::Invalid)?;
             plugin
-                .run_hook(&wit, &handler, pre_stop, within)
+                .run_hook(&call, &handler, pre_stop, within)
                 .await
                 .map_err(|e| match e.failure {
-                    Failure::Deadline(_) => format!("the hook did not finish within {within:?}"),
-                    Failure::Busy(_) => format!("the hook could not run: {e}"),
-                    _ => e.to_string(),
+                    Failure::Deadline(_) => HookError::Deadline(within),
+                    Failure::Busy(_) => HookError::Busy(e.to_string()),
+                    _ => HookError::Failed(e.to_string()),
                 })
         })
     }

@@ -296,7 +296,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
     let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
     let mut agent_config = AgentConfig::new(node_name.clone());
-    agent_config.host_ip = config.node_ip.map(|ip| ip.to_string());
+    agent_config.host_ip = config.node_ip;
     agent_config.log_root = config.pod_logs_dir.clone();
     (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
     let failed_sources = agent_config.failed_sources.clone();

@@ -1,6 +1,7 @@
 //! Pod status as the kubelet computes it: phase, conditions, container statuses.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{
@@ -10,16 +11,56 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use wasmlet_core::{ContainerState as RtState, ContainerStatus as RtStatus, SandboxState};
 
-use crate::pod_ext::ContainerExt;
+use crate::kuberuntime::runtime_pod::{RuntimePod, pod_ip, restart_count};
+use crate::pod_ext::{ContainerExt, PodExt};
 use crate::prober::results::{ProbeResults, ProbeType};
-use crate::runtime_pod::{RuntimePod, restart_count};
 
-/// Why a container is not running, as its status should say (ErrImagePull,
-/// CrashLoopBackOff, ...).
+/// The kubelet's reasons for a container that is not running (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingReason {
+    ContainerCreating,
+    PodInitializing,
+    CrashLoopBackOff,
+    ErrImageInspect,
+    ErrImageNeverPull,
+    ImagePullBackOff,
+    ErrImagePull,
+    CreateContainerError,
+    RunContainerError,
+    PostStartHookError,
+}
+
+impl WaitingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ContainerCreating => "ContainerCreating",
+            Self::PodInitializing => "PodInitializing",
+            Self::CrashLoopBackOff => "CrashLoopBackOff",
+            Self::ErrImageInspect => "ErrImageInspect",
+            Self::ErrImageNeverPull => "ErrImageNeverPull",
+            Self::ImagePullBackOff => "ImagePullBackOff",
+            Self::ErrImagePull => "ErrImagePull",
+            Self::CreateContainerError => "CreateContainerError",
+            Self::RunContainerError => "RunContainerError",
+            Self::PostStartHookError => "PostStartHookError",
+        }
+    }
+}
+
+/// Why a container is not running, as its status should say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
-    pub reason: String,
+    pub reason: WaitingReason,
     pub message: String,
+}
+
+impl Waiting {
+    pub fn new(reason: WaitingReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
 }
 
 /// The pod phases.
@@ -78,7 +119,7 @@ pub fn pod_phase(
     let Some(spec) = pod.spec.as_ref() else {
         return Phase::Pending;
     };
-    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let restart_policy = pod.restart_policy();
     let init_containers = spec.init_containers.as_deref().unwrap_or_default();
 
     let (mut pending_init, mut failed_init) = (0, 0);
@@ -339,12 +380,7 @@ pub fn pod_conditions(
     phase: Phase,
     sandbox_ready: bool,
 ) -> Vec<Condition> {
-    let empty = Vec::new();
-    let spec = pod.spec.as_ref();
-    let init_containers = spec
-        .and_then(|s| s.init_containers.as_ref())
-        .unwrap_or(&empty);
-    let containers = spec.map_or(&empty, |s| &s.containers);
+    let (init_containers, containers) = (pod.init_containers(), pod.app_containers());
 
     let ready_to_start = if sandbox_ready {
         Condition::holds("PodReadyToStartContainers")
@@ -425,7 +461,7 @@ pub struct StatusInput<'a> {
     pub waiting: &'a BTreeMap<String, Waiting>,
     /// No container of the pod will start again (terminated, or rejected).
     pub terminal: bool,
-    pub host_ip: Option<&'a str>,
+    pub host_ip: Option<IpAddr>,
     pub start_time: Option<&'a Time>,
     /// Readiness and startup results; none: every running container is ready.
     pub probes: Option<&'a ProbeResults>,
@@ -459,10 +495,10 @@ fn terminated(c: &RtStatus) -> ContainerStateTerminated {
     }
 }
 
-fn waiting_state(reason: &str, message: Option<String>) -> ContainerState {
+fn waiting_state(reason: WaitingReason, message: Option<String>) -> ContainerState {
     ContainerState {
         waiting: Some(ContainerStateWaiting {
-            reason: Some(reason.into()),
+            reason: Some(reason.as_str().into()),
             message,
         }),
         ..Default::default()
@@ -475,7 +511,7 @@ fn container_status(
     spec: &Container,
     runtime: &RuntimePod,
     waiting: Option<&Waiting>,
-    default_reason: &str,
+    default_reason: WaitingReason,
     probes: Option<&ProbeResults>,
 ) -> ContainerStatus {
     let (latest, previous) = runtime.latest(&spec.name);
@@ -486,7 +522,7 @@ fn container_status(
     };
     let Some(latest) = latest else {
         let (reason, message) = waiting.map_or((default_reason, None), |w| {
-            (w.reason.as_str(), Some(w.message.clone()))
+            (w.reason, Some(w.message.clone()))
         });
         status.state = Some(waiting_state(reason, message));
         return status;
@@ -509,7 +545,7 @@ fn container_status(
         RtState::Exited => match waiting {
             // It will be started again: waiting, with the run that ended as last state.
             Some(w) => (
-                waiting_state(&w.reason, Some(w.message.clone())),
+                waiting_state(w.reason, Some(w.message.clone())),
                 Some(terminated(latest)),
             ),
             None => (
@@ -524,7 +560,7 @@ fn container_status(
         },
         RtState::Created | RtState::Unknown => (
             waiting_state(
-                waiting.map_or("ContainerCreating", |w| w.reason.as_str()),
+                waiting.map_or(WaitingReason::ContainerCreating, |w| w.reason),
                 waiting.map(|w| w.message.clone()),
             ),
             None,
@@ -558,15 +594,18 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
         start_time,
         probes,
     } = input;
-    let empty = Vec::new();
-    let spec = pod.spec.as_ref();
-    let inits = spec
-        .and_then(|s| s.init_containers.as_ref())
-        .unwrap_or(&empty);
-    let apps = spec.map_or(&empty, |s| &s.containers);
+    let (inits, apps) = (pod.init_containers(), pod.app_containers());
     let init_statuses: Vec<ContainerStatus> = inits
         .iter()
-        .map(|c| container_status(c, runtime, waiting.get(&c.name), "PodInitializing", probes))
+        .map(|c| {
+            container_status(
+                c,
+                runtime,
+                waiting.get(&c.name),
+                WaitingReason::PodInitializing,
+                probes,
+            )
+        })
         .collect();
     let initializing = !inits.is_empty()
         && apps.iter().all(|c| runtime.latest(&c.name).0.is_none())
@@ -577,9 +616,9 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
                 .is_none_or(|t| t.exit_code != 0)
         });
     let app_default = if initializing {
-        "PodInitializing"
+        WaitingReason::PodInitializing
     } else {
-        "ContainerCreating"
+        WaitingReason::ContainerCreating
     };
     let statuses: Vec<ContainerStatus> = apps
         .iter()
@@ -598,17 +637,12 @@ pub fn api_status(input: StatusInput<'_>) -> PodStatus {
             ..Default::default()
         })
         .collect();
-    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
-    let pod_ip = if host_network {
-        host_ip.map(str::to_owned)
-    } else {
-        sandbox.and_then(|s| s.ip).map(|ip| ip.to_string())
-    };
+    let pod_ip = pod_ip(pod, runtime, host_ip).map(|ip| ip.to_string());
     PodStatus {
         phase: Some(phase.as_str().into()),
         conditions: Some(conditions),
-        host_ip: host_ip.map(str::to_owned),
-        host_ips: host_ip.map(|ip| vec![HostIP { ip: ip.to_owned() }]),
+        host_ip: host_ip.map(|ip| ip.to_string()),
+        host_ips: host_ip.map(|ip| vec![HostIP { ip: ip.to_string() }]),
         pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
         pod_ip,
         start_time: start_time.cloned(),
@@ -650,12 +684,12 @@ pub fn qos_class(pod: &Pod) -> &'static str {
 }
 
 /// The status of a pod admission rejected: Failed, with the reason.
-pub fn rejected_status(reason: &str, message: &str, host_ip: Option<&str>) -> PodStatus {
+pub fn rejected_status(reason: &str, message: &str, host_ip: Option<IpAddr>) -> PodStatus {
     PodStatus {
         phase: Some(Phase::Failed.as_str().into()),
         reason: Some(reason.into()),
         message: Some(format!("Pod was rejected: {message}")),
-        host_ip: host_ip.map(str::to_owned),
+        host_ip: host_ip.map(|ip| ip.to_string()),
         ..Default::default()
     }
 }

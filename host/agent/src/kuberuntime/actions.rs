@@ -4,9 +4,9 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 use wasmlet_core::{ContainerId, ContainerState, ContainerStatus, SandboxId, SandboxState};
 
-use crate::pod_ext::ContainerExt;
+use crate::kuberuntime::runtime_pod::{CONTAINER_HASH, RuntimePod, container_hash};
+use crate::pod_ext::{ContainerExt, PodExt};
 use crate::prober::results::ProbeState;
-use crate::runtime_pod::{CONTAINER_HASH, RuntimePod, container_hash};
 
 /// A container to stop, and why (for the Killing event).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,13 +85,6 @@ fn replacement(
     spec_changed(container, status).then_some((kill, true))
 }
 
-fn restart_policy(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.restart_policy.as_deref())
-        .unwrap_or("Always")
-}
-
 /// Whether a container that stopped with `status` runs again under `policy`.
 pub fn should_restart(policy: &str, status: &ContainerStatus) -> bool {
     match status.state {
@@ -124,7 +117,7 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
     let Some(spec) = pod.spec.as_ref() else {
         return actions;
     };
-    let policy = restart_policy(pod);
+    let policy = pod.restart_policy();
     let inits = spec.init_containers.as_deref().unwrap_or_default();
     let sandbox = runtime.latest_sandbox();
     let sandbox_ready = sandbox.is_some_and(|s| s.state == SandboxState::Ready);
@@ -267,8 +260,8 @@ pub fn compute(pod: &Pod, runtime: &RuntimePod, probes: &dyn ProbeState) -> PodA
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kuberuntime::runtime_pod::RESTART_COUNT;
     use crate::prober::ProbeType;
-    use crate::runtime_pod::RESTART_COUNT;
     use k8s_openapi::api::core::v1::PodSpec;
     use std::time::{Duration, SystemTime};
     use wasmlet_core::{ContainerMetadata, Labels, Namespaces, SandboxMetadata, SandboxStatus};

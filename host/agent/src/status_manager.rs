@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use wasmlet_core::PodUid;
 
+use crate::api_status::time;
 use crate::pod_ext::PodExt;
-use crate::status::time;
 
 #[derive(Debug, Default)]
 pub struct PodStatuses {
@@ -48,6 +48,15 @@ impl PodStatuses {
 
     pub fn remove(&self, uid: &PodUid) {
         self.lock().remove(uid);
+    }
+
+    /// Whether the pod's phase is Succeeded or Failed: it runs nothing again.
+    pub fn is_finished(&self, uid: &PodUid) -> bool {
+        self.lock().get(uid).is_some_and(|pod| {
+            pod.status
+                .as_ref()
+                .is_some_and(|s| matches!(s.phase.as_deref(), Some("Succeeded" | "Failed")))
+        })
     }
 
     pub fn get(&self, uid: &PodUid) -> Option<Pod> {

@@ -14,7 +14,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::{net, types};
 use crate::connection::Connection;
-use crate::sockets::MAX_OPEN;
+use crate::imports::sockets::MAX_OPEN;
 use crate::state::CallState;
 
 /// Largest single `receive`: a guest asking for more gets this much.
@@ -129,16 +129,18 @@ impl net::Host for CallState {
                 "connect: {address:?} is not ip:port (names are not resolved)"
             ))
         })?;
-        if !self.may_connect(addr) {
-            return Err(self.refuse(format!("connect to {addr} is not granted")));
+        if !self.grants.may_connect(addr) {
+            return Err(self
+                .grants
+                .refuse(format!("connect to {addr} is not granted")));
         }
         if self.open_sockets() >= MAX_OPEN {
-            return Err(self.refuse(format!(
+            return Err(self.grants.refuse(format!(
                 "connect: {MAX_OPEN} sockets and connections are open already"
             )));
         }
         if !self.fds.take() {
-            return Err(self.refuse(crate::fd_budget::over_budget()));
+            return Err(self.grants.refuse(crate::fd_budget::over_budget()));
         }
         let connected = self.open(addr, tls).await;
         if connected.is_err() {

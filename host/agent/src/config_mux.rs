@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::pod_ext::PodExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 /// What happened to the pods of one update, in the order the kubelet sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,19 +52,19 @@ pub struct Merge {
 
 /// What the agent builds names and paths from, checked whatever the source.
 fn validate_identity(pod: &Pod) -> Result<(), String> {
+    fn names<'a>(
+        field: &'static str,
+        containers: Option<&'a [Container]>,
+    ) -> impl Iterator<Item = (&'static str, usize, &'a str)> {
+        let containers = containers.unwrap_or_default().iter().enumerate();
+        containers.map(move |(i, c)| (field, i, c.name.as_str()))
+    }
     let spec = pod.spec.as_ref();
-    let init = spec
-        .and_then(|s| s.init_containers.as_deref())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ("initContainers", i, c.name.as_str()));
-    let app = spec
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ("containers", i, c.name.as_str()));
+    let init = names(
+        "initContainers",
+        spec.and_then(|s| s.init_containers.as_deref()),
+    );
+    let app = names("containers", spec.map(|s| s.containers.as_slice()));
     wasmlet_core::identity::validate_pod_identity(
         pod.name_str(),
         pod.namespace_or_default(),

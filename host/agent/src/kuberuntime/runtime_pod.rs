@@ -2,11 +2,14 @@
 //! the labels and annotations follow the kubelet's, so tools that read
 //! `io.kubernetes.*` (crictl, log collectors) understand wasmlet's pods.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest, Sha256};
+
+use crate::pod_ext::PodExt;
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerState,
     ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces, PodUid,
@@ -137,43 +140,36 @@ pub fn container_hash(container: &Container) -> String {
     hex::encode(&Sha256::digest(&json)[..8])
 }
 
+/// The pod's IP as the kubelet reports it: the node's for a host-network
+/// pod, else its newest sandbox's.
+pub fn pod_ip(pod: &Pod, runtime: &RuntimePod, host_ip: Option<IpAddr>) -> Option<IpAddr> {
+    if pod.host_network() {
+        host_ip
+    } else {
+        runtime.latest_sandbox().and_then(|s| s.ip)
+    }
+}
+
 /// `<root>/<namespace>_<name>_<uid>`, the kubelet's pod log directory.
 pub fn pod_log_dir(log_root: &Path, pod: &Pod) -> PathBuf {
-    let meta = &pod.metadata;
     log_root.join(format!(
         "{}_{}_{}",
-        meta.namespace.as_deref().unwrap_or("default"),
-        meta.name.as_deref().unwrap_or_default(),
-        meta.uid.as_deref().unwrap_or_default()
+        pod.namespace_or_default(),
+        pod.name_str(),
+        pod.uid_str()
     ))
 }
 
 fn pod_labels(pod: &Pod, agent: &str) -> Labels {
-    let meta = &pod.metadata;
     Labels::from([
         (AGENT.to_owned(), agent.to_owned()),
-        (POD_NAME.to_owned(), meta.name.clone().unwrap_or_default()),
+        (POD_NAME.to_owned(), pod.name_str().to_owned()),
         (
             POD_NAMESPACE.to_owned(),
-            meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            pod.namespace_or_default().to_owned(),
         ),
-        (POD_UID.to_owned(), meta.uid.clone().unwrap_or_default()),
+        (POD_UID.to_owned(), pod.uid_str().to_owned()),
     ])
-}
-
-pub fn host_network(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false)
-}
-
-/// The pod's grace period (`terminationGracePeriodSeconds`, default 30 s).
-pub fn grace_period_seconds(pod: &Pod) -> i64 {
-    pod.metadata
-        .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref()?.termination_grace_period_seconds)
-        .unwrap_or(30)
 }
 
 /// The sandbox for `pod`'s `attempt`.
@@ -185,7 +181,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
     let mut annotations = meta.annotations.clone().unwrap_or_default();
     annotations.insert(
         GRACE_PERIOD.to_owned(),
-        grace_period_seconds(pod).to_string(),
+        pod.grace_period_seconds().to_string(),
     );
     let node = |on: Option<bool>, otherwise| {
         if on.unwrap_or(false) {
@@ -216,12 +212,12 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
         .collect();
     SandboxConfig {
         metadata: SandboxMetadata {
-            name: meta.name.clone().unwrap_or_default(),
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            uid: meta.uid.clone().unwrap_or_default().into(),
+            name: pod.name_str().to_owned(),
+            namespace: pod.namespace_or_default().to_owned(),
+            uid: pod.pod_uid(),
             attempt,
         },
-        hostname: if host_network(pod) {
+        hostname: if pod.host_network() {
             String::new()
         } else {
             hostname
@@ -269,7 +265,7 @@ pub fn container_config(
         (RESTART_COUNT.to_owned(), restart_count.to_string()),
         (
             GRACE_PERIOD.to_owned(),
-            grace_period_seconds(pod).to_string(),
+            pod.grace_period_seconds().to_string(),
         ),
     ]);
     let env = container

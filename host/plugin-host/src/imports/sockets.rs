@@ -63,18 +63,20 @@ impl CallState {
 impl tcp_create_socket::Host for Granted<'_> {
     fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
         let state = &mut *self.0;
-        if state.reach_is_empty() {
-            state.refuse("a TCP socket: no connect destination is granted".into());
+        if state.grants.reach_is_empty() {
+            state
+                .grants
+                .refuse("a TCP socket: no connect destination is granted".into());
             return Err(ErrorCode::AccessDenied.into());
         }
         if state.open_sockets() >= MAX_OPEN {
-            state.refuse(format!(
+            state.grants.refuse(format!(
                 "a TCP socket: {MAX_OPEN} sockets and connections are open already"
             ));
             return Err(ErrorCode::NewSocketLimit.into());
         }
         if !state.fds.take() {
-            state.refuse(over_budget());
+            state.grants.refuse(over_budget());
             return Err(ErrorCode::NewSocketLimit.into());
         }
         tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family)

@@ -1,0 +1,155 @@
+//! The kubelet's `kuberuntime`: what a pod needs done ([`actions`], the
+//! planner) and carrying it out against the runtime, one concern per file —
+//! [`start`] (sandbox and containers, postStart), [`image`] (pull policy and
+//! pull back-off), [`termination`] (preStop, grace, sidecars last) and [`gc`].
+//! [`runtime_pod`] is how the agent's runtime objects are labelled and read.
+
+pub mod actions;
+pub mod backoff;
+pub mod gc;
+pub mod image;
+pub mod runtime_pod;
+pub mod start;
+pub mod termination;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use wasmlet_core::{Runtime, RuntimeError};
+
+use self::actions::PodActions;
+use self::backoff::Backoff;
+use self::runtime_pod::RuntimePod;
+use crate::api_status::Waiting;
+use crate::events::{EventType, Recorder};
+use crate::handlers::ContainerHandlers;
+use crate::pod_ext::PodExt;
+use crate::prober::results::ProbeResults;
+
+/// The kubelet's floor for a grace period.
+pub const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// What the syncer needs to know about the node.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Labels every runtime object, so this agent finds its own.
+    pub agent: String,
+    pub log_root: PathBuf,
+    pub runtime_handler: String,
+}
+
+/// What a pod worker remembers between syncs.
+#[derive(Debug)]
+pub struct PodState {
+    /// container name → why it waits.
+    pub waiting: BTreeMap<String, Waiting>,
+    crash: Backoff<String>,
+    pulls: Backoff<String>,
+    /// An init container failed under restartPolicy Never.
+    pub init_failed: bool,
+}
+
+impl Default for PodState {
+    fn default() -> Self {
+        Self {
+            waiting: BTreeMap::new(),
+            crash: Backoff::crash_loop(),
+            pulls: Backoff::image_pull(),
+            init_failed: false,
+        }
+    }
+}
+
+/// What one sync found and did, from the one run of the planner.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// Nothing runs and nothing will be started again: the pod is finished.
+    pub terminal: bool,
+    /// When a back-off ends, if that is sooner than the periodic resync.
+    pub wake: Option<Duration>,
+    /// The runtime call that failed, if one did.
+    pub error: Option<RuntimeError>,
+}
+
+pub struct PodSyncer<R> {
+    pub runtime: Arc<R>,
+    pub config: SyncConfig,
+    pub recorder: Arc<Recorder>,
+    /// How postStart and preStop hooks run.
+    pub handlers: Arc<dyn ContainerHandlers>,
+    /// Liveness and startup results: a failed one restarts its container.
+    pub probes: Arc<ProbeResults>,
+}
+
+impl<R> std::fmt::Debug for PodSyncer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodSyncer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The grace to stop `pod`'s containers with: its own, at least 2 s.
+pub fn pod_grace(pod: &Pod) -> Duration {
+    seconds_of_grace(pod.grace_period_seconds())
+}
+
+/// A grace in seconds as the runtime gets it: never below [`MIN_GRACE`].
+fn seconds_of_grace(seconds: i64) -> Duration {
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0)).max(MIN_GRACE)
+}
+
+impl<R: Runtime + 'static> PodSyncer<R> {
+    /// One sync of a pod that should run: plans once, collects dead
+    /// containers, and carries the plan out.
+    pub async fn sync(&self, pod: &Pod, runtime: &RuntimePod, state: &mut PodState) -> SyncOutcome {
+        let actions = actions::compute(pod, runtime, &*self.probes);
+        state.init_failed = actions.init_failed;
+        self.collect_garbage(runtime).await;
+        if actions.is_empty() {
+            return SyncOutcome {
+                terminal: actions.init_failed || !runtime.is_running(),
+                ..SyncOutcome::default()
+            };
+        }
+        tracing::debug!(pod = ?pod.metadata.name, ?actions, "sync");
+        let (wake, error) = match self.apply(pod, runtime, state, actions).await {
+            Ok(wake) => (wake, None),
+            Err(error) => (None, Some(error)),
+        };
+        SyncOutcome {
+            terminal: state.init_failed,
+            wake,
+            error,
+        }
+    }
+
+    async fn apply(
+        &self,
+        pod: &Pod,
+        runtime: &RuntimePod,
+        state: &mut PodState,
+        actions: PodActions,
+    ) -> Result<Option<Duration>, RuntimeError> {
+        if actions.kill_pod {
+            if actions.create_sandbox && runtime.latest_sandbox().is_some() {
+                self.recorder.record(
+                    pod,
+                    None,
+                    EventType::Normal,
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.",
+                );
+            }
+            self.kill(pod, runtime, pod_grace(pod)).await?;
+            if !actions.create_sandbox {
+                return Ok(None);
+            }
+        }
+        self.kill_replaced(pod, runtime, &actions).await?;
+        self.start_all(pod, runtime, state, &actions).await
+    }
+}

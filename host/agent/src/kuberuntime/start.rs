@@ -1,0 +1,281 @@
+//! Starting what the plan says: the sandbox (the kubelet's
+//! `createPodSandbox`) and each container behind its crash-loop back-off, its
+//! image and its postStart hook (`startContainer`).
+
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::time::Instant;
+use wasmlet_core::{
+    ContainerId, ContainerState, ContainerStatus, ErrorKind, Runtime, RuntimeError, SandboxConfig,
+    SandboxId,
+};
+
+use super::actions::PodActions;
+use super::runtime_pod::{
+    RuntimePod, container_config, finished_at, restart_count, sandbox_config,
+};
+use super::{PodState, PodSyncer, pod_grace};
+use crate::api_status::{Waiting, WaitingReason};
+use crate::events::EventType;
+use crate::handlers::HandlerTarget;
+use crate::pod_ext::PodExt;
+
+/// One container to start, and what it starts into.
+struct StartContainer<'a> {
+    pod: &'a Pod,
+    container: &'a Container,
+    sandbox: &'a SandboxId,
+    sandbox_config: &'a SandboxConfig,
+    previous: Option<&'a ContainerStatus>,
+    fresh_sandbox: bool,
+}
+
+/// `SystemTime` → `Instant`, for back-off measured from a runtime timestamp.
+fn instant_of(at: SystemTime) -> Instant {
+    let ago = SystemTime::now().duration_since(at).unwrap_or_default();
+    let now = Instant::now();
+    now.checked_sub(ago).unwrap_or(now)
+}
+
+impl<R: Runtime + 'static> PodSyncer<R> {
+    /// Creates the sandbox if the plan says so, then starts the planned init
+    /// and app containers in order. Returns the soonest end of a back-off.
+    pub(super) async fn start_all(
+        &self,
+        pod: &Pod,
+        runtime: &RuntimePod,
+        state: &mut PodState,
+        actions: &PodActions,
+    ) -> Result<Option<Duration>, RuntimeError> {
+        let attempt = if actions.create_sandbox {
+            actions.attempt
+        } else {
+            runtime.latest_sandbox().map_or(0, |s| s.metadata.attempt)
+        };
+        let sandbox_config =
+            sandbox_config(pod, attempt, &self.config.agent, &self.config.log_root);
+        let sandbox = match actions.sandbox.clone() {
+            Some(id) if !actions.create_sandbox => id,
+            _ => self.create_sandbox(pod, &sandbox_config).await?,
+        };
+
+        let (inits, apps) = (pod.init_containers(), pod.app_containers());
+        let to_start = actions
+            .start_init
+            .iter()
+            .filter_map(|i| inits.get(*i))
+            .chain(actions.start.iter().filter_map(|i| apps.get(*i)));
+        let mut wake: Option<Duration> = None;
+        for container in to_start {
+            let start = StartContainer {
+                pod,
+                container,
+                sandbox: &sandbox,
+                sandbox_config: &sandbox_config,
+                previous: runtime.latest(&container.name).0,
+                fresh_sandbox: actions.create_sandbox,
+            };
+            if let Some(wait) = self.start_container(start, state).await {
+                wake = Some(wake.map_or(wait, |w| w.min(wait)));
+            }
+        }
+        Ok(wake)
+    }
+
+    async fn create_sandbox(
+        &self,
+        pod: &Pod,
+        config: &SandboxConfig,
+    ) -> Result<SandboxId, RuntimeError> {
+        // The kubelet's pod log directory; blocking, so off the runtime's threads.
+        let dir = config.log_directory.clone();
+        let created = tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir)).await;
+        if let Err(error) = created
+            .map_err(std::io::Error::other)
+            .and_then(|result| result)
+        {
+            return Err(RuntimeError::new(
+                "RunPodSandbox",
+                ErrorKind::Internal,
+                format!(
+                    "creating log directory {}: {error}",
+                    config.log_directory.display()
+                ),
+            ));
+        }
+        self.runtime
+            .run_sandbox(config, &self.config.runtime_handler)
+            .await
+            .inspect_err(|error| {
+                self.recorder.record(
+                    pod,
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {error}"),
+                );
+            })
+    }
+
+    /// Starts one container unless it is backing off; `Some(wait)` if it is.
+    async fn start_container(
+        &self,
+        start: StartContainer<'_>,
+        state: &mut PodState,
+    ) -> Option<Duration> {
+        let StartContainer {
+            pod,
+            container,
+            sandbox,
+            sandbox_config,
+            previous,
+            fresh_sandbox,
+        } = start;
+        let name = container.name.clone();
+        let now = Instant::now();
+        // Crash-loop back-off: only for a container that ran and stopped in
+        // this sandbox; a new sandbox starts its containers at once.
+        if let Some(prev) = previous.filter(|p| p.state == ContainerState::Exited && !fresh_sandbox)
+        {
+            let exited = instant_of(finished_at(prev));
+            let (wait, delay) = state.crash.remaining_since(&name, exited, now);
+            if !wait.is_zero() {
+                let message = format!(
+                    "back-off {delay:?} restarting failed container={name} pod={}_{}({})",
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    pod.uid_str(),
+                );
+                if state
+                    .waiting
+                    .get(&name)
+                    .is_none_or(|w| w.reason != WaitingReason::CrashLoopBackOff)
+                {
+                    self.recorder.record(
+                        pod,
+                        Some(&name),
+                        EventType::Warning,
+                        "BackOff",
+                        format!("Back-off restarting failed container {name}"),
+                    );
+                }
+                state
+                    .waiting
+                    .insert(name, Waiting::new(WaitingReason::CrashLoopBackOff, message));
+                return Some(wait);
+            }
+            state.crash.fail(&name, exited);
+        }
+
+        if let Err(error) = self.ensure_image(pod, container, state).await {
+            let wait = error.retry_after();
+            state
+                .waiting
+                .insert(name, Waiting::new(error.reason(), error.to_string()));
+            return wait;
+        }
+
+        let restarts = previous.map_or(0, |p| restart_count(p) + 1);
+        let config = container_config(
+            pod,
+            container,
+            u32::try_from(restarts).unwrap_or(0),
+            &self.config.agent,
+            sandbox_config,
+        );
+        let id: ContainerId = match self
+            .runtime
+            .create_container(sandbox, &config, sandbox_config)
+            .await
+        {
+            Ok(id) => id,
+            Err(error) => {
+                self.failed(
+                    pod,
+                    &name,
+                    WaitingReason::CreateContainerError,
+                    &error,
+                    state,
+                );
+                return None;
+            }
+        };
+        self.recorder.record(
+            pod,
+            Some(&name),
+            EventType::Normal,
+            "Created",
+            format!("Created container {name}"),
+        );
+        if let Err(error) = self.runtime.start_container(&id).await {
+            self.failed(pod, &name, WaitingReason::RunContainerError, &error, state);
+            return None;
+        }
+        self.recorder.record(
+            pod,
+            Some(&name),
+            EventType::Normal,
+            "Started",
+            format!("Started container {name}"),
+        );
+        if let Some(hook) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        {
+            let pod_ip = match self.runtime.sandbox_status(sandbox).await {
+                Ok(status) => status.ip,
+                Err(_) => None,
+            };
+            let target = HandlerTarget::new(pod, container, id.clone(), pod_ip);
+            // postStart has no deadline of its own in Kubernetes; the hook
+            // plugin's manifest bounds it.
+            if let Err(error) = self
+                .handlers
+                .hook(&target, hook, false, Duration::from_secs(600))
+                .await
+            {
+                self.recorder.record(
+                    pod,
+                    Some(&name),
+                    EventType::Warning,
+                    "FailedPostStartHook",
+                    error.to_string(),
+                );
+                // As the kubelet: kill it; it restarts per the restart policy.
+                let _ = self.runtime.stop_container(&id, pod_grace(pod)).await;
+                state.waiting.insert(
+                    name,
+                    Waiting::new(
+                        WaitingReason::PostStartHookError,
+                        format!("PostStartHook failed: {error}"),
+                    ),
+                );
+                return None;
+            }
+        }
+        state.waiting.remove(&name);
+        None
+    }
+
+    fn failed(
+        &self,
+        pod: &Pod,
+        name: &str,
+        reason: WaitingReason,
+        error: &RuntimeError,
+        state: &mut PodState,
+    ) {
+        self.recorder.record(
+            pod,
+            Some(name),
+            EventType::Warning,
+            "Failed",
+            format!("Error: {error}"),
+        );
+        state
+            .waiting
+            .insert(name.to_owned(), Waiting::new(reason, error.to_string()));
+    }
+}
