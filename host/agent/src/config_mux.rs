@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::pod_ext::PodExt;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 
 /// What happened to the pods of one update, in the order the kubelet sends them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,29 +48,6 @@ pub struct Merge {
     /// In kubelet order: REMOVE, ADD, UPDATE, DELETE, RECONCILE.
     pub updates: Vec<PodUpdate>,
     pub dropped: Vec<Dropped>,
-}
-
-/// What the agent builds names and paths from, checked whatever the source.
-fn validate_identity(pod: &Pod) -> Result<(), String> {
-    fn names<'a>(
-        field: &'static str,
-        containers: Option<&'a [Container]>,
-    ) -> impl Iterator<Item = (&'static str, usize, &'a str)> {
-        let containers = containers.unwrap_or_default().iter().enumerate();
-        containers.map(move |(i, c)| (field, i, c.name.as_str()))
-    }
-    let spec = pod.spec.as_ref();
-    let init = names(
-        "initContainers",
-        spec.and_then(|s| s.init_containers.as_deref()),
-    );
-    let app = names("containers", spec.map(|s| s.containers.as_slice()));
-    wasmlet_core::identity::validate_pod_identity(
-        pod.name_str(),
-        pod.namespace_or_default(),
-        pod.uid_str(),
-        init.chain(app),
-    )
 }
 
 /// What the agent must act on: everything but the status.
@@ -206,7 +183,7 @@ impl ConfigMux {
                 full_name: name.clone(),
                 reason,
             };
-            if let Err(reason) = validate_identity(&pod) {
+            if let Err(reason) = wasmlet_rules::identity::validate_pod(&pod) {
                 merge.dropped.push(drop(reason));
                 continue;
             }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::pod_ext::PodExt;
+use crate::pod_ext::{PodExt, PodUidExt};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, LifecycleHandler, Pod, Probe};
 use wasmlet_core::{ContainerId, PodUid};
 

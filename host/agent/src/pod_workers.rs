@@ -18,7 +18,7 @@ use crate::cache::PodCache;
 use crate::kuberuntime::runtime_pod::{RuntimePod, inspect};
 use crate::kuberuntime::{PodState, PodSyncer, pod_grace};
 use crate::metrics::{AgentMetrics, OperationLabels};
-use crate::pod_ext::PodExt;
+use crate::pod_ext::PodUidExt;
 use crate::status_manager::PodStatuses;
 
 /// How the sync loop asks a worker for work.

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use wasmlet_core::PodUid;
 
 use crate::api_status::time;
-use crate::pod_ext::PodExt;
+use crate::pod_ext::PodUidExt;
 
 #[derive(Debug, Default)]
 pub struct PodStatuses {

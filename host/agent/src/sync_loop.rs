@@ -20,7 +20,7 @@ use crate::health::Heartbeat;
 use crate::kuberuntime::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
 use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
 use crate::pleg::{EventKind, PodLifecycleEvent};
-use crate::pod_ext::PodExt;
+use crate::pod_ext::{PodExt, PodUidExt};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::{ProbeUpdate, Prober};
 use crate::status_manager::PodStatuses;

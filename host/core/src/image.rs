@@ -44,18 +44,3 @@ pub struct FilesystemUsage {
     pub used_bytes: Option<u64>,
     pub inodes_used: Option<u64>,
 }
-
-/// Kubernetes' default pull policy: `Always` for `:latest` or untagged images,
-/// else `IfNotPresent`.
-pub fn default_pull_policy(image: &str) -> &'static str {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    let tag = if name.contains('@') {
-        Some("digest")
-    } else {
-        name.rsplit_once(':').map(|(_, t)| t)
-    };
-    match tag {
-        None | Some("latest") => "Always",
-        Some(_) => "IfNotPresent",
-    }
-}

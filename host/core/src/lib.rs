@@ -1,4 +1,5 @@
-//! The node agent's domain: identities, the container-runtime port and its errors.
+//! The container-runtime port: its identities, calls and errors. Kubernetes'
+//! own rules are in `wasmlet-rules`.
 //!
 //! Everything else in wasmlet depends on this crate and it depends on nothing of
 //! theirs: no async runtime, no gRPC, no wasm. The runtime port is split the way
@@ -10,10 +11,8 @@
 
 pub mod container;
 pub mod error;
-pub mod identity;
 pub mod ids;
 pub mod image;
-pub mod quantity;
 pub mod runtime;
 pub mod sandbox;
 

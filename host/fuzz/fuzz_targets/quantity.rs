@@ -5,11 +5,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    if let Ok(milli) = wasmlet_core::quantity::milli(text) {
+    if let Ok(milli) = wasmlet_rules::quantity::milli(text) {
         // Canonical quantities read back as themselves.
         if milli >= 0 && milli % 1000 == 0 {
             assert_eq!(
-                wasmlet_core::quantity::milli(&(milli / 1000).to_string()),
+                wasmlet_rules::quantity::milli(&(milli / 1000).to_string()),
                 Ok(milli)
             );
         }

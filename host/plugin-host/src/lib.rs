@@ -54,4 +54,4 @@ pub use pod_view::{
     probe_handler,
 };
 pub use source::SourceEvent;
-pub use wasmlet_core::quantity::milli as quantity_milli;
+pub use wasmlet_rules::quantity::milli as quantity_milli;

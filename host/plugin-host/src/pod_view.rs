@@ -26,7 +26,7 @@ fn quantities(map: Option<&BTreeMap<String, Quantity>>) -> Result<Vec<types::Qua
             Ok(types::Quantity {
                 name: name.clone(),
                 text: q.0.clone(),
-                milli: wasmlet_core::quantity::milli(&q.0).map_err(|e| format!("{name}: {e}"))?,
+                milli: wasmlet_rules::quantity::milli(&q.0).map_err(|e| format!("{name}: {e}"))?,
             })
         })
         .collect()
@@ -36,7 +36,7 @@ fn port_number(n: i32, field: &str) -> Result<u16, String> {
     u16::try_from(n).map_err(|_| format!("{field}: {n} is not a port"))
 }
 
-pub use wasmlet_core::default_pull_policy;
+pub use wasmlet_rules::default_pull_policy;
 
 /// A container's ports as plugins see them; `at` names the container in errors.
 pub fn container_ports(
@@ -359,19 +359,5 @@ mod tests {
             err.starts_with("spec.containers[0].resources.limits.memory"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn pull_policy_defaults() {
-        assert_eq!(default_pull_policy("busybox"), "Always");
-        assert_eq!(
-            default_pull_policy("127.0.0.1:5000/wasmlet/busybox"),
-            "Always"
-        );
-        assert_eq!(
-            default_pull_policy("127.0.0.1:5000/wasmlet/busybox:1.35"),
-            "IfNotPresent"
-        );
-        assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
     }
 }

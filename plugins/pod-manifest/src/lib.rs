@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Toleration};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wasmlet_core::quantity::milli;
-use wasmlet_core::{default_pull_policy, identity};
+use wasmlet_rules::quantity::milli;
+use wasmlet_rules::{default_pull_policy, identity};
 
 /// Where a manifest came from; part of the UID, as in the kubelet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,15 +202,7 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
     let Some(spec) = &pod.spec else {
         return Err("spec: Required value".into());
     };
-    let init = spec.init_containers.iter().flatten().enumerate();
-    let app = spec.containers.iter().enumerate();
-    identity::validate_pod_identity(
-        pod.metadata.name.as_deref().unwrap_or_default(),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.uid.as_deref().unwrap_or_default(),
-        init.map(|(i, c)| ("initContainers", i, c.name.as_str()))
-            .chain(app.map(|(i, c)| ("containers", i, c.name.as_str()))),
-    )?;
+    identity::validate_pod(pod)?;
     if spec.containers.is_empty() {
         return Err("spec.containers: Required value".into());
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
-use wasmlet_core::{Runtime, RuntimeError, default_pull_policy};
+use wasmlet_core::{Runtime, RuntimeError};
+use wasmlet_rules::default_pull_policy;
 
 use super::{PodState, PodSyncer};
 use crate::api_status::WaitingReason;

@@ -8,13 +8,14 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest, Sha256};
+use wasmlet_rules::quantity;
 
-use crate::pod_ext::PodExt;
+use crate::pod_ext::{PodExt, PodUidExt};
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerState,
     ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces, PodUid,
     PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter, SandboxMetadata,
-    SandboxRuntime, SandboxState, SandboxStatus, quantity,
+    SandboxRuntime, SandboxState, SandboxStatus,
 };
 
 pub const POD_NAME: &str = "io.kubernetes.pod.name";

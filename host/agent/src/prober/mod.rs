@@ -26,7 +26,7 @@ use crate::cache::PodCache;
 use crate::events::{EventType, Recorder};
 use crate::handlers::{ContainerHandlers, HandlerTarget, Outcome};
 use crate::kuberuntime::runtime_pod::pod_ip;
-use crate::pod_ext::{ContainerExt, PodExt};
+use crate::pod_ext::{ContainerExt, PodUidExt};
 use crate::status_manager::PodStatuses;
 pub use results::{ProbeResults, ProbeState, ProbeType, ProbeUpdate};
 

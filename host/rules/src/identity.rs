@@ -3,6 +3,10 @@
 //! runtime names and paths (pod log directories) from these parts, so a part
 //! that passes here cannot leave its directory.
 
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::pod::PodExt;
+
 /// The longest UID accepted: a UUID is 36 characters, a static pod's 32.
 pub const MAX_UID_LEN: usize = 128;
 
@@ -51,9 +55,23 @@ pub fn pod_uid(value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// What identifies a pod, checked as the agent needs it before it keeps the
+/// What identifies `pod`, checked as the agent needs it before it keeps the
 /// pod: name, namespace, UID and every container name, unique within the pod.
 /// Errors name the field.
+pub fn validate_pod(pod: &Pod) -> Result<(), String> {
+    let inits = pod.init_containers().iter().enumerate();
+    let apps = pod.app_containers().iter().enumerate();
+    validate_pod_identity(
+        pod.name_str(),
+        pod.namespace_or_default(),
+        pod.uid_str(),
+        inits
+            .map(|(i, c)| ("initContainers", i, c.name.as_str()))
+            .chain(apps.map(|(i, c)| ("containers", i, c.name.as_str()))),
+    )
+}
+
+/// As [`validate_pod`], from the parts.
 pub fn validate_pod_identity<'a>(
     name: &str,
     namespace: &str,
