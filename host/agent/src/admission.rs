@@ -30,7 +30,7 @@ impl Admission {
 
 /// Judges a pod against the pods the node already runs.
 pub trait Admit: Send + Sync + 'static {
-    fn admit(&self, pod: &Pod, active: &[Arc<Pod>]) -> impl Future<Output = Admission> + Send;
+    fn admit(&self, pod: &Arc<Pod>, active: &[Arc<Pod>]) -> impl Future<Output = Admission> + Send;
 }
 
 /// Admits everything: an agent configured without admission plugins.
@@ -38,7 +38,7 @@ pub trait Admit: Send + Sync + 'static {
 pub struct AdmitAll;
 
 impl Admit for AdmitAll {
-    async fn admit(&self, _pod: &Pod, _active: &[Arc<Pod>]) -> Admission {
+    async fn admit(&self, _pod: &Arc<Pod>, _active: &[Arc<Pod>]) -> Admission {
         Admission::admitted()
     }
 }

@@ -37,7 +37,7 @@ fn pod(name: &str, policy: &str, containers: &[&str]) -> Pod {
 struct LabelPolicy;
 
 impl Admit for LabelPolicy {
-    async fn admit(&self, pod: &Pod, _active: &[Arc<Pod>]) -> Admission {
+    async fn admit(&self, pod: &Arc<Pod>, _active: &[Arc<Pod>]) -> Admission {
         let label = |key: &str| {
             pod.metadata
                 .labels

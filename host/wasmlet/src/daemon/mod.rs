@@ -317,6 +317,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
             chain,
             unavailable,
             node,
+            views: Default::default(),
         },
         Arc::new(handlers::PluginHandlers::from_set(&set)),
         agent_config,

@@ -1,13 +1,16 @@
 //! The agent's plugins: the admission chain behind the agent's admission
 //! port, and the pod sources feeding its config channel.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, mpsc, watch};
 use wasmlet_agent::admission::{Admission, Admit};
 use wasmlet_agent::handlers::BoxFuture;
+use wasmlet_agent::pod_ext::PodExt;
 use wasmlet_agent::{SourceMessage, SourceUpdate};
 use wasmlet_plugin_host::{Plugin, SourceEvent, admit_all, config_source, pod_view, types};
 
@@ -19,6 +22,49 @@ pub struct PluginAdmission {
     /// or failed to load), with why: while any is, no new pod is admitted.
     pub unavailable: Vec<(String, String)>,
     pub node: types::NodeInfo,
+    /// The WIT view of each pod admission has seen, kept while it is active.
+    pub views: PodViews,
+}
+
+/// WIT pod views, built once per pod (as the sources give it: a changed pod
+/// is a new `Arc`) and kept while the pod is active or being judged.
+#[derive(Debug, Default)]
+pub struct PodViews {
+    views: Mutex<HashMap<String, (Arc<Pod>, types::Pod)>>,
+    built: AtomicUsize,
+}
+
+impl PodViews {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Pod>, types::Pod)>> {
+        self.views.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The view of `pod`, from the cache unless the pod changed.
+    pub fn get(&self, pod: &Arc<Pod>) -> Result<types::Pod, String> {
+        let uid = pod.uid_str();
+        if let Some((seen, view)) = self.lock().get(uid)
+            && (Arc::ptr_eq(seen, pod) || seen == pod)
+        {
+            return Ok(view.clone());
+        }
+        let view = pod_view(pod, source_of(pod))?;
+        self.built.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .insert(uid.to_owned(), (pod.clone(), view.clone()));
+        Ok(view)
+    }
+
+    /// Forgets the views of pods no longer in `keep`.
+    pub fn retain<'a>(&self, keep: impl IntoIterator<Item = &'a Arc<Pod>>) {
+        let keep: HashSet<&str> = keep.into_iter().map(|p| p.uid_str()).collect();
+        self.lock().retain(|uid, _| keep.contains(uid.as_str()));
+    }
+
+    /// How many views were built so far.
+    #[cfg(test)]
+    fn built(&self) -> usize {
+        self.built.load(Ordering::Relaxed)
+    }
 }
 
 fn source_of(pod: &Pod) -> &str {
@@ -26,7 +72,7 @@ fn source_of(pod: &Pod) -> &str {
 }
 
 impl Admit for PluginAdmission {
-    async fn admit(&self, pod: &Pod, active: &[Arc<Pod>]) -> Admission {
+    async fn admit(&self, pod: &Arc<Pod>, active: &[Arc<Pod>]) -> Admission {
         if let Some((plugin, why)) = self.unavailable.first() {
             return Admission {
                 admit: false,
@@ -39,7 +85,8 @@ impl Admit for PluginAdmission {
         if self.chain.is_empty() {
             return Admission::admitted();
         }
-        let view = match pod_view(pod, source_of(pod)) {
+        self.views.retain(active.iter().chain([pod]));
+        let view = match self.views.get(pod) {
             Ok(view) => view,
             Err(message) => {
                 return Admission {
@@ -51,7 +98,7 @@ impl Admit for PluginAdmission {
         };
         let active: Vec<types::Pod> = active
             .iter()
-            .filter_map(|p| pod_view(p, source_of(p)).ok())
+            .filter_map(|p| self.views.get(p).ok())
             .collect();
         let verdict = admit_all(&self.chain, &view, &self.node, &active).await;
         Admission {
@@ -167,4 +214,41 @@ async fn run_source(
         plugin.run_source(Arc::new(Notify::new()), events_tx, shutdown),
         forward
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, uid: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "default", "uid": uid},
+                "spec": {"containers": [{"name": "app", "image": "busybox:1.35"}]}
+            }))
+            .expect("a pod"),
+        )
+    }
+
+    #[test]
+    fn a_view_is_built_once_per_pod_and_kept_while_it_is_active() {
+        let views = PodViews::default();
+        let (a, b) = (pod("a", "ua"), pod("b", "ub"));
+        for _ in 0..3 {
+            views.get(&a).expect("a view");
+            views.get(&b).expect("a view");
+        }
+        assert_eq!(views.built(), 2);
+        // The same pod read again (a new Arc, equal): still the one view.
+        views.get(&pod("a", "ua")).expect("a view");
+        assert_eq!(views.built(), 2);
+        // Changed under the same UID: built anew.
+        let renamed = pod("a2", "ua");
+        assert_eq!(views.get(&renamed).expect("a view").name, "a2");
+        assert_eq!(views.built(), 3);
+        // Gone from the active set: forgotten, so built again if it returns.
+        views.retain([&renamed]);
+        views.get(&b).expect("a view");
+        assert_eq!(views.built(), 4);
+    }
 }
