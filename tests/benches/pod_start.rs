@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use wasmlet_agent::admission::AdmitAll;
 use wasmlet_agent::handlers::NoHandlers;
 use wasmlet_agent::kuberuntime::runtime_pod::{container_config, sandbox_config};
@@ -176,8 +177,8 @@ async fn main() {
     );
     let view = agent.view();
     let (config, config_rx) = mpsc::channel(4);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(agent.run(config_rx, shutdown));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(agent.run(config_rx, stop.clone()));
 
     let mut rows = Vec::new();
     // Single pods, alternating agent and floor so drift hits both alike.
@@ -258,7 +259,7 @@ async fn main() {
             a99.as_secs_f64() / f99.as_secs_f64()
         );
     }
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = task.await;
     remove_all(&runtime, &agent_name).await;
     let _ = std::fs::remove_dir_all(&logs);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use wasmlet_core::Runtime;
 
 use crate::admission::Admit;
@@ -155,7 +156,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
     }
 
     /// Runs until `shutdown` turns true; source snapshots arrive on `config`.
-    pub async fn run(self, config: mpsc::Receiver<SourceMessage>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, config: mpsc::Receiver<SourceMessage>, shutdown: CancellationToken) {
         let Self {
             runtime,
             admit,

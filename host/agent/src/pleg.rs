@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use wasmlet_core::{
     ContainerFilter, ContainerId, ContainerRuntime, ContainerState, Labels, PodUid, SandboxFilter,
     SandboxId, SandboxRuntime, SandboxState,
@@ -77,13 +78,13 @@ impl<R: SandboxRuntime + ContainerRuntime + 'static> Pleg<R> {
     }
 
     /// Relists every `period` until `shutdown`.
-    pub async fn run(mut self, period: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, period: Duration, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                () = shutdown.cancelled() => return,
             }
             if let Err(error) = self.relist().await {
                 tracing::warn!(%error, "pleg relist failed");

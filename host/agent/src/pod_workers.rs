@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use wasmlet_core::{PodUid, Runtime};
 
 use crate::api_status::{StatusInput, api_status, time};
@@ -77,14 +78,14 @@ pub struct PodWorkers<R> {
     /// Which pod each task works for, to forget a worker that panicked.
     task_pods: HashMap<tokio::task::Id, PodUid>,
     reports: mpsc::Sender<WorkerReport>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 }
 
 impl<R: Runtime + 'static> PodWorkers<R> {
     pub fn new(
         context: Arc<WorkerContext<R>>,
         reports: mpsc::Sender<WorkerReport>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
             context,
@@ -212,7 +213,7 @@ async fn worker<R: Runtime + 'static>(
     uid: PodUid,
     mut work: watch::Receiver<Work>,
     reports: mpsc::Sender<WorkerReport>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut state = PodState::default();
     let first_seen = Instant::now();
@@ -271,7 +272,7 @@ async fn worker<R: Runtime + 'static>(
                     &pod,
                     &uid,
                     termination,
-                    &mut shutdown,
+                    &shutdown,
                     &start_time,
                     &state,
                 )
@@ -295,7 +296,7 @@ async fn worker<R: Runtime + 'static>(
         }
         tokio::select! {
             changed = work.changed() => if changed.is_err() { return },
-            _ = shutdown.changed() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -343,7 +344,7 @@ async fn terminate_pod<R: Runtime + 'static>(
     pod: &Arc<Pod>,
     uid: &PodUid,
     termination: Termination,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     start_time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
     state: &PodState,
 ) -> bool {
@@ -389,7 +390,7 @@ async fn terminate_pod<R: Runtime + 'static>(
                 tracing::warn!(%error, pod = %uid, "terminating pod failed; retrying in {retry:?}");
                 tokio::select! {
                     () = tokio::time::sleep(retry) => {}
-                    _ = shutdown.changed() => return false,
+                    () = shutdown.cancelled() => return false,
                 }
                 retry = (retry * 2).min(Duration::from_secs(30));
             }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use wasmlet_core::{ContainerState, PodUid, Runtime, SandboxState};
 
 use crate::admission::{Admission, AdmissionQueue, Admit};
@@ -141,7 +142,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
     pub async fn run(
         mut self,
         mut inputs: LoopInputs,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
         drain: Duration,
     ) {
         let mut sync_tick = tokio::time::interval(self.timings.sync_tick);
@@ -155,7 +156,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             // are due, probe results, worker reports, then housekeeping.
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                () = shutdown.cancelled() => break,
                 Some(message) = inputs.config.recv() => match message {
                     SourceMessage::Snapshot(update) => self.handle_source(update),
                     SourceMessage::Failed { source, reason } => self.source_failed(&source, reason),

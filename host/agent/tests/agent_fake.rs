@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use wasmlet_agent::admission::{Admission, Admit};
 use wasmlet_agent::handlers::{
     BoxFuture, Checked, ContainerHandlers, HandlerTarget, HookError, NoHandlers, Outcome,
@@ -62,7 +63,7 @@ impl Admit for LabelPolicy {
 struct Running {
     view: AgentView,
     config: mpsc::Sender<SourceMessage>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -86,8 +87,8 @@ fn start_with(runtime: &FakeRuntime, handlers: Arc<dyn ContainerHandlers>) -> Ru
     );
     let view = agent.view();
     let (config, config_rx) = mpsc::channel(8);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(agent.run(config_rx, shutdown));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(agent.run(config_rx, stop.clone()));
     Running {
         view,
         config,
@@ -112,7 +113,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.stop.send(true).expect("agent alive");
+        self.stop.cancel();
         self.task.await.expect("agent stops");
     }
 
@@ -164,7 +165,7 @@ async fn containers(runtime: &FakeRuntime) -> Vec<wasmlet_core::Container> {
         .expect("list")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_pod_runs_is_ready_and_is_removed_without_leftovers() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -197,7 +198,7 @@ async fn a_pod_runs_is_ready_and_is_removed_without_leftovers() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_pod_whose_worker_panicked_gets_a_new_worker_and_runs() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     runtime.panic_next("CreateContainer");
@@ -217,7 +218,7 @@ async fn a_pod_whose_worker_panicked_gets_a_new_worker_and_runs() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_crashing_container_restarts_then_backs_off() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -266,7 +267,7 @@ async fn a_crashing_container_restarts_then_backs_off() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn never_and_on_failure_leave_finished_containers_alone() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -296,7 +297,7 @@ async fn never_and_on_failure_leave_finished_containers_alone() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_rejected_pod_fails_and_nothing_starts() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -316,7 +317,7 @@ async fn a_rejected_pod_fails_and_nothing_starts() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn admission_that_never_decides_holds_up_no_other_work() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -344,7 +345,7 @@ async fn admission_that_never_decides_holds_up_no_other_work() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_restarted_agent_adopts_running_containers() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -372,7 +373,7 @@ async fn a_restarted_agent_adopts_running_containers() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_pod_given_back_while_it_stops_runs_again() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let agent = start(&runtime);
@@ -486,7 +487,7 @@ fn ready(status: &Option<k8s_openapi::api::core::v1::PodStatus>) -> Option<bool>
     Some(status.as_ref()?.container_statuses.as_ref()?.first()?.ready)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_failing_liveness_probe_restarts_the_container() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let handlers = Arc::new(Scripted {
@@ -532,7 +533,7 @@ async fn a_failing_liveness_probe_restarts_the_container() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn readiness_drives_ready_without_restarts() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let handlers = Arc::new(Scripted {
@@ -571,7 +572,7 @@ async fn readiness_drives_ready_without_restarts() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_failing_post_start_hook_kills_and_restarts_the_container() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let handlers = Arc::new(Scripted {
@@ -599,7 +600,7 @@ async fn a_failing_post_start_hook_kills_and_restarts_the_container() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_sidecar_starts_first_comes_back_under_never_and_stops_last() {
     let runtime = FakeRuntime::new().with_image(IMAGE);
     let handlers = Arc::new(Scripted {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::bindings::pod_source_handler::{self, Snapshot};
 use crate::call::settle;
@@ -35,7 +36,7 @@ impl Plugin {
         self: Arc<Self>,
         changes: Arc<Notify>,
         events: mpsc::Sender<SourceEvent>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         let dirs = self.grant.read_dirs.clone();
         tokio::select! {
@@ -48,13 +49,13 @@ impl Plugin {
         self: Arc<Self>,
         changes: Arc<Notify>,
         events: mpsc::Sender<SourceEvent>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         const CALL: &str = "next-snapshot";
         if let Err(error) = self.exports_for::<pod_source_handler::GuestIndices>(CALL) {
             let _ = events.send(SourceEvent::Failed(error)).await;
             // A supervisor runs until shutdown, whatever its plugin does.
-            let _ = shutdown.wait_for(|stop| *stop).await;
+            shutdown.cancelled().await;
             return;
         }
         let deadline = self.manifest.deadline();
@@ -68,7 +69,7 @@ impl Plugin {
                     let error = self.record::<()>("instantiate", Instant::now(), Err(failure));
                     if let Err(error) = error
                         && (events.send(SourceEvent::Failed(error)).await.is_err()
-                            || !pause(&mut backoff, &mut shutdown).await)
+                            || !pause(&mut backoff, &shutdown).await)
                     {
                         return;
                     }
@@ -82,7 +83,7 @@ impl Plugin {
                 Ok(ready) => ready,
                 Err(error) => {
                     if events.send(SourceEvent::Failed(error)).await.is_err()
-                        || !pause(&mut backoff, &mut shutdown).await
+                        || !pause(&mut backoff, &shutdown).await
                     {
                         return;
                     }
@@ -90,7 +91,7 @@ impl Plugin {
                 }
             };
             loop {
-                if *shutdown.borrow() {
+                if shutdown.is_cancelled() {
                     return;
                 }
                 store.data_mut().deadline = Instant::now() + deadline;
@@ -100,7 +101,7 @@ impl Plugin {
                     tokio::time::timeout(deadline + MAX_WAIT, guest.call_next_snapshot(&mut store));
                 let result = tokio::select! {
                     result = call => result,
-                    _ = shutdown.changed() => return,
+                    () = shutdown.cancelled() => return,
                 };
                 let mut outcome = settle(&store, result, deadline);
                 if outcome.is_ok() {
@@ -129,7 +130,7 @@ impl Plugin {
                     }
                     Err(error) => {
                         if events.send(SourceEvent::Failed(error)).await.is_err()
-                            || !pause(&mut backoff, &mut shutdown).await
+                            || !pause(&mut backoff, &shutdown).await
                         {
                             return;
                         }
@@ -165,12 +166,12 @@ async fn dir_identities(dirs: &[std::path::PathBuf]) -> Result<Vec<(u64, u64)>, 
 }
 
 /// Sleeps the back-off (doubling it); false if shutdown came first.
-async fn pause(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
     let wait = *backoff;
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
     tokio::select! {
-        () = tokio::time::sleep(wait) => !*shutdown.borrow(),
-        _ = shutdown.changed() => false,
+        () = tokio::time::sleep(wait) => !shutdown.is_cancelled(),
+        () = shutdown.cancelled() => false,
     }
 }
 

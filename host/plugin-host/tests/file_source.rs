@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::Harness;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 use wasmlet_plugin_host::{Snapshot, SourceEvent};
 
 const WEB: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: busybox:1.35\n";
@@ -60,9 +61,9 @@ async fn reads_good_files_reports_bad_ones_and_sees_changes() {
     );
     let plugin = h.load("file", "file_source", &body).await.expect("load");
     let (events_tx, mut events) = mpsc::channel(4);
-    let (stop, shutdown) = watch::channel(false);
+    let stop = CancellationToken::new();
     let runner =
-        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, shutdown));
+        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, stop.clone()));
 
     let first = next(&mut events).await;
     assert_eq!(
@@ -117,6 +118,6 @@ async fn reads_good_files_reports_bad_ones_and_sees_changes() {
     );
     assert!(latest.problems.is_empty(), "{:?}", latest.problems);
 
-    stop.send(true).expect("runner alive");
+    stop.cancel();
     runner.await.expect("stops");
 }

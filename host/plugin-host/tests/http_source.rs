@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use support::Harness;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 use wasmlet_plugin_host::{Failure, SourceEvent};
 
 const PODS: &str = "kind: PodList\nitems:\n- kind: Pod\n  metadata: {name: one}\n  spec: {containers: [{name: c, image: 'i:1'}]}\n";
@@ -77,9 +78,9 @@ async fn fetches_sends_the_header_and_keeps_the_last_pods_on_errors() {
     );
     let plugin = h.load("http", "http_source", &body).await.expect("load");
     let (events_tx, mut events) = mpsc::channel(4);
-    let (stop, shutdown) = watch::channel(false);
+    let stop = CancellationToken::new();
     let runner =
-        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, shutdown));
+        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, stop.clone()));
     assert_eq!(names(next(&mut events).await), ["one-test-node"]);
     {
         let requests = requests.lock().expect("lock");
@@ -111,7 +112,7 @@ async fn fetches_sends_the_header_and_keeps_the_last_pods_on_errors() {
         latest = next(&mut events).await;
     }
     assert_eq!(names(latest), ["two-test-node"]);
-    stop.send(true).expect("runner alive");
+    stop.cancel();
     runner.await.expect("stops");
 }
 
@@ -135,9 +136,9 @@ async fn an_https_url_with_an_untrusted_certificate_is_refused() {
     );
     let plugin = h.load("https", "http_source", &body).await.expect("load");
     let (events_tx, mut events) = mpsc::channel(4);
-    let (stop, shutdown) = watch::channel(false);
+    let stop = CancellationToken::new();
     let runner =
-        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, shutdown));
+        tokio::spawn(Arc::new(plugin).run_source(Arc::new(Notify::new()), events_tx, stop.clone()));
     match next(&mut events).await {
         Some(SourceEvent::Failed(e)) => {
             let said = e.to_string();
@@ -150,6 +151,6 @@ async fn an_https_url_with_an_untrusted_certificate_is_refused() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
-    stop.send(true).expect("runner alive");
+    stop.cancel();
     runner.await.expect("stops");
 }

@@ -289,7 +289,8 @@ async fn an_incompatible_wit_version_is_refused_at_load() {
 #[tokio::test]
 async fn a_trapping_source_is_restarted_and_keeps_reporting() {
     use std::sync::Arc;
-    use tokio::sync::{Notify, mpsc, watch};
+    use tokio::sync::{Notify, mpsc};
+    use tokio_util::sync::CancellationToken;
     use wasmlet_plugin_host::SourceEvent;
 
     let h = Harness::new("source");
@@ -303,8 +304,8 @@ async fn a_trapping_source_is_restarted_and_keeps_reporting() {
         .expect("load");
     let changes = Arc::new(Notify::new());
     let (events, mut received) = mpsc::channel(8);
-    let (stop, shutdown) = watch::channel(false);
-    let runner = tokio::spawn(Arc::new(plugin).run_source(changes.clone(), events, shutdown));
+    let stop = CancellationToken::new();
+    let runner = tokio::spawn(Arc::new(plugin).run_source(changes.clone(), events, stop.clone()));
 
     let pod_names = |event: Option<SourceEvent>| match event {
         Some(SourceEvent::Snapshot(s)) => s.pods.iter().map(|p| p.json.clone()).collect::<Vec<_>>(),
@@ -328,7 +329,7 @@ async fn a_trapping_source_is_restarted_and_keeps_reporting() {
     );
     assert_eq!(h.metrics.errors_of("counter", "next-snapshot", "trap"), 1);
 
-    stop.send(true).expect("runner alive");
+    stop.cancel();
     runner.await.expect("runner stops on shutdown");
 }
 

@@ -18,8 +18,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use wasmlet_core::{ContainerId, ContainerState as RuntimeState, PodUid};
 
 use crate::cache::PodCache;
@@ -102,7 +103,7 @@ impl std::fmt::Debug for ProberContext {
 #[derive(Debug)]
 pub struct Prober {
     context: Arc<ProberContext>,
-    workers: HashMap<PodUid, watch::Sender<bool>>,
+    workers: HashMap<PodUid, CancellationToken>,
     tasks: JoinSet<()>,
 }
 
@@ -128,7 +129,7 @@ impl Prober {
         let Some(spec) = pod.spec.as_ref() else {
             return;
         };
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let mut any = false;
         let sidecars = spec
             .init_containers
@@ -148,7 +149,7 @@ impl Prober {
                         pod.clone(),
                         container.clone(),
                         kind,
-                        stopped.clone(),
+                        stop.clone(),
                     ));
                 }
             }
@@ -161,14 +162,14 @@ impl Prober {
     /// Stops the workers of a pod that is terminating or gone.
     pub fn remove_pod(&mut self, uid: &PodUid) {
         if let Some(stop) = self.workers.remove(uid) {
-            let _ = stop.send(true);
+            stop.cancel();
         }
         while self.tasks.try_join_next().is_some() {}
     }
 
     pub async fn stop(mut self) {
         for (_, stop) in self.workers.drain() {
-            let _ = stop.send(true);
+            stop.cancel();
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
@@ -187,7 +188,7 @@ async fn probe_worker(
     pod: Arc<Pod>,
     container: Container,
     kind: ProbeType,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 ) {
     let Some(probe) = kind.of(&container).cloned() else {
         return;
@@ -216,7 +217,7 @@ async fn probe_worker(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stopped.changed() => break,
+            () = stopped.cancelled() => break,
         }
         if ctx.statuses.is_finished(&uid) {
             break;

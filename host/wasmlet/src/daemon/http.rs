@@ -13,8 +13,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use wasmlet_agent::AgentView;
 
 #[derive(Debug)]
@@ -105,11 +106,7 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves until `shutdown`; connections in flight are dropped then.
-pub async fn serve(
-    listener: TcpListener,
-    endpoints: Arc<Endpoints>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
@@ -119,7 +116,7 @@ pub async fn serve(
                 Ok(slot) => slot,
                 Err(_) => break,
             },
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -130,7 +127,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
         };
         let endpoints = endpoints.clone();
         connections.spawn(async move {

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::{Agent, AgentConfig};
 use wasmlet_cri::{CriClient, CriConfig};
@@ -334,7 +335,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
         listener.local_addr()?
     );
 
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
     let (updates, config_rx) = mpsc::channel(16);
     let mut tasks = tasks::CoreTasks::default();
     plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
@@ -391,7 +392,7 @@ pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> 
             Err(error)
         }
     };
-    let _ = stop.send(true);
+    shutdown.cancel();
     let drain = config.shutdown_grace_period + Duration::from_secs(5);
     if tokio::time::timeout(drain, tasks.join_all()).await.is_err() {
         tracing::warn!("tasks did not stop within {drain:?}; leaving them");

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 use wasmlet_agent::admission::{Admission, Admit};
 use wasmlet_agent::handlers::BoxFuture;
 use wasmlet_agent::pod_ext::PodExt;
@@ -113,7 +114,7 @@ impl Admit for PluginAdmission {
 pub fn start_sources(
     sources: &[Arc<Plugin>],
     updates: &mpsc::Sender<SourceMessage>,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     tasks: &mut super::tasks::CoreTasks,
 ) {
     for plugin in sources {
@@ -137,7 +138,7 @@ pub async fn retry_source(
     name: String,
     load: SourceLoader,
     updates: mpsc::Sender<SourceMessage>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     const FIRST: Duration = Duration::from_secs(2);
     const MOST: Duration = Duration::from_secs(60);
@@ -145,7 +146,7 @@ pub async fn retry_source(
     loop {
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
+            () = shutdown.cancelled() => return,
         }
         backoff = (backoff * 2).min(MOST);
         let reason = match load().await {
@@ -171,7 +172,7 @@ pub async fn retry_source(
 async fn run_source(
     plugin: Arc<Plugin>,
     updates: mpsc::Sender<SourceMessage>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let (events_tx, mut events) = mpsc::channel(4);
     let name = plugin.name.clone();
