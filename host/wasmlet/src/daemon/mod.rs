@@ -233,171 +233,238 @@ fn raise_open_file_limit() {
     }
 }
 
+/// `wasmlet run`, shaped as linkerd2-proxy's app: config → build → spawn →
+/// drain.
 pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> {
     let config = effective_config(&args, globals)?;
-    raise_open_file_limit();
-    let node_name = config
-        .node_name
-        .clone()
-        .unwrap_or_else(node_facts::hostname)
-        .to_lowercase();
-    tracing::info!(node = %node_name, "starting wasmlet");
+    let app = App::build(config).await?;
+    let running = app.spawn();
+    running.wait_and_drain().await
+}
 
-    let runtime = Arc::new(CriClient::new(
-        CriConfig::new(&config.container_runtime_endpoint)
-            .with_call_timeout(config.runtime_request_timeout),
-    ));
+/// Everything built and bound, nothing running yet.
+struct App {
+    config: AgentFileConfig,
+    agent: Agent<CriClient, plugins::PluginAdmission>,
+    sources: Vec<Arc<Plugin>>,
+    failed_sources: Vec<(String, String)>,
+    engine: Arc<PluginEngine>,
+    host: Arc<HostContext>,
+    plugin_metrics: PluginMetrics,
+    listener: tokio::net::TcpListener,
+    endpoints: Arc<http::Endpoints>,
+}
 
-    let cache =
-        (!config.plugin_cache_dir.as_os_str().is_empty()).then(|| config.plugin_cache_dir.clone());
-    let engine = Arc::new(PluginEngine::new(cache).context("plugin engine")?);
-    let host = Arc::new(HostContext {
-        node_name: node_name.clone(),
-        exec: Some(runtime.clone()),
-    });
-    let plugin_metrics = PluginMetrics::default();
-    let set = PluginSet::load_dir_with(
-        &engine,
-        &host,
-        &plugin_metrics,
-        &config.plugin_dir,
-        &config.plugin_grants,
-        |name, manifest| adjust_manifest(&config, name, manifest),
-    )
-    .await
-    .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
-    tracing::info!("plugins:\n{}", set.table());
-    for name in config.plugin_grants.keys() {
-        let present = set.get(name).is_some() || set.skipped.iter().any(|s| &s.name == name);
-        if !present {
-            tracing::warn!(plugin = %name, "pluginGrants names a plugin that is not in the plugin directory");
-        }
-    }
+/// The core tasks, running until a signal or until one of them ends.
+struct Running {
+    tasks: tasks::CoreTasks,
+    shutdown: CancellationToken,
+    drain: Duration,
+}
 
-    let (chain, unavailable) = admission_chain(&set, config.admission_plugins.as_deref());
-    for (plugin, why) in &unavailable {
-        tracing::error!(%plugin, "fail-closed admission plugin is not loaded; every new pod is rejected until it is: {why}");
-    }
-    let sources: Vec<Arc<Plugin>> = set
-        .plugins
-        .iter()
-        .filter(|p| p.kind() == Kind::PodSource)
-        .cloned()
-        .collect();
-    let mut node = node_facts::local_node(&node_name);
-    if let Some(labels) = node.metadata.labels.as_mut() {
-        labels.extend(config.node_labels.clone());
-    }
-    if !config.register_with_taints.is_empty() {
-        node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
-            taints: Some(config.register_with_taints.clone()),
-            ..Default::default()
+impl App {
+    async fn build(config: AgentFileConfig) -> anyhow::Result<Self> {
+        raise_open_file_limit();
+        let node_name = config
+            .node_name
+            .clone()
+            .unwrap_or_else(node_facts::hostname)
+            .to_lowercase();
+        tracing::info!(node = %node_name, "starting wasmlet");
+
+        let runtime = Arc::new(CriClient::new(
+            CriConfig::new(&config.container_runtime_endpoint)
+                .with_call_timeout(config.runtime_request_timeout),
+        ));
+
+        let cache = (!config.plugin_cache_dir.as_os_str().is_empty())
+            .then(|| config.plugin_cache_dir.clone());
+        let engine = Arc::new(PluginEngine::new(cache).context("plugin engine")?);
+        let host = Arc::new(HostContext {
+            node_name: node_name.clone(),
+            exec: Some(runtime.clone()),
         });
-    }
-    let node = node_view(&node).map_err(anyhow::Error::msg)?;
+        let plugin_metrics = PluginMetrics::default();
+        let set = PluginSet::load_dir_with(
+            &engine,
+            &host,
+            &plugin_metrics,
+            &config.plugin_dir,
+            &config.plugin_grants,
+            |name, manifest| adjust_manifest(&config, name, manifest),
+        )
+        .await
+        .with_context(|| format!("plugin directory {}", config.plugin_dir.display()))?;
+        tracing::info!("plugins:\n{}", set.table());
+        for name in config.plugin_grants.keys() {
+            let present = set.get(name).is_some() || set.skipped.iter().any(|s| &s.name == name);
+            if !present {
+                tracing::warn!(plugin = %name, "pluginGrants names a plugin that is not in the plugin directory");
+            }
+        }
 
-    let mut agent_config = AgentConfig::new(node_name.clone());
-    agent_config.host_ip = config.node_ip;
-    agent_config.log_root = config.pod_logs_dir.clone();
-    (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
-    let failed_sources = agent_config.failed_sources.clone();
-    for (source, reason) in &agent_config.failed_sources {
-        tracing::error!(%source, "configured pod source is not running; no pod will be removed until it delivers a snapshot: {reason}");
-    }
-    agent_config.relist_period = config.relist_period;
-    agent_config.resync = config.sync_frequency;
-    agent_config.drain = config.shutdown_grace_period;
+        let (chain, unavailable) = admission_chain(&set, config.admission_plugins.as_deref());
+        for (plugin, why) in &unavailable {
+            tracing::error!(%plugin, "fail-closed admission plugin is not loaded; every new pod is rejected until it is: {why}");
+        }
+        let sources: Vec<Arc<Plugin>> = set
+            .plugins
+            .iter()
+            .filter(|p| p.kind() == Kind::PodSource)
+            .cloned()
+            .collect();
+        let mut node = node_facts::local_node(&node_name);
+        if let Some(labels) = node.metadata.labels.as_mut() {
+            labels.extend(config.node_labels.clone());
+        }
+        if !config.register_with_taints.is_empty() {
+            node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+                taints: Some(config.register_with_taints.clone()),
+                ..Default::default()
+            });
+        }
+        let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
-    let metrics = AgentMetrics::default();
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
-    plugin_metrics.register(&mut registry);
-    let agent = Agent::new(
-        runtime,
-        plugins::PluginAdmission {
-            chain,
-            unavailable,
-            node,
-            views: Default::default(),
-        },
-        Arc::new(handlers::PluginHandlers::from_set(&set)),
-        agent_config,
-        metrics,
-    );
-    agent.prober_metrics().register(&mut registry);
-    let endpoints = Arc::new(http::Endpoints {
-        view: agent.view(),
-        registry,
-    });
-    let listener = http::bind(SocketAddr::new(config.address, config.read_only_port)).await?;
-    tracing::info!(
-        "serving /healthz, /pods, /metrics and /events on http://{}",
-        listener.local_addr()?
-    );
+        let mut agent_config = AgentConfig::new(node_name.clone());
+        agent_config.host_ip = config.node_ip;
+        agent_config.log_root = config.pod_logs_dir.clone();
+        (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
+        let failed_sources = agent_config.failed_sources.clone();
+        for (source, reason) in &agent_config.failed_sources {
+            tracing::error!(%source, "configured pod source is not running; no pod will be removed until it delivers a snapshot: {reason}");
+        }
+        agent_config.relist_period = config.relist_period;
+        agent_config.resync = config.sync_frequency;
+        agent_config.drain = config.shutdown_grace_period;
 
-    let shutdown = CancellationToken::new();
-    let (updates, config_rx) = mpsc::channel(16);
-    let mut tasks = tasks::CoreTasks::default();
-    plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
-    let config = Arc::new(config);
-    for (source, _) in &failed_sources {
-        let (engine, host, metrics, config) = (
-            engine.clone(),
-            host.clone(),
-            plugin_metrics.clone(),
-            config.clone(),
+        let metrics = AgentMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        plugin_metrics.register(&mut registry);
+        let agent = Agent::new(
+            runtime,
+            plugins::PluginAdmission {
+                chain,
+                unavailable,
+                node,
+                views: Default::default(),
+            },
+            Arc::new(handlers::PluginHandlers::from_set(&set)),
+            agent_config,
+            metrics,
         );
-        let manifest = config.plugin_dir.join(format!("{source}.toml"));
-        let load: plugins::SourceLoader = Box::new(move || {
-            let (engine, host, metrics, config, manifest) = (
+        agent.prober_metrics().register(&mut registry);
+        let endpoints = Arc::new(http::Endpoints {
+            view: agent.view(),
+            registry,
+        });
+        let listener = http::bind(SocketAddr::new(config.address, config.read_only_port)).await?;
+        tracing::info!(
+            "serving /healthz, /pods, /metrics and /events on http://{}",
+            listener.local_addr()?
+        );
+        Ok(Self {
+            config,
+            agent,
+            sources,
+            failed_sources,
+            engine,
+            host,
+            plugin_metrics,
+            listener,
+            endpoints,
+        })
+    }
+
+    fn spawn(self) -> Running {
+        let Self {
+            config,
+            agent,
+            sources,
+            failed_sources,
+            engine,
+            host,
+            plugin_metrics,
+            listener,
+            endpoints,
+        } = self;
+        let shutdown = CancellationToken::new();
+        let (updates, config_rx) = mpsc::channel(16);
+        let mut tasks = tasks::CoreTasks::default();
+        plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
+        let config = Arc::new(config);
+        for (source, _) in &failed_sources {
+            let (engine, host, metrics, config) = (
                 engine.clone(),
                 host.clone(),
-                metrics.clone(),
+                plugin_metrics.clone(),
                 config.clone(),
-                manifest.clone(),
             );
-            Box::pin(async move {
-                PluginSet::load_one(
-                    &engine,
-                    &host,
-                    &metrics,
-                    &manifest,
-                    &config.plugin_grants,
-                    |name, manifest| adjust_manifest(&config, name, manifest),
-                )
-                .await
-                .map_err(|skipped| skipped.error.to_string())
-            })
-        });
+            let manifest = config.plugin_dir.join(format!("{source}.toml"));
+            let load: plugins::SourceLoader = Box::new(move || {
+                let (engine, host, metrics, config, manifest) = (
+                    engine.clone(),
+                    host.clone(),
+                    metrics.clone(),
+                    config.clone(),
+                    manifest.clone(),
+                );
+                Box::pin(async move {
+                    PluginSet::load_one(
+                        &engine,
+                        &host,
+                        &metrics,
+                        &manifest,
+                        &config.plugin_grants,
+                        |name, manifest| adjust_manifest(&config, name, manifest),
+                    )
+                    .await
+                    .map_err(|skipped| skipped.error.to_string())
+                })
+            });
+            tasks.spawn(
+                format!("pod source {source} (retrying)"),
+                plugins::retry_source(source.clone(), load, updates.clone(), shutdown.clone()),
+            );
+        }
+        drop(updates);
         tasks.spawn(
-            format!("pod source {source} (retrying)"),
-            plugins::retry_source(source.clone(), load, updates.clone(), shutdown.clone()),
+            "http server",
+            http::serve(listener, endpoints, shutdown.clone()),
         );
+        tasks.spawn("agent", agent.run(config_rx, shutdown.clone()));
+        Running {
+            tasks,
+            shutdown,
+            drain: config.shutdown_grace_period + Duration::from_secs(5),
+        }
     }
-    drop(updates);
-    tasks.spawn(
-        "http server",
-        http::serve(listener, endpoints, shutdown.clone()),
-    );
-    tasks.spawn("agent", agent.run(config_rx, shutdown.clone()));
+}
 
-    let outcome = tokio::select! {
-        () = wait_for_signal() => {
-            tracing::info!("shutting down; pods keep running");
-            Ok(())
+impl Running {
+    async fn wait_and_drain(self) -> anyhow::Result<()> {
+        let Self {
+            mut tasks,
+            shutdown,
+            drain,
+        } = self;
+        let outcome = tokio::select! {
+            () = wait_for_signal() => {
+                tracing::info!("shutting down; pods keep running");
+                Ok(())
+            }
+            (name, result) = tasks.first_ended() => {
+                let error = tasks::ended_early(&name, result);
+                tracing::error!("{error:#}");
+                Err(error)
+            }
+        };
+        shutdown.cancel();
+        if tokio::time::timeout(drain, tasks.join_all()).await.is_err() {
+            tracing::warn!("tasks did not stop within {drain:?}; leaving them");
         }
-        (name, result) = tasks.first_ended() => {
-            let error = tasks::ended_early(&name, result);
-            tracing::error!("{error:#}");
-            Err(error)
-        }
-    };
-    shutdown.cancel();
-    let drain = config.shutdown_grace_period + Duration::from_secs(5);
-    if tokio::time::timeout(drain, tasks.join_all()).await.is_err() {
-        tracing::warn!("tasks did not stop within {drain:?}; leaving them");
+        outcome
     }
-    outcome
 }
 
 /// Every pod source the operator configured: the plugins that run, and those
