@@ -394,33 +394,16 @@ impl App {
         plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
         let config = Arc::new(config);
         for (source, _) in &failed_sources {
-            let (engine, host, metrics, config) = (
-                engine.clone(),
-                host.clone(),
-                plugin_metrics.clone(),
-                config.clone(),
-            );
-            let manifest = config.plugin_dir.join(format!("{source}.toml"));
+            let reload = SourceReload {
+                engine: engine.clone(),
+                host: host.clone(),
+                metrics: plugin_metrics.clone(),
+                manifest: config.plugin_dir.join(format!("{source}.toml")),
+                config: config.clone(),
+            };
             let load: plugins::SourceLoader = Box::new(move || {
-                let (engine, host, metrics, config, manifest) = (
-                    engine.clone(),
-                    host.clone(),
-                    metrics.clone(),
-                    config.clone(),
-                    manifest.clone(),
-                );
-                Box::pin(async move {
-                    PluginSet::load_one(
-                        &engine,
-                        &host,
-                        &metrics,
-                        &manifest,
-                        &config.plugin_grants,
-                        |name, manifest| adjust_manifest(&config, name, manifest),
-                    )
-                    .await
-                    .map_err(|skipped| skipped.error.to_string())
-                })
+                let reload = reload.clone();
+                Box::pin(async move { reload.load().await })
             });
             tasks.spawn(
                 format!("pod source {source} (retrying)"),
@@ -464,6 +447,31 @@ impl Running {
             tracing::warn!("tasks did not stop within {drain:?}; leaving them");
         }
         outcome
+    }
+}
+
+/// What loading a configured source again takes.
+#[derive(Clone)]
+struct SourceReload {
+    engine: Arc<PluginEngine>,
+    host: Arc<HostContext>,
+    metrics: PluginMetrics,
+    config: Arc<AgentFileConfig>,
+    manifest: PathBuf,
+}
+
+impl SourceReload {
+    async fn load(&self) -> Result<Option<Plugin>, String> {
+        PluginSet::load_one(
+            &self.engine,
+            &self.host,
+            &self.metrics,
+            &self.manifest,
+            &self.config.plugin_grants,
+            |name, manifest| adjust_manifest(&self.config, name, manifest),
+        )
+        .await
+        .map_err(|skipped| skipped.error.to_string())
     }
 }
 
