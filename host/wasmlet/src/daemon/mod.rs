@@ -377,23 +377,13 @@ impl App {
     }
 
     fn spawn(self) -> Running {
-        let Self {
-            config,
-            agent,
-            sources,
-            failed_sources,
-            engine,
-            host,
-            plugin_metrics,
-            listener,
-            endpoints,
-        } = self;
+        let (engine, host, plugin_metrics) = (self.engine, self.host, self.plugin_metrics);
         let shutdown = CancellationToken::new();
         let (updates, config_rx) = mpsc::channel(16);
         let mut tasks = tasks::CoreTasks::default();
-        plugins::start_sources(&sources, &updates, &shutdown, &mut tasks);
-        let config = Arc::new(config);
-        for (source, _) in &failed_sources {
+        plugins::start_sources(&self.sources, &updates, &shutdown, &mut tasks);
+        let config = Arc::new(self.config);
+        for (source, _) in &self.failed_sources {
             let reload = SourceReload {
                 engine: engine.clone(),
                 host: host.clone(),
@@ -413,9 +403,9 @@ impl App {
         drop(updates);
         tasks.spawn(
             "http server",
-            http::serve(listener, endpoints, shutdown.clone()),
+            http::serve(self.listener, self.endpoints, shutdown.clone()),
         );
-        tasks.spawn("agent", agent.run(config_rx, shutdown.clone()));
+        tasks.spawn("agent", self.agent.run(config_rx, shutdown.clone()));
         Running {
             tasks,
             shutdown,
