@@ -50,9 +50,21 @@ async fn grpc_probes_read_the_health_status() {
     assert!(down.message.contains("NOT_SERVING"), "{}", down.message);
     let unknown = check(Some("nope"), port).await;
     assert_eq!(unknown.outcome, Outcome::Failure, "{}", unknown.message);
+    assert!(
+        unknown.message.contains("rpc error: code = NotFound"),
+        "the kubelet's message: {}",
+        unknown.message
+    );
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("address").port()
     };
-    assert_eq!(check(None, closed).await.outcome, Outcome::Failure);
+    let refused = check(None, closed).await;
+    assert_eq!(refused.outcome, Outcome::Failure);
+    assert!(
+        refused.message.contains("failed to connect service")
+            && refused.message.contains("connection refused"),
+        "{}",
+        refused.message
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::capability::HostContext;
 use crate::contract::Kind;
 use crate::engine::PluginEngine;
-use crate::error::LoadError;
+use crate::error::{LoadError, ManifestError};
 use crate::manifest::{Capabilities, Manifest};
 use crate::metrics::PluginMetrics;
 use crate::plugin::Plugin;
@@ -115,7 +115,7 @@ impl PluginSet {
             failure_policy = Some(parsed.failure_policy);
             if !adjust(&name, &mut parsed).map_err(|message| LoadError::Manifest {
                 path: manifest.to_path_buf(),
-                message,
+                source: ManifestError::Configure(message),
             })? {
                 return Ok(None);
             }

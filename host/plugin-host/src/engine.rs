@@ -115,6 +115,7 @@ impl PluginEngine {
         linker.allow_shadowing(true);
         crate::imports::sockets::add_to_linker(&mut linker).map_err(wasm)?;
         linker.allow_shadowing(false);
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm)?;
         crate::bindings::AllPlugins::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |state| state,

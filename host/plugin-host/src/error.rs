@@ -3,6 +3,46 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A value that is wrong, and where: `field` is the path to it
+/// (`capabilities.connect`, `limits.memory-mib`, `maxConcurrency`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The same error one level down: `parent.field`.
+    pub fn within(self, parent: &str) -> Self {
+        Self {
+            field: format!("{parent}.{}", self.field),
+            problem: self.problem,
+        }
+    }
+}
+
+/// What is wrong with a plugin manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not UTF-8 TOML of the manifest's shape; toml's message names the line.
+    #[error("{0}")]
+    Syntax(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// The agent could not fit it to its own config (e.g. a built-in
+    /// source's directory could not be created).
+    #[error("{0}")]
+    Configure(String),
+}
+
 /// Why a plugin call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -75,8 +115,11 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: invalid manifest: {message}")]
-    Manifest { path: PathBuf, message: String },
+    #[error("{path}: invalid manifest: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
     #[error("{path}: sha256 is {actual}, but the manifest pins {pinned}")]
     Digest {
         path: PathBuf,

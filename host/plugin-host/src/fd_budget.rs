@@ -3,6 +3,10 @@
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Sockets and `net` connections one store may hold open at once (and, apart,
+/// HTTP connections).
+pub(crate) const MAX_OPEN: usize = 16;
+
 /// File descriptors all plugins together may hold: half the agent's soft
 /// open-file limit, read at the first socket (after the agent raised it), so
 /// the agent's own work (CRI, HTTP, logs) always keeps the other half.

@@ -23,6 +23,7 @@ pub struct CallTarget {
 /// Distinct refusals kept per call; a plugin retrying in a loop adds no more.
 const MAX_DENIED: usize = 8;
 
+#[derive(Clone)]
 pub(crate) struct CallGrants {
     /// The container the call is about, if any (exec goes there).
     pub(crate) target: Option<CallTarget>,

@@ -26,6 +26,7 @@ mod imports;
 mod load;
 mod manifest;
 mod metrics;
+mod outgoing_http;
 mod plugin;
 mod pod_view;
 mod probe;
@@ -33,6 +34,7 @@ pub use probe::ContainerCall;
 mod slots;
 mod source;
 mod state;
+mod tls;
 
 pub use bindings::admission_handler::Decision;
 pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};
@@ -42,7 +44,7 @@ pub use capability::{ContainerExec, HostContext};
 pub use contract::{ComponentFacts, Kind, WIT_VERSION, wit_compatible};
 pub use directory::{PluginSet, Skipped};
 pub use engine::{EngineError, PluginEngine};
-pub use error::{CallError, Failure, LoadError};
+pub use error::{CallError, Failure, FieldError, LoadError, ManifestError};
 pub use grants::CallTarget;
 pub use manifest::{
     Capabilities, Destination, FailurePolicy, Grant, LimitCaps, Limits, Manifest, Mode,

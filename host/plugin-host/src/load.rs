@@ -11,7 +11,7 @@ use crate::capability::HostContext;
 use crate::contract::Kind;
 use crate::contract::{ComponentFacts, check_contract};
 use crate::engine::PluginEngine;
-use crate::error::LoadError;
+use crate::error::{LoadError, ManifestError};
 use crate::manifest::{Capabilities, Grant, Manifest};
 use crate::metrics::PluginMetrics;
 use crate::plugin::{Exports, Plugin};
@@ -43,15 +43,16 @@ impl Plugin {
     }
 
     fn parse_manifest(path: &Path, read: std::io::Result<Vec<u8>>) -> Result<Manifest, LoadError> {
-        let manifest_error = |message: String| LoadError::Manifest {
+        let manifest_error = |source: ManifestError| LoadError::Manifest {
             path: path.to_path_buf(),
-            message,
+            source,
         };
         let bytes = read.map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let text = String::from_utf8(bytes).map_err(|_| manifest_error("not UTF-8".into()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| manifest_error(ManifestError::Syntax("not UTF-8".into())))?;
         Manifest::parse(&text).map_err(manifest_error)
     }
 
@@ -73,10 +74,6 @@ impl Plugin {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.wasm"))),
         );
-        let manifest_error = |message: String| LoadError::Manifest {
-            path: component_path.clone(),
-            message,
-        };
         let wasm = tokio::fs::read(&component_path)
             .await
             .map_err(|source| LoadError::Read {
@@ -93,8 +90,12 @@ impl Plugin {
                 actual: digest,
             });
         }
-        let grant = Grant::effective(&manifest.capabilities, operator_grant)
-            .map_err(|e| manifest_error(format!("capabilities: {e}")))?;
+        let grant = Grant::effective(&manifest.capabilities, operator_grant).map_err(|e| {
+            LoadError::Manifest {
+                path: component_path.clone(),
+                source: e.within("capabilities").into(),
+            }
+        })?;
 
         let compiler = engine.clone();
         let component = tokio::task::spawn_blocking(move || compiler.compile(&wasm))

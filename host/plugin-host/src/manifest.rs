@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 use crate::contract::Kind;
 use crate::contract::WIT_VERSION;
+use crate::error::{FieldError, ManifestError};
 
 /// A kind's deadline when the manifest sets none.
 fn default_deadline(kind: Kind) -> Duration {
@@ -84,12 +85,12 @@ impl Capabilities {
     /// Errors name the field: every destination parses, every directory is
     /// absolute and canonical (no `.`, `..`, `//` or trailing `/`), so that a
     /// prefix check on paths is a real containment check.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         for dest in &self.connect {
-            Destination::parse(dest).map_err(|e| format!("connect: {e}"))?;
+            Destination::parse(dest).map_err(|e| FieldError::new("connect", e))?;
         }
         for dir in &self.read_dirs {
-            canonical_dir(dir).map_err(|e| format!("read-dirs: {e}"))?;
+            canonical_dir(dir).map_err(|e| FieldError::new("read-dirs", e))?;
         }
         Ok(())
     }
@@ -186,9 +187,11 @@ impl Grant {
     pub fn effective(
         request: &Capabilities,
         operator: Option<&Capabilities>,
-    ) -> Result<Self, String> {
-        let parse = |list: &[String]| -> Result<BTreeSet<Destination>, String> {
-            list.iter().map(|d| Destination::parse(d)).collect()
+    ) -> Result<Self, FieldError> {
+        let parse = |list: &[String]| -> Result<BTreeSet<Destination>, FieldError> {
+            list.iter()
+                .map(|d| Destination::parse(d).map_err(|e| FieldError::new("connect", e)))
+                .collect()
         };
         let requested = parse(&request.connect)?;
         let Some(operator) = operator else {
@@ -305,7 +308,7 @@ impl Default for LimitCaps {
 
 impl LimitCaps {
     /// What is wrong with the caps, naming the field (`maxMemoryMiB`, ...).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let deadlines = [
             ("maxAdmissionDeadline", self.admission_deadline),
             ("maxSourceDeadline", self.source_deadline),
@@ -313,18 +316,21 @@ impl LimitCaps {
         ];
         for (field, value) in deadlines {
             if value < Duration::from_millis(1) {
-                return Err(format!("{field}: must be at least 1ms"));
+                return Err(FieldError::new(field, "must be at least 1ms"));
             }
         }
         if self.memory_mib == 0 || self.memory_mib > Limits::MAX_MEMORY_MIB {
-            return Err(format!(
-                "maxMemoryMiB: {} is outside 1..={}",
-                self.memory_mib,
-                Limits::MAX_MEMORY_MIB
+            return Err(FieldError::new(
+                "maxMemoryMiB",
+                format!(
+                    "{} is outside 1..={}",
+                    self.memory_mib,
+                    Limits::MAX_MEMORY_MIB
+                ),
             ));
         }
         if self.concurrency == 0 {
-            return Err("maxConcurrency: must be at least 1".into());
+            return Err(FieldError::new("maxConcurrency", "must be at least 1"));
         }
         Ok(())
     }
@@ -392,41 +398,50 @@ impl Manifest {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let manifest: Self = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let manifest: Self =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(toml_error(text, &e)))?;
         if !manifest.settings.is_object() {
-            return Err("settings: must be a table".into());
+            return Err(FieldError::new("settings", "must be a table").into());
         }
         if manifest.limits.memory_mib == 0 || manifest.limits.memory_mib > Limits::MAX_MEMORY_MIB {
-            return Err(format!(
-                "limits.memory-mib: {} is outside 1..={}",
-                manifest.limits.memory_mib,
-                Limits::MAX_MEMORY_MIB
-            ));
+            return Err(FieldError::new(
+                "limits.memory-mib",
+                format!(
+                    "{} is outside 1..={}",
+                    manifest.limits.memory_mib,
+                    Limits::MAX_MEMORY_MIB
+                ),
+            )
+            .into());
         }
         if manifest.limits.concurrency == 0 {
-            return Err("limits.concurrency: must be at least 1".into());
+            return Err(FieldError::new("limits.concurrency", "must be at least 1").into());
         }
         if manifest.limits.deadline_ms == Some(0) {
-            return Err("limits.deadline-ms: must be at least 1".into());
+            return Err(FieldError::new("limits.deadline-ms", "must be at least 1").into());
         }
         if let Some(pin) = &manifest.sha256
             && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            return Err(format!("sha256: {pin:?} is not 64 hex digits"));
+            return Err(FieldError::new("sha256", format!("{pin:?} is not 64 hex digits")).into());
         }
         if (manifest.capabilities.exec || manifest.capabilities.target_pod)
             && !matches!(manifest.kind, Kind::Probe | Kind::Lifecycle)
         {
-            return Err(format!(
-                "capabilities: exec and target-pod concern a container, which only probe and lifecycle plugins have (kind = {:?})",
-                manifest.kind.world()
-            ));
+            return Err(FieldError::new(
+                "capabilities",
+                format!(
+                    "exec and target-pod concern a container, which only probe and lifecycle plugins have (kind = {:?})",
+                    manifest.kind.world()
+                ),
+            )
+            .into());
         }
         manifest
             .capabilities
             .validate()
-            .map_err(|e| format!("capabilities.{e}"))?;
+            .map_err(|e| e.within("capabilities"))?;
         Ok(manifest)
     }
 
@@ -505,11 +520,7 @@ mod tests {
             concurrency: 0,
             ..LimitCaps::default()
         };
-        assert!(
-            zero.validate()
-                .expect_err("zero")
-                .contains("maxConcurrency")
-        );
+        assert_eq!(zero.validate().expect_err("zero").field, "maxConcurrency");
     }
 
     #[test]
@@ -545,7 +556,7 @@ mod tests {
         ];
         for (text, field) in cases {
             let err = Manifest::parse(text).expect_err(text);
-            assert!(err.contains(field), "{text:?} → {err:?}");
+            assert!(err.to_string().contains(field), "{text:?} → {err:?}");
         }
     }
 
@@ -613,7 +624,7 @@ mod tests {
                 ..Default::default()
             };
             let err = caps.validate().expect_err(bad);
-            assert!(err.starts_with("read-dirs: "), "{bad}: {err}");
+            assert_eq!(err.field, "read-dirs", "{bad}: {err}");
         }
         let fine = Capabilities {
             read_dirs: vec!["/etc/kubernetes/manifests".into(), "/".into()],

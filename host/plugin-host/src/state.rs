@@ -10,10 +10,12 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capability::HostContext;
 use crate::grants::{CallGrants, CallTarget};
 use crate::manifest::Grant;
+use crate::outgoing_http::OutgoingHttp;
 
 /// How much of a guest's stderr is kept (for panic messages in errors).
 const STDERR_BYTES: usize = 64 * 1024;
@@ -113,6 +115,9 @@ pub(crate) struct CallState {
     pub(crate) changes: Option<Arc<Notify>>,
     /// What this call may reach, and what it was refused.
     pub(crate) grants: CallGrants,
+    pub(crate) http_ctx: WasiHttpCtx,
+    /// `wasi:http`'s hooks: the same grants, where requests leave.
+    pub(crate) http: OutgoingHttp,
     /// `net` connections the guest holds.
     pub(crate) open_connections: usize,
     /// Its share of the descriptors all plugins may hold.
@@ -174,6 +179,8 @@ impl CallState {
             plugin,
             host,
             changes,
+            http_ctx: WasiHttpCtx::new(),
+            http: OutgoingHttp::new(grants.clone()),
             grants,
             open_connections: 0,
             fds: crate::fd_budget::FdCharge::default(),

@@ -16,12 +16,21 @@ use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure, HostContext, Outco
 use wasmlet_runtime_fake::FakeRuntime;
 
 /// Answers by path: /ok 200, /fail 500, /moved a redirect to another host,
-/// /slow after 3 s; echoes nothing else.
+/// /hop a redirect to /fail on the same host, /slow after 3 s; echoes nothing
+/// else.
 async fn answer(mut conn: impl AsyncRead + AsyncWrite + Unpin) {
     let mut buf = vec![0; 4096];
     let n = conn.read(&mut buf).await.unwrap_or(0);
     let request = String::from_utf8_lossy(&buf[..n]).into_owned();
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    // Starts with this server's address, but names another host.
+    let disguised = format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://{}@elsewhere.example/\r\nContent-Length: 0\r\n\r\n",
+        request
+            .lines()
+            .find_map(|l| l.strip_prefix("Host: "))
+            .unwrap_or_default()
+    );
     let reply = match path.as_str() {
         "/ok" if request.contains("X-Probe: yes") => {
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -30,6 +39,8 @@ async fn answer(mut conn: impl AsyncRead + AsyncWrite + Unpin) {
         "/moved" => {
             "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nContent-Length: 0\r\n\r\n"
         }
+        "/hop" => "HTTP/1.1 302 Found\r\nLocation: /fail\r\nContent-Length: 0\r\n\r\n",
+        "/disguised" => disguised.as_str(),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -171,6 +182,157 @@ async fn http_get_probes_judge_by_status_and_reach_only_the_pod() {
         matches!(&elsewhere, Ok(r) if r.outcome == Outcome::Failure
             && r.message.contains("connect to 127.0.0.2:") && r.message.contains("is not granted")),
         "another address is refused: {elsewhere:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_on_the_same_host_only_judged_by_host_name() {
+    let port = http_server().await;
+    let h = Harness::new("probe-redirects");
+    let probe = builtin(&h, "probe-http-get").await;
+    let t = target(port);
+    // Followed, as the kubelet's: the 500 behind the redirect is the answer.
+    let hop = probe
+        .check(&t, &http_get("/hop", Port::Number(port), None), SECOND)
+        .await
+        .expect("check");
+    assert!(
+        hop.outcome == Outcome::Failure && hop.message.contains("statuscode: 500"),
+        "{hop:?}"
+    );
+    // `http://127.0.0.1:PORT@elsewhere.example/` begins with the probed
+    // address but goes to elsewhere.example: not followed, and said so.
+    let disguised = probe
+        .check(
+            &t,
+            &http_get("/disguised", Port::Number(port), None),
+            SECOND,
+        )
+        .await
+        .expect("check");
+    assert_eq!(disguised.outcome, Outcome::Success, "{disguised:?}");
+    assert!(
+        disguised.message.contains("not followed"),
+        "an off-host redirect is reported: {disguised:?}"
+    );
+}
+
+/// Answers 200 to everything and keeps each request's head.
+async fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0; 4096];
+            let n = conn.read(&mut buf).await.unwrap_or(0);
+            if let Ok(mut seen) = record.lock() {
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    (port, seen)
+}
+
+/// The header lines named `name` (any case) in a request head.
+fn header_lines<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.split("\r\n")
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        })
+        .collect()
+}
+
+fn with_headers(port: u16, headers: &[(&str, &str)]) -> Handler {
+    Handler::HttpGet(HttpGetAction {
+        scheme: "HTTP".into(),
+        host: None,
+        path: "/".into(),
+        port: Port::Number(port),
+        headers: headers
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: (*k).into(),
+                value: (*v).into(),
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_hooks_send_one_user_agent_and_one_host() {
+    let (port, seen) = recording_server().await;
+    let h = Harness::new("probe-headers");
+    let probe = builtin(&h, "probe-http-get").await;
+    let hook = builtin(&h, "hook-http-get").await;
+    let t = target(port);
+    let plain = probe
+        .check(&t, &with_headers(port, &[]), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(plain.outcome, Outcome::Success, "{plain:?}");
+    let named = probe
+        .check(&t, &with_headers(port, &[("Host", "web.example")]), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(named.outcome, Outcome::Success, "{named:?}");
+    let agent = probe
+        .check(&t, &with_headers(port, &[("User-Agent", "mine")]), SECOND)
+        .await
+        .expect("check");
+    assert_eq!(agent.outcome, Outcome::Success, "{agent:?}");
+    hook.run_hook(&t, &with_headers(port, &[]), false, SECOND)
+        .await
+        .expect("hook");
+
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    let one = |head: &str, name: &str| -> String {
+        let lines = header_lines(head, name);
+        assert_eq!(lines.len(), 1, "one {name} header in {head:?}");
+        lines[0]
+            .split_once(':')
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(one(&seen[0], "host"), format!("127.0.0.1:{port}"));
+    assert_eq!(one(&seen[0], "user-agent"), "kube-probe/wasmlet");
+    assert_eq!(one(&seen[0], "accept"), "*/*");
+    // The probe's Host header names the server; the pod's IP is still the address.
+    assert_eq!(one(&seen[1], "host"), "web.example");
+    assert_eq!(one(&seen[2], "user-agent"), "mine");
+    assert_eq!(one(&seen[3], "user-agent"), "kube-lifecycle/wasmlet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cr_lf_in_a_header_value_is_refused_and_never_sent() {
+    let (port, seen) = recording_server().await;
+    let h = Harness::new("probe-injection");
+    let probe = builtin(&h, "probe-http-get").await;
+    let hook = builtin(&h, "hook-http-get").await;
+    let t = target(port);
+    let injected = with_headers(port, &[("X-Probe", "yes\r\nX-Injected: 1")]);
+    let checked = probe.check(&t, &injected, SECOND).await.expect("check");
+    assert_eq!(checked.outcome, Outcome::Failure, "{checked:?}");
+    assert!(
+        checked.message.contains("\"X-Probe\""),
+        "names the header: {checked:?}"
+    );
+    let hooked = hook
+        .run_hook(&t, &injected, false, SECOND)
+        .await
+        .expect_err("the hook fails");
+    assert!(hooked.to_string().contains("X-Probe"), "{hooked}");
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing reached the server"
     );
 }
 

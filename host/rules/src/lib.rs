@@ -1,9 +1,10 @@
 //! Kubernetes' rules, one definition each, for the host and the plugins
 //! alike (it builds for `wasm32-wasip2`), so the two cannot disagree:
 //! resource [`quantity`], the names that identify a pod ([`identity`]), the
-//! default pull policy ([`image`]) and the pod and container accessors with
+//! default pull policy ([`image`]), the pod and container accessors with
 //! their defaults ([`pod`]: `PodExt`, `ContainerExt`, in the manner of
-//! kube-core's `ResourceExt`). It depends on k8s-openapi only.
+//! kube-core's `ResourceExt`), and toleration and node-selector matching
+//! ([`scheduling`]). It depends on k8s-openapi only.
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod identity;
 pub mod image;
 pub mod pod;
 pub mod quantity;
+pub mod scheduling;
 
 pub use image::default_pull_policy;
 pub use pod::{ContainerExt, PodExt};

@@ -21,16 +21,14 @@ mod pods_cmd;
 #[command(version, about)]
 struct Cli {
     /// The CRI runtime's unix socket (`unix://` prefix optional).
-    /// [default: /run/wasmlet/containerd/containerd.sock]
     #[arg(long, global = true, env = "WASMLET_RUNTIME_ENDPOINT")]
     runtime_endpoint: Option<PathBuf>,
 
-    /// Deadline of each runtime call except image pulls [default: 2m].
+    /// Deadline of each runtime call except image pulls.
     #[arg(long, global = true, value_parser = humantime::parse_duration)]
     runtime_request_timeout: Option<Duration>,
 
-    /// Where compiled plugins are cached between runs ("" for no cache)
-    /// [default: /var/cache/wasmlet/plugins].
+    /// Where compiled plugins are cached between runs ("" for no cache).
     #[arg(long, global = true, env = "WASMLET_PLUGIN_CACHE")]
     plugin_cache: Option<PathBuf>,
 
@@ -64,6 +62,30 @@ enum Command {
     Plugin(plugin_cmd::PluginCommand),
 }
 
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&cli_command().try_get_matches()?)
+}
+
+/// The command line, with each flag's default in its help taken from the
+/// config's defaults (flags are options: given, they override the file).
+fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    let defaults = daemon::AgentFileConfig::help_defaults();
+    let with_defaults = |mut command: clap::Command| {
+        for (id, default) in &defaults {
+            if command.get_arguments().any(|a| a.get_id() == id) {
+                command = command.mut_arg(*id, |arg| {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    arg.help(format!("{help} [default: {default}]"))
+                });
+            }
+        }
+        command
+    };
+    with_defaults(Cli::command()).mut_subcommand("run", with_defaults)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -75,14 +97,17 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let globals = daemon::GlobalOverrides {
+        runtime_endpoint: cli.runtime_endpoint,
+        runtime_request_timeout: cli.runtime_request_timeout,
+        plugin_cache: cli.plugin_cache,
+    };
     let command = match cli.command {
         Command::Run(args) => {
-            let globals = daemon::GlobalOverrides {
-                runtime_endpoint: cli.runtime_endpoint,
-                runtime_request_timeout: cli.runtime_request_timeout,
-                plugin_cache: cli.plugin_cache,
-            };
             return match daemon::run(args, globals).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -93,17 +118,16 @@ async fn main() -> ExitCode {
         }
         other => other,
     };
-    let endpoint = cli
-        .runtime_endpoint
-        .unwrap_or_else(|| daemon::DEFAULT_ENDPOINT.into());
-    let timeout = cli
-        .runtime_request_timeout
-        .unwrap_or(Duration::from_secs(120));
-    let runtime = CriClient::new(CriConfig::new(&endpoint).with_call_timeout(timeout));
-    let plugin_cache = cli
-        .plugin_cache
-        .unwrap_or_else(|| "/var/cache/wasmlet/plugins".into());
-    let cache = (!plugin_cache.as_os_str().is_empty()).then_some(plugin_cache);
+    // The other commands use the defaults and the global flags only.
+    let config = match daemon::effective_config(&daemon::RunArgs::default(), globals) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wasmlet: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = CriClient::new(CriConfig::from(&config));
+    let cache = config.plugin_cache();
     let outcome = match command {
         Command::Run(_) => Ok(ExitCode::SUCCESS), // handled above
         Command::RuntimeInfo => runtime_info(&runtime).await,
@@ -234,6 +258,24 @@ mod tests {
             "{text}"
         );
         assert_eq!(status.unmet(), vec!["NetworkReady"]);
+    }
+
+    #[test]
+    fn help_shows_the_configs_own_defaults() {
+        let mut command = cli_command();
+        let top = command.render_long_help().to_string();
+        assert!(top.contains("[default: 2m]"), "{top}");
+        assert!(
+            top.contains("[default: /run/wasmlet/containerd/containerd.sock]"),
+            "{top}"
+        );
+        let run = command
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        assert!(run.contains("[default: 10255]"), "{run}");
+        assert!(run.contains("[default: /etc/wasmlet/manifests]"), "{run}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Pod manifests as the kubelet reads them for static pods: decoded from YAML
 //! (several documents) or JSON, a Pod or a PodList, into the real Kubernetes
 //! types; defaulted (name suffix, namespace, UID, node name); and validated,
-//! with every error naming the field.
+//! with every error naming the field. Also the built-in sources' [`settings`].
+
+pub mod settings;
 
 use std::fmt::Write as _;
 

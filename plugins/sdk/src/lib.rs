@@ -21,9 +21,25 @@
 //! Build with `cargo build --release --target wasm32-wasip2`: the `.wasm` is a
 //! component, ready for a plugin directory next to its manifest.
 
-/// Generates the bindings of one world into the module this is invoked in.
+/// Generates the bindings of one world into the module this is invoked in;
+/// with `http`, its `wasi:http` import is the `wasip2` crate's (see [`http`]).
 macro_rules! world {
-    ($world:literal, $export:literal, $module:literal) => {
+    ($world:literal, $export:literal, $module:literal, http) => {
+        world!(
+            $world,
+            $export,
+            $module,
+            with: {
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            },
+        );
+    };
+    ($world:literal, $export:literal, $module:literal $(, $($with:tt)+)?) => {
         wit_bindgen::generate!({
             path: "../../wit",
             world: $world,
@@ -31,9 +47,13 @@ macro_rules! world {
             export_macro_name: $export,
             default_bindings_module: $module,
             generate_all,
+            $($($with)+)?
         });
     };
 }
+
+#[cfg(feature = "http")]
+pub mod http;
 
 #[cfg(feature = "admission")]
 pub mod admission {
@@ -152,7 +172,8 @@ pub mod probe {
     world!(
         "wasmlet:plugin/probe@0.1.0",
         "export_probe",
-        "wasmlet_plugin_sdk::probe"
+        "wasmlet_plugin_sdk::probe",
+        http
     );
 
     pub use exports::wasmlet::plugin::probe_handler::{Guest, Outcome, ProbeResult};
@@ -178,7 +199,8 @@ pub mod lifecycle {
     world!(
         "wasmlet:plugin/lifecycle@0.1.0",
         "export_lifecycle",
-        "wasmlet_plugin_sdk::lifecycle"
+        "wasmlet_plugin_sdk::lifecycle",
+        http
     );
 
     pub use exports::wasmlet::plugin::lifecycle_handler::Guest;
@@ -204,7 +226,8 @@ pub mod pod_source {
     world!(
         "wasmlet:plugin/pod-source@0.1.0",
         "export_pod_source",
-        "wasmlet_plugin_sdk::pod_source"
+        "wasmlet_plugin_sdk::pod_source",
+        http
     );
 
     pub use exports::wasmlet::plugin::pod_source_handler::{Guest, Problem, Snapshot, SourcePod};
@@ -282,6 +305,36 @@ macro_rules! target_helpers {
                     .map(|kv| (kv.key.clone(), kv.value.clone()))
                     .collect()
             }
+
+            /// The kubelet's request for this action (its
+            /// `NewRequestForHTTPGetAction`): GET `path` from `host`, else the
+            /// pod's IP, at `port`; the action's headers in order, then
+            /// `User-Agent: user_agent` and `Accept: */*` unless it sets them
+            /// (an empty `Accept` sends none). A `Host` header names the server.
+            pub fn request(
+                &self,
+                target: &ContainerTarget,
+                user_agent: &str,
+            ) -> Result<$crate::http::Request, Error> {
+                let scheme =
+                    $crate::http::Scheme::of_action(&self.scheme).map_err(Error::InvalidInput)?;
+                let (host, port) = target.resolve(self.host.as_deref(), &self.port)?;
+                let mut request = $crate::http::Request::get(scheme, &host, port, &self.path);
+                request.headers = self.header_pairs();
+                if request.header("user-agent").is_none() {
+                    request
+                        .headers
+                        .push(("User-Agent".into(), user_agent.into()));
+                }
+                match request.header("accept") {
+                    None => request.headers.push(("Accept".into(), "*/*".into())),
+                    Some("") => request
+                        .headers
+                        .retain(|(k, _)| !k.eq_ignore_ascii_case("accept")),
+                    Some(_) => {}
+                }
+                Ok(request)
+            }
         }
     };
 }
@@ -305,20 +358,6 @@ macro_rules! net_helpers {
             /// Connects to `address` and speaks TLS over it.
             pub fn connect_tls(address: &str, tls: Tls) -> std::io::Result<Self> {
                 connect(address, Some(&tls)).map(Self).map_err(io_error)
-            }
-
-            /// Connects as the kubelet's httpGet probes and hooks do: TLS for
-            /// `https`, without checking the certificate (a pod's certificate
-            /// rarely names its IP).
-            pub fn connect_http(address: &str, https: bool) -> std::io::Result<Self> {
-                if !https {
-                    return Self::connect(address);
-                }
-                let tls = Tls {
-                    server_name: None,
-                    insecure_skip_verify: true,
-                };
-                Self::connect_tls(address, tls)
             }
         }
 

@@ -9,11 +9,8 @@ use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
-use crate::fd_budget::over_budget;
+use crate::fd_budget::{MAX_OPEN, over_budget};
 use crate::state::CallState;
-
-/// Sockets and `net` connections one store may hold open at once.
-pub(crate) const MAX_OPEN: usize = 16;
 
 /// The store's data, seen as the granted `tcp-create-socket`.
 struct Granted<'a>(&'a mut CallState);
@@ -49,14 +46,14 @@ impl network::HostNetwork for Granted<'_> {
 }
 
 impl CallState {
-    /// WASI sockets and `net` connections the store holds now.
+    /// WASI sockets, `net` connections and HTTP connections the store holds now.
     pub(crate) fn open_sockets(&mut self) -> usize {
         let sockets = self
             .table
             .iter_mut()
             .filter(|entry| entry.is::<TcpSocket>())
             .count();
-        sockets + self.open_connections
+        sockets + self.open_connections + self.http.open()
     }
 }
 

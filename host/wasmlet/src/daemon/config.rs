@@ -9,7 +9,31 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Taint;
 use serde::Deserialize;
-use wasmlet_plugin_host::{Capabilities, LimitCaps};
+use wasmlet_agent::AgentConfig;
+use wasmlet_cri::CriConfig;
+use wasmlet_plugin_host::{Capabilities, FieldError, LimitCaps};
+
+use crate::node_facts;
+
+/// What is wrong with a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not YAML of the config's shape; the message names the field.
+    #[error("{0}")]
+    Syntax(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("{}: {source}", path.display())]
+    In {
+        path: PathBuf,
+        source: Box<ConfigError>,
+    },
+}
 
 pub const DEFAULT_ENDPOINT: &str = "/run/wasmlet/containerd/containerd.sock";
 
@@ -69,11 +93,15 @@ pub struct AgentFileConfig {
     pub shutdown_grace_period: Duration,
 }
 
+/// The agent's and the CRI client's own defaults are the file's: one
+/// definition each, in the library that uses it.
 impl Default for AgentFileConfig {
     fn default() -> Self {
+        let agent = AgentConfig::new(String::new());
+        let cri = CriConfig::new(DEFAULT_ENDPOINT);
         Self {
             node_name: None,
-            node_ip: None,
+            node_ip: agent.host_ip,
             node_labels: BTreeMap::new(),
             register_with_taints: Vec::new(),
             static_pod_path: Some("/etc/wasmlet/manifests".into()),
@@ -81,41 +109,109 @@ impl Default for AgentFileConfig {
             static_pod_url_header: BTreeMap::new(),
             file_check_frequency: Duration::from_secs(20),
             http_check_frequency: Duration::from_secs(20),
-            sync_frequency: Duration::from_secs(60),
-            relist_period: Duration::from_secs(1),
-            container_runtime_endpoint: DEFAULT_ENDPOINT.into(),
-            runtime_request_timeout: Duration::from_secs(120),
+            sync_frequency: agent.resync,
+            relist_period: agent.relist_period,
+            container_runtime_endpoint: cri.endpoint,
+            runtime_request_timeout: cri.call_timeout,
             plugin_dir: "/usr/lib/wasmlet/plugins".into(),
             plugin_cache_dir: "/var/cache/wasmlet/plugins".into(),
             admission_plugins: None,
             plugin_grants: BTreeMap::new(),
             plugin_limits: PluginLimits::default(),
-            pod_logs_dir: "/var/log/pods".into(),
+            pod_logs_dir: agent.log_root,
             address: IpAddr::from([127, 0, 0, 1]),
             read_only_port: 10255,
-            shutdown_grace_period: Duration::from_secs(10),
+            shutdown_grace_period: agent.drain,
         }
     }
 }
 
+impl From<&AgentFileConfig> for CriConfig {
+    fn from(config: &AgentFileConfig) -> Self {
+        CriConfig::new(&config.container_runtime_endpoint)
+            .with_call_timeout(config.runtime_request_timeout)
+    }
+}
+
+/// Everything but the sources, which come from the loaded plugins.
+impl From<&AgentFileConfig> for AgentConfig {
+    fn from(config: &AgentFileConfig) -> Self {
+        let mut agent = AgentConfig::new(config.node_name());
+        agent.host_ip = config.node_ip;
+        agent.log_root = config.pod_logs_dir.clone();
+        agent.relist_period = config.relist_period;
+        agent.resync = config.sync_frequency;
+        agent.drain = config.shutdown_grace_period;
+        agent
+    }
+}
+
 impl AgentFileConfig {
-    /// Reads `path`; errors name the file and the field.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    /// `nodeName`, else the host name; lowercased, as the kubelet's.
+    pub fn node_name(&self) -> String {
+        self.node_name
+            .clone()
+            .unwrap_or_else(node_facts::hostname)
+            .to_lowercase()
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// The compiled-plugin cache, if there is to be one (`""`: none).
+    pub fn plugin_cache(&self) -> Option<PathBuf> {
+        (!self.plugin_cache_dir.as_os_str().is_empty()).then(|| self.plugin_cache_dir.clone())
+    }
+
+    /// The defaults as `--help` shows them, by flag id: from the one
+    /// definition above, so help and behaviour cannot drift apart.
+    pub fn help_defaults() -> Vec<(&'static str, String)> {
+        let d = Self::default();
+        let duration = |v: Duration| humantime::format_duration(v).to_string();
+        vec![
+            (
+                "runtime_endpoint",
+                d.container_runtime_endpoint.display().to_string(),
+            ),
+            (
+                "runtime_request_timeout",
+                duration(d.runtime_request_timeout),
+            ),
+            ("plugin_cache", d.plugin_cache_dir.display().to_string()),
+            (
+                "static_pod_path",
+                d.static_pod_path
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+            ),
+            ("plugin_dir", d.plugin_dir.display().to_string()),
+            ("pod_logs_dir", d.pod_logs_dir.display().to_string()),
+            ("read_only_port", d.read_only_port.to_string()),
+            ("file_check_frequency", duration(d.file_check_frequency)),
+        ]
+    }
+
+    /// Reads `path`; errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| ConfigError::In {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let config: Self = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let config: Self =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// What no deserializer checks: errors name the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         let periods = [
             ("fileCheckFrequency", self.file_check_frequency),
             ("httpCheckFrequency", self.http_check_frequency),
@@ -125,25 +221,31 @@ impl AgentFileConfig {
         ];
         for (field, value) in periods {
             if value.is_zero() {
-                return Err(format!("{field}: must be longer than 0s"));
+                return Err(FieldError::new(field, "must be longer than 0s"));
             }
         }
         if self.read_only_port == 0 {
-            return Err("readOnlyPort: must be a port from 1 to 65535".into());
+            return Err(FieldError::new(
+                "readOnlyPort",
+                "must be a port from 1 to 65535",
+            ));
         }
         if let Some(path) = &self.static_pod_path
             && !path.is_absolute()
         {
-            return Err(format!("staticPodPath: {} is not absolute", path.display()));
+            return Err(FieldError::new(
+                "staticPodPath",
+                format!("{} is not absolute", path.display()),
+            ));
         }
         self.plugin_limits
             .caps()
             .validate()
-            .map_err(|e| format!("pluginLimits.{e}"))?;
+            .map_err(|e| e.within("pluginLimits"))?;
         for (plugin, grant) in &self.plugin_grants {
             grant
                 .validate()
-                .map_err(|e| format!("pluginGrants.{plugin}.{e}"))?;
+                .map_err(|e| e.within(&format!("pluginGrants.{plugin}")))?;
         }
         Ok(())
     }
@@ -207,7 +309,10 @@ mod tests {
 
     #[test]
     fn an_empty_file_is_all_defaults() {
-        assert_eq!(AgentFileConfig::parse(""), Ok(AgentFileConfig::default()));
+        assert_eq!(
+            AgentFileConfig::parse("").ok(),
+            Some(AgentFileConfig::default())
+        );
     }
 
     #[test]
@@ -254,19 +359,23 @@ mod tests {
             ),
         ];
         for (text, field) in cases {
-            let e = AgentFileConfig::parse(text).expect_err(text);
+            let e = AgentFileConfig::parse(text).expect_err(text).to_string();
             assert!(e.contains(field), "{text:?} → {e}");
         }
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = AgentFileConfig::parse("fileCheckFrequency: soon\n").expect_err("bad");
+        let e = AgentFileConfig::parse("fileCheckFrequency: soon\n")
+            .expect_err("bad")
+            .to_string();
         assert!(
             e.contains("soon") || e.contains("fileCheckFrequency"),
             "{e}"
         );
-        let e = AgentFileConfig::parse("nodeNmae: x\n").expect_err("typo");
+        let e = AgentFileConfig::parse("nodeNmae: x\n")
+            .expect_err("typo")
+            .to_string();
         assert!(e.contains("nodeNmae"), "{e}");
     }
 }

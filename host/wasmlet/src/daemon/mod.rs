@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use pod_manifest::settings::{FileSourceSettings, HttpSourceSettings};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,7 @@ use wasmlet_plugin_host::{
     node_view,
 };
 
-pub use config::{AgentFileConfig, DEFAULT_ENDPOINT};
+pub use config::AgentFileConfig;
 
 use crate::node_facts;
 
@@ -65,9 +66,14 @@ pub struct GlobalOverrides {
     pub plugin_cache: Option<PathBuf>,
 }
 
-fn effective_config(args: &RunArgs, globals: GlobalOverrides) -> anyhow::Result<AgentFileConfig> {
+/// The config file (if any), then every flag given over it: the one way
+/// flags are applied, for every command.
+pub fn effective_config(
+    args: &RunArgs,
+    globals: GlobalOverrides,
+) -> anyhow::Result<AgentFileConfig> {
     let mut config = match &args.config {
-        Some(path) => AgentFileConfig::load(path).map_err(anyhow::Error::msg)?,
+        Some(path) => AgentFileConfig::load(path)?,
         None => AgentFileConfig::default(),
     };
     if let Some(v) = &args.node_name {
@@ -130,17 +136,6 @@ fn configure_builtin(
     if manifest.kind != Kind::PodSource {
         return Ok(true);
     }
-    let settings = |pairs: serde_json::Value| -> serde_json::Value {
-        let mut merged = manifest.settings.clone();
-        if let (Some(target), Some(source)) = (merged.as_object_mut(), pairs.as_object()) {
-            for (k, v) in source {
-                target.insert(k.clone(), v.clone());
-            }
-        } else {
-            merged = pairs;
-        }
-        merged
-    };
     match name {
         FILE_SOURCE => {
             let Some(path) = &config.static_pod_path else {
@@ -151,10 +146,14 @@ fn configure_builtin(
             }
             std::fs::create_dir_all(path)
                 .map_err(|e| format!("staticPodPath {}: {e}", path.display()))?;
-            manifest.settings = settings(serde_json::json!({
-                "path": path,
-                "check-frequency-ms": config.file_check_frequency.as_millis() as u64,
-            }));
+            let path_text = path
+                .to_str()
+                .ok_or_else(|| format!("staticPodPath {} is not UTF-8", path.display()))?;
+            let ours = FileSourceSettings {
+                path: path_text.to_owned(),
+                check_frequency_ms: millis(config.file_check_frequency),
+            };
+            manifest.settings = merged_settings(&manifest.settings, &ours)?;
             manifest.capabilities.read_dirs = vec![path.clone()];
             Ok(true)
         }
@@ -163,12 +162,13 @@ fn configure_builtin(
                 return Ok(false);
             };
             let destination = url_destination(url)?;
-            manifest.settings = settings(serde_json::json!({
-                "url": url,
-                "connect-to": destination,
-                "header": config.static_pod_url_header,
-                "check-frequency-ms": config.http_check_frequency.as_millis() as u64,
-            }));
+            let ours = HttpSourceSettings {
+                url: url.clone(),
+                connect_to: destination.clone(),
+                header: config.static_pod_url_header.clone(),
+                check_frequency_ms: millis(config.http_check_frequency),
+            };
+            manifest.settings = merged_settings(&manifest.settings, &ours)?;
             manifest.capabilities.connect = vec![destination.clone()];
             Ok(true)
         }
@@ -176,28 +176,54 @@ fn configure_builtin(
     }
 }
 
+/// A period in whole milliseconds, as the sources' settings take it.
+fn millis(period: Duration) -> u32 {
+    u32::try_from(period.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A built-in source's settings (its own type, shared with the plugin) over
+/// what its manifest says.
+fn merged_settings(
+    manifest: &serde_json::Value,
+    ours: &impl serde::Serialize,
+) -> Result<serde_json::Value, String> {
+    let ours = serde_json::to_value(ours).map_err(|e| format!("source settings: {e}"))?;
+    let mut merged = manifest.clone();
+    match (merged.as_object_mut(), ours.as_object()) {
+        (Some(target), Some(source)) => {
+            for (k, v) in source {
+                target.insert(k.clone(), v.clone());
+            }
+            Ok(merged)
+        }
+        _ => Ok(ours),
+    }
+}
+
 /// `ip:port` of an `http[s]://host[:port]/...` URL: the one address the
-/// http source may reach.
+/// http source may reach. Read with the same URI parser (the `http` crate's)
+/// as the http source reads it.
 fn url_destination(url: &str) -> Result<String, String> {
-    let (rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
-        (rest, 443)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (rest, 80)
-    } else {
-        return Err(format!(
-            "staticPodURL {url:?}: only http:// and https:// URLs are supported"
-        ));
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("staticPodURL {url:?}: {e}"))?;
+    let default_port = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => 443,
+        Some(s) if s.eq_ignore_ascii_case("http") => 80,
+        _ => {
+            return Err(format!(
+                "staticPodURL {url:?}: only http:// and https:// URLs are supported"
+            ));
+        }
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let with_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:{default_port}")
-    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("staticPodURL {url:?}: the URL names no host"))?;
+    let with_port = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(default_port)
+    );
     use std::net::ToSocketAddrs;
     // A name lookup blocks: off the async workers when there are some.
     let lookup = || with_port.to_socket_addrs();
@@ -265,21 +291,11 @@ struct Running {
 impl App {
     async fn build(config: AgentFileConfig) -> anyhow::Result<Self> {
         raise_open_file_limit();
-        let node_name = config
-            .node_name
-            .clone()
-            .unwrap_or_else(node_facts::hostname)
-            .to_lowercase();
+        let node_name = config.node_name();
         tracing::info!(node = %node_name, "starting wasmlet");
 
-        let runtime = Arc::new(CriClient::new(
-            CriConfig::new(&config.container_runtime_endpoint)
-                .with_call_timeout(config.runtime_request_timeout),
-        ));
-
-        let cache = (!config.plugin_cache_dir.as_os_str().is_empty())
-            .then(|| config.plugin_cache_dir.clone());
-        let engine = Arc::new(PluginEngine::new(cache).context("plugin engine")?);
+        let runtime = Arc::new(CriClient::new(CriConfig::from(&config)));
+        let engine = Arc::new(PluginEngine::new(config.plugin_cache()).context("plugin engine")?);
         let host = Arc::new(HostContext {
             node_name: node_name.clone(),
             exec: Some(runtime.clone()),
@@ -325,17 +341,12 @@ impl App {
         }
         let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
-        let mut agent_config = AgentConfig::new(node_name.clone());
-        agent_config.host_ip = config.node_ip;
-        agent_config.log_root = config.pod_logs_dir.clone();
+        let mut agent_config = AgentConfig::from(&config);
         (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
         let failed_sources = agent_config.failed_sources.clone();
         for (source, reason) in &agent_config.failed_sources {
             tracing::error!(%source, "configured pod source is not running; no pod will be removed until it delivers a snapshot: {reason}");
         }
-        agent_config.relist_period = config.relist_period;
-        agent_config.resync = config.sync_frequency;
-        agent_config.drain = config.shutdown_grace_period;
 
         let metrics = AgentMetrics::default();
         let mut registry = Registry::default();

@@ -5,23 +5,11 @@
 //! The directory is re-read when the host signals a change in it, and at
 //! least every `check-frequency-ms`.
 
+use pod_manifest::settings::FileSourceSettings;
 use pod_manifest::{Origin, read_manifest};
-use serde::Deserialize;
 use wasmlet_plugin_sdk::pod_source::{Error, Guest, Problem, Snapshot, SourcePod, changes, host};
 
 use std::sync::atomic::{AtomicBool, Ordering};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct Settings {
-    path: String,
-    #[serde(default = "twenty_seconds")]
-    check_frequency_ms: u32,
-}
-
-fn twenty_seconds() -> u32 {
-    20_000
-}
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
@@ -29,7 +17,7 @@ struct FileSource;
 
 impl Guest for FileSource {
     fn next_snapshot() -> Result<Snapshot, Error> {
-        let settings: Settings = host::typed_settings()?;
+        let settings: FileSourceSettings = host::typed_settings()?;
         if STARTED.swap(true, Ordering::Relaxed) {
             // Woken by a change or the period: either way, read everything again.
             changes::wait(settings.check_frequency_ms);

@@ -1,7 +1,11 @@
-//! httpGet lifecycle hooks: a GET to the pod; a status of 400 or more, or no
-//! answer, is the hook's failure.
+//! httpGet lifecycle hooks: a GET to the pod, following redirects on the same
+//! host; a status of 400 or more, or no answer, is the hook's failure.
 
-use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler, net};
+use wasmlet_plugin_sdk::http::{self, BodyLimit};
+use wasmlet_plugin_sdk::lifecycle::{ContainerTarget, Error, Guest, Handler};
+
+/// The kubelet's is `kube-lifecycle/<major>.<minor>`.
+const USER_AGENT: &str = "kube-lifecycle/wasmlet";
 
 fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
     let Handler::HttpGet(action) = handler else {
@@ -9,20 +13,13 @@ fn run(target: ContainerTarget, handler: Handler) -> Result<(), Error> {
             "hook-http-get runs httpGet hooks only".into(),
         ));
     };
-    let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
-    let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
-    let headers = action.header_pairs();
-    match http_client::http_check(
-        |a| net::Stream::connect_http(a, tls),
-        &host,
-        port,
-        &action.path,
-        &headers,
-    ) {
-        Ok(seen) if seen.status < 400 => Ok(()),
+    let request = action.request(&target, USER_AGENT)?;
+    // The body is not looked at.
+    match http::get_following(request, BodyLimit::Truncate(0)) {
+        Ok(seen) if seen.response.status < 400 => Ok(()),
         Ok(seen) => Err(Error::Failed(format!(
             "HTTP lifecycle hook ({}) returned status {}",
-            action.path, seen.status
+            action.path, seen.response.status
         ))),
         Err(e) => Err(Error::Failed(format!(
             "HTTP lifecycle hook ({}) failed: {e}",

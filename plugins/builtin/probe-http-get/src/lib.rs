@@ -1,10 +1,14 @@
-//! httpGet probes, as the kubelet's: a status from 200 to 399 is success. A
-//! redirect to another host is not followed and counts as success, with a
-//! warning in the message (the host turns it into a ProbeWarning event).
+//! httpGet probes, as the kubelet's: a status from 200 to 399 is success.
+//! Redirects on the same host are followed (up to 10); one to another host is
+//! not, and counts as success with a warning in the message (the host turns
+//! it into a ProbeWarning event). Only the first 10 KiB of a body are read.
 
-use wasmlet_plugin_sdk::probe::{
-    ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult, net,
-};
+use wasmlet_plugin_sdk::http::{self, BodyLimit, Followed};
+use wasmlet_plugin_sdk::probe::{ContainerTarget, Error, Guest, Handler, Outcome, ProbeResult};
+
+/// The kubelet's is `kube-probe/<major>.<minor>`.
+const USER_AGENT: &str = "kube-probe/wasmlet";
+const READ_BODY: usize = 10 << 10;
 
 struct HttpGetProbe;
 
@@ -26,38 +30,27 @@ impl Guest for HttpGetProbe {
                 "probe-http-get runs httpGet probes only".into(),
             ));
         };
-        let tls = http_client::wants_tls(&action.scheme).map_err(Error::InvalidInput)?;
-        let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
-        let headers = action.header_pairs();
+        let request = action.request(&target, USER_AGENT)?;
+        let url = request.url();
+        // The host cuts the call at the probe's timeout.
         Ok(
-            match http_client::http_check(
-                |a| net::Stream::connect_http(a, tls),
-                &host,
-                port,
-                &action.path,
-                &headers,
-            ) {
-                Err(e) => result(
-                    Outcome::Failure,
-                    format!(
-                        "Get \"{}://{host}:{port}{}\": {e}",
-                        if tls { "https" } else { "http" },
-                        action.path
-                    ),
-                ),
-                Ok(seen) if (200..400).contains(&seen.status) => match seen.offsite_redirect {
-                    Some(location) => result(
-                        Outcome::Success,
-                        format!(
-                            "Probe terminated redirects, Response status {}: redirect to {location} not followed",
-                            seen.status
+            match http::get_following(request, BodyLimit::Truncate(READ_BODY)) {
+                Err(e) => result(Outcome::Failure, format!("Get \"{url}\": {e}")),
+                Ok(Followed { response, offsite }) if (200..400).contains(&response.status) => {
+                    match offsite {
+                        Some(location) => result(
+                            Outcome::Success,
+                            format!(
+                                "Probe terminated redirects, Response status {}: redirect to {location} not followed",
+                                response.status
+                            ),
                         ),
-                    ),
-                    None => result(Outcome::Success, ""),
-                },
-                Ok(seen) => result(
+                        None => result(Outcome::Success, ""),
+                    }
+                }
+                Ok(Followed { response, .. }) => result(
                     Outcome::Failure,
-                    format!("HTTP probe failed with statuscode: {}", seen.status),
+                    format!("HTTP probe failed with statuscode: {}", response.status),
                 ),
             },
         )

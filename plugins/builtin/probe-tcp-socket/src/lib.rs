@@ -18,7 +18,7 @@ impl Guest for TcpSocketProbe {
             ));
         };
         let (host, port) = target.resolve(action.host.as_deref(), &action.port)?;
-        let address = http_client::authority(&host, port);
+        let address = wasmlet_plugin_sdk::http::authority(&host, port);
         Ok(match net::Stream::connect(&address) {
             Ok(_) => ProbeResult {
                 outcome: Outcome::Success,

@@ -1,39 +1,35 @@
 //! Untolerated NoExecute taints reject a pod, as at the kubelet's admission
 //! (NoSchedule is the scheduler's business). Static pods are exempt: the
-//! kubelet runs them whatever the node's taints.
+//! kubelet runs them whatever the node's taints. The matching is Kubernetes'
+//! own, from wasmlet-rules (shared with the host).
 
-use wasmlet_plugin_sdk::admission::{
-    self, Decision, Error, Guest, NodeInfo, Pod, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1 as k8s;
+use wasmlet_plugin_sdk::admission::{self, Decision, Error, Guest, NodeInfo, Pod};
+use wasmlet_rules::scheduling::untolerated;
 
-/// Kubernetes' `ToleratesTaint`.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if toleration
-        .effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_str() {
-        "Exists" => true,
-        "" | "Equal" => {
-            !key.is_empty() && toleration.value.as_deref().unwrap_or_default() == taint.value
-        }
-        _ => false,
-    }
+fn tolerations(pod: &Pod) -> Vec<k8s::Toleration> {
+    pod.tolerations
+        .iter()
+        .map(|t| k8s::Toleration {
+            key: t.key.clone(),
+            operator: Some(t.operator.clone()),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            toleration_seconds: t.toleration_seconds,
+        })
+        .collect()
 }
 
-/// The first NoExecute taint no toleration of `pod` tolerates.
-pub fn untolerated<'n>(pod: &Pod, node: &'n NodeInfo) -> Option<&'n Taint> {
+fn taints(node: &NodeInfo) -> Vec<k8s::Taint> {
     node.taints
         .iter()
-        .filter(|t| t.effect == "NoExecute")
-        .find(|t| !pod.tolerations.iter().any(|tol| tolerates(tol, t)))
+        .map(|t| k8s::Taint {
+            key: t.key.clone(),
+            value: Some(t.value.clone()),
+            effect: t.effect.clone(),
+            time_added: None,
+        })
+        .collect()
 }
 
 struct Taints;
@@ -47,16 +43,20 @@ impl Guest for Taints {
         if matches!(pod.source.as_str(), "file" | "http") {
             return Ok(admission::admit());
         }
-        Ok(match untolerated(&pod, &node) {
-            None => admission::admit(),
-            Some(taint) => admission::reject(
-                "Taint",
-                format!(
-                    "Predicate TaintToleration failed: node(s) had untolerated taint {{{}: {}}}",
-                    taint.key, taint.value
+        let taints = taints(&node);
+        Ok(
+            match untolerated(&tolerations(&pod), &taints, "NoExecute") {
+                None => admission::admit(),
+                Some(taint) => admission::reject(
+                    "Taint",
+                    format!(
+                        "Predicate TaintToleration failed: node(s) had untolerated taint {{{}: {}}}",
+                        taint.key,
+                        taint.value.as_deref().unwrap_or_default()
+                    ),
                 ),
-            ),
-        })
+            },
+        )
     }
 }
 

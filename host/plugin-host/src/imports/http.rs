@@ -1,0 +1,18 @@
+//! The host side of `wasi:http/outgoing-handler`: wasmtime-wasi-http's own
+//! implementation, over the call's table, with the call's
+//! [`crate::outgoing_http::OutgoingHttp`] hooks (the grant, exact
+//! addresses, the TLS policy).
+
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+
+use crate::state::CallState;
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
+}
