@@ -463,7 +463,9 @@ async fn a_short_or_silent_manifest_url_keeps_the_last_pods() {
         .await;
 
     mode.send(Serve::Short).expect("server");
-    agent.wait_log("the body ended early", MINUTE).await;
+    agent
+        .wait_log("reading the body: incomplete HTTP response", MINUTE)
+        .await;
     mode.send(Serve::Silent).expect("server");
     // Cut at the source's 10 s deadline (a silent server once held it for 10 minutes).
     agent

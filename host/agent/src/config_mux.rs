@@ -184,7 +184,7 @@ impl ConfigMux {
                 reason,
             };
             if let Err(reason) = wasmlet_rules::identity::validate_pod(&pod) {
-                merge.dropped.push(drop(reason));
+                merge.dropped.push(drop(reason.to_string()));
                 continue;
             }
             let id = pod.uid_str().to_owned();

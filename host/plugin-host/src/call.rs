@@ -214,6 +214,9 @@ pub(crate) fn settle<T>(
     match result {
         Err(_) => Err(Failure::Deadline(deadline)),
         Ok(Ok(Ok(value))) => Ok(value),
+        // An error the guest returned once its time was up (e.g. a request
+        // the host cut at the deadline) is the deadline's.
+        Ok(Ok(Err(_))) if Instant::now() >= state.deadline => Err(Failure::Deadline(deadline)),
         Ok(Ok(Err(error))) => Err(match error {
             types::Error::Denied(what) => Failure::DeniedCapability(crate::bounds::message(what)),
             other => {

@@ -3,31 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A value that is wrong, and where: `field` is the path to it
-/// (`capabilities.connect`, `limits.memory-mib`, `maxConcurrency`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {problem}")]
-pub struct FieldError {
-    pub field: String,
-    pub problem: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            problem: problem.into(),
-        }
-    }
-
-    /// The same error one level down: `parent.field`.
-    pub fn within(self, parent: &str) -> Self {
-        Self {
-            field: format!("{parent}.{}", self.field),
-            problem: self.problem,
-        }
-    }
-}
+/// Errors name the field the way Kubernetes' do, with one type for the host
+/// and the plugins.
+pub use wasmlet_rules::FieldError;
 
 /// What is wrong with a plugin manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -55,14 +55,19 @@ pub(crate) struct OutgoingHttp {
     grants: CallGrants,
     verify_certificates: bool,
     open: Arc<AtomicUsize>,
+    /// The call's deadline, as of the guest's last `wasi:http` call: every
+    /// wait of a request ends there (a guest blocked in a host call is
+    /// beyond the reach of epochs).
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl OutgoingHttp {
-    pub(crate) fn new(grants: CallGrants) -> Self {
+    pub(crate) fn new(grants: CallGrants, deadline: std::time::Instant) -> Self {
         Self {
             verify_certificates: grants.target.is_none(),
             grants,
             open: Arc::default(),
+            deadline,
         }
     }
 
@@ -194,9 +199,16 @@ impl WasiHttpHooks for OutgoingHttp {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Exchange> + Send> {
         let prepared = self.prepare(&request);
+        let deadline = tokio::time::Instant::from_std(self.deadline);
         Box::new(async move {
             let (addr, tls, http2, held) = prepared?;
-            send(request, addr, tls, http2, options.unwrap_or_default(), held).await
+            let options = options.unwrap_or_default();
+            tokio::time::timeout_at(
+                deadline,
+                send(request, addr, tls, http2, options, held, deadline),
+            )
+            .await
+            .unwrap_or_else(|_| Err(past_deadline()))
         })
     }
 
@@ -262,6 +274,10 @@ impl OutgoingHttp {
     }
 }
 
+fn past_deadline() -> Error {
+    Error::InternalError(Some("timed out at the call's deadline".into()))
+}
+
 /// Connects to `addr` (within the guest's connect timeout, if it set one)
 /// and exchanges `request` over it.
 async fn send(
@@ -271,6 +287,7 @@ async fn send(
     http2: bool,
     options: RequestOptions,
     held: Held,
+    deadline: tokio::time::Instant,
 ) -> Exchange {
     let connect = async {
         let tcp = TcpStream::connect(addr).await.map_err(Error::Connect)?;
@@ -287,8 +304,8 @@ async fn send(
     };
     let stream = within(options.connect_timeout, Error::ConnectionTimeout, connect).await?;
     match stream {
-        Stream::Plain(s) => exchange(s, request, http2, options, held).await,
-        Stream::Tls(s) => exchange(*s, request, http2, options, held).await,
+        Stream::Plain(s) => exchange(s, request, http2, options, held, deadline).await,
+        Stream::Tls(s) => exchange(*s, request, http2, options, held, deadline).await,
     }
 }
 
@@ -319,6 +336,7 @@ async fn exchange<S>(
     http2: bool,
     options: RequestOptions,
     held: Held,
+    deadline: tokio::time::Instant,
 ) -> Exchange
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -392,17 +410,74 @@ where
         )
         .await?
     };
-    let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
-    // The rest of the body flows while the connection runs; the connection's
-    // budget is given back when it ends.
-    let rest = async move {
-        let _held = held;
-        match driver {
-            Some(conn) => conn.await.map_err(Error::from),
-            None => Ok(()),
+    let response = response.map(|body| {
+        DrivenBody {
+            body,
+            conn: driver,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            _held: held,
         }
-    };
-    Ok((response, Box::new(rest)))
+        .boxed_unsync()
+    });
+    // The body drives the connection: nothing is left to run apart.
+    Ok((response, Box::new(std::future::ready(Ok(())))))
+}
+
+/// A response body that drives its connection as it is read, so each read
+/// polls the connection in the guest's own task instead of waking another
+/// one per frame (a round trip through the executor each). The connection's
+/// share of the budgets goes with it.
+struct DrivenBody {
+    body: hyper::body::Incoming,
+    conn: Option<Driver>,
+    /// The call's: a body still coming then is cut.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    _held: Held,
+}
+
+impl http_body::Body for DrivenBody {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(past_deadline())));
+        }
+        // A connection that ended (well or not) has told the body; hyper
+        // gives the body the error, if any.
+        if let Some(conn) = this.conn.as_mut()
+            && conn.as_mut().poll(cx).is_ready()
+        {
+            this.conn = None;
+        }
+        Pin::new(&mut this.body).poll_frame(cx).map_err(|e| {
+            if ended_early(&e) {
+                Error::HttpResponseIncomplete
+            } else {
+                Error::from(e)
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A body shorter than its `Content-Length` (or cut mid-chunk): hyper's
+/// body error over an unexpected end of the stream.
+fn ended_early(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 enum Sender {

@@ -180,7 +180,7 @@ impl CallState {
             host,
             changes,
             http_ctx: WasiHttpCtx::new(),
-            http: OutgoingHttp::new(grants.clone()),
+            http: OutgoingHttp::new(grants.clone(), Instant::now() + deadline),
             grants,
             open_connections: 0,
             fds: crate::fd_budget::FdCharge::default(),

@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::field::FieldError;
 use crate::pod::PodExt;
 
 /// The longest UID accepted: a UUID is 36 characters, a static pod's 32.
@@ -58,7 +59,7 @@ pub fn pod_uid(value: &str) -> Result<(), &'static str> {
 /// What identifies `pod`, checked as the agent needs it before it keeps the
 /// pod: name, namespace, UID and every container name, unique within the pod.
 /// Errors name the field.
-pub fn validate_pod(pod: &Pod) -> Result<(), String> {
+pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
     let inits = pod.init_containers().iter().enumerate();
     let apps = pod.app_containers().iter().enumerate();
     validate_pod_identity(
@@ -77,29 +78,28 @@ pub fn validate_pod_identity<'a>(
     namespace: &str,
     uid: &str,
     containers: impl IntoIterator<Item = (&'static str, usize, &'a str)>,
-) -> Result<(), String> {
+) -> Result<(), FieldError> {
+    let invalid = |field: &str, value: &str, e: &str| {
+        FieldError::new(field, format!("Invalid value {}: {e}", shown(value)))
+    };
     if name.is_empty() {
-        return Err("metadata.name: Required value".into());
+        return Err(FieldError::new("metadata.name", "Required value"));
     }
-    dns_subdomain(name)
-        .map_err(|e| format!("metadata.name: Invalid value {}: {e}", shown(name)))?;
-    dns_label(namespace).map_err(|e| {
-        format!(
-            "metadata.namespace: Invalid value {}: {e}",
-            shown(namespace)
-        )
-    })?;
-    pod_uid(uid).map_err(|e| format!("metadata.uid: Invalid value {}: {e}", shown(uid)))?;
+    dns_subdomain(name).map_err(|e| invalid("metadata.name", name, e))?;
+    dns_label(namespace).map_err(|e| invalid("metadata.namespace", namespace, e))?;
+    pod_uid(uid).map_err(|e| invalid("metadata.uid", uid, e))?;
     let mut seen = std::collections::BTreeSet::new();
     for (list, i, container) in containers {
         let field = format!("spec.{list}[{i}].name");
         if container.is_empty() {
-            return Err(format!("{field}: Required value"));
+            return Err(FieldError::new(field, "Required value"));
         }
-        dns_label(container)
-            .map_err(|e| format!("{field}: Invalid value {}: {e}", shown(container)))?;
+        dns_label(container).map_err(|e| invalid(&field, container, e))?;
         if !seen.insert(container) {
-            return Err(format!("{field}: Duplicate value {container:?}"));
+            return Err(FieldError::new(
+                field,
+                format!("Duplicate value {container:?}"),
+            ));
         }
     }
     Ok(())
@@ -149,13 +149,19 @@ mod tests {
         ];
         for (name, namespace, uid, want) in cases {
             let e = validate_pod_identity(name, namespace, uid, ok).expect_err(want);
-            assert!(e.starts_with(want), "{e}");
+            assert!(e.to_string().starts_with(want), "{e}");
         }
         let twice = [("initContainers", 0, "app"), ("containers", 0, "app")];
         let e = validate_pod_identity("web", "default", "u1", twice).expect_err("dup");
-        assert_eq!(e, "spec.containers[0].name: Duplicate value \"app\"");
+        assert_eq!(
+            e,
+            FieldError::new("spec.containers[0].name", "Duplicate value \"app\"")
+        );
         let long = "x".repeat(10_000);
         let e = validate_pod_identity(&long, "default", "u1", ok).expect_err("long");
-        assert!(e.len() < 200, "the value is cut short in the message: {e}");
+        assert!(
+            e.to_string().len() < 200,
+            "the value is cut short in the message: {e}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Kubernetes' rules, one definition each, for the host and the plugins
 //! alike (it builds for `wasm32-wasip2`), so the two cannot disagree:
-//! resource [`quantity`], the names that identify a pod ([`identity`]), the
+//! errors that name the [`field`], resource [`quantity`], the names that identify a pod ([`identity`]), the
 //! default pull policy ([`image`]), the pod and container accessors with
 //! their defaults ([`pod`]: `PodExt`, `ContainerExt`, in the manner of
 //! kube-core's `ResourceExt`), and toleration and node-selector matching
@@ -8,11 +8,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod field;
 pub mod identity;
 pub mod image;
 pub mod pod;
 pub mod quantity;
 pub mod scheduling;
 
+pub use field::FieldError;
 pub use image::default_pull_policy;
 pub use pod::{ContainerExt, PodExt};

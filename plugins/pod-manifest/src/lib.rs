@@ -10,8 +10,46 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, Pod, Toleration};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use wasmlet_rules::FieldError;
 use wasmlet_rules::quantity::milli;
 use wasmlet_rules::{default_pull_policy, identity};
+
+/// What is wrong with a manifest, saying where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is {size} bytes; at most {MAX_MANIFEST_BYTES} are read")]
+    TooLarge { size: usize },
+    /// Not JSON or YAML, or nested too deep: the parser's message.
+    #[error("invalid {format}: {message}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
+    /// A field's value, with the path to it.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// In the `n`th (from 1) document of the file, or pod of the manifest.
+    #[error("{place} {n}: {error}")]
+    In {
+        place: &'static str,
+        n: usize,
+        error: Box<ManifestError>,
+    },
+}
+
+impl ManifestError {
+    /// This error, in the `index`th (from 0) `place`; the first needs no saying.
+    fn in_place(self, place: &'static str, index: usize) -> Self {
+        if index == 0 {
+            return self;
+        }
+        Self::In {
+            place,
+            n: index + 1,
+            error: Box::new(self),
+        }
+    }
+}
 
 /// Where a manifest came from; part of the UID, as in the kubelet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +77,19 @@ pub const MAX_DEPTH: usize = 32;
 
 /// Decodes every pod in `text`: YAML documents or JSON, each a Pod or a PodList.
 /// Size and nesting are bounded before anything recursive runs.
-pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
+pub fn decode(text: &str) -> Result<Vec<Pod>, ManifestError> {
     if text.len() > MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "manifest is {} bytes; at most {MAX_MANIFEST_BYTES} are read",
-            text.len()
-        ));
+        return Err(ManifestError::TooLarge { size: text.len() });
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let documents: Vec<Value> = if text.trim_start().starts_with('{') {
         json_depth_within(text, MAX_DEPTH)?;
-        vec![serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?]
+        vec![
+            serde_json::from_str(text).map_err(|e| ManifestError::Syntax {
+                format: "JSON",
+                message: e.to_string(),
+            })?,
+        ]
     } else {
         let mut budget = serde_saphyr::Budget::default();
         budget.max_depth = MAX_DEPTH;
@@ -59,31 +99,42 @@ pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
         budget.max_aliases = 1_000;
         let mut options = serde_saphyr::Options::default();
         options.budget = Some(budget);
-        serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| format!("invalid YAML: {e}"))?
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            ManifestError::Syntax {
+                format: "YAML",
+                message: e.to_string(),
+            }
+        })?
     };
     let mut pods = Vec::new();
     for (n, document) in documents.into_iter().enumerate() {
-        let at = |message: String| {
-            if n == 0 {
-                message
-            } else {
-                format!("document {}: {message}", n + 1)
-            }
-        };
+        let at = |e: FieldError| ManifestError::Field(e).in_place("document", n);
         match document.get("kind").and_then(Value::as_str) {
             Some("Pod") => pods.push(pod_from(document, "").map_err(at)?),
             Some("PodList") => {
                 let Some(Value::Array(items)) = document.get("items").cloned() else {
-                    return Err(at("items: a PodList needs a list of pods".into()));
+                    return Err(at(FieldError::new(
+                        "items",
+                        "a PodList needs a list of pods",
+                    )));
                 };
                 for (i, item) in items.into_iter().enumerate() {
                     pods.push(pod_from(item, &format!("items[{i}].")).map_err(at)?);
                 }
             }
-            Some(other) => return Err(at(format!("kind: expected Pod or PodList, got {other}"))),
+            Some(other) => {
+                return Err(at(FieldError::new(
+                    "kind",
+                    format!("expected Pod or PodList, got {other}"),
+                )));
+            }
             None if document.is_null() => {} // an empty document, e.g. a trailing `---`
-            None => return Err(at("kind: Required value (Pod or PodList)".into())),
+            None => {
+                return Err(at(FieldError::new(
+                    "kind",
+                    "Required value (Pod or PodList)",
+                )));
+            }
         }
     }
     Ok(pods)
@@ -91,7 +142,7 @@ pub fn decode(text: &str) -> Result<Vec<Pod>, String> {
 
 /// Fails if JSON `text` nests objects and arrays deeper than `max`; one
 /// pass over the bytes, no recursion.
-fn json_depth_within(text: &str, max: usize) -> Result<(), String> {
+fn json_depth_within(text: &str, max: usize) -> Result<(), ManifestError> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for (at, byte) in text.bytes().enumerate() {
         if in_string {
@@ -108,9 +159,10 @@ fn json_depth_within(text: &str, max: usize) -> Result<(), String> {
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
-                    return Err(format!(
-                        "invalid JSON: nested deeper than {max} levels at byte {at}"
-                    ));
+                    return Err(ManifestError::Syntax {
+                        format: "JSON",
+                        message: format!("nested deeper than {max} levels at byte {at}"),
+                    });
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
@@ -120,11 +172,9 @@ fn json_depth_within(text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn pod_from(value: Value, prefix: &str) -> Result<Pod, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{prefix}{path}: {}", e.inner())
-    })
+fn pod_from(value: Value, prefix: &str) -> Result<Pod, FieldError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| FieldError::new(format!("{prefix}{}", e.path()), e.inner().to_string()))
 }
 
 /// The kubelet's static pod defaulting: a UID from the content and the
@@ -200,25 +250,31 @@ fn default_container(container: &mut Container) {
 
 /// Validates what the agent needs of a pod (a subset of the API server's
 /// ValidatePod); the error names the field.
-pub fn validate(pod: &Pod) -> Result<(), String> {
+pub fn validate(pod: &Pod) -> Result<(), FieldError> {
     let Some(spec) = &pod.spec else {
-        return Err("spec: Required value".into());
+        return Err(FieldError::new("spec", "Required value"));
     };
     identity::validate_pod(pod)?;
     if spec.containers.is_empty() {
-        return Err("spec.containers: Required value".into());
+        return Err(FieldError::new("spec.containers", "Required value"));
     }
     if let Some(policy) = &spec.restart_policy
         && !matches!(policy.as_str(), "Always" | "OnFailure" | "Never")
     {
-        return Err(format!(
-            "spec.restartPolicy: Unsupported value {policy:?}: supported values: \"Always\", \"OnFailure\", \"Never\""
+        return Err(FieldError::new(
+            "spec.restartPolicy",
+            format!(
+                "Unsupported value {policy:?}: supported values: \"Always\", \"OnFailure\", \"Never\""
+            ),
         ));
     }
     if let Some(grace) = spec.termination_grace_period_seconds
         && grace < 0
     {
-        return Err("spec.terminationGracePeriodSeconds: must be >= 0".into());
+        return Err(FieldError::new(
+            "spec.terminationGracePeriodSeconds",
+            "must be >= 0",
+        ));
     }
     let init = spec
         .init_containers
@@ -236,34 +292,42 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
             .as_deref()
             .is_none_or(|i| i.trim().is_empty())
         {
-            return Err(format!("{field}.image: Required value"));
+            return Err(FieldError::new(format!("{field}.image"), "Required value"));
         }
         if let Some(policy) = &container.image_pull_policy
             && !matches!(policy.as_str(), "Always" | "IfNotPresent" | "Never")
         {
-            return Err(format!(
-                "{field}.imagePullPolicy: Unsupported value {policy:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""
+            return Err(FieldError::new(
+                format!("{field}.imagePullPolicy"),
+                format!(
+                    "Unsupported value {policy:?}: supported values: \"Always\", \"IfNotPresent\", \"Never\""
+                ),
             ));
         }
         for (p, port) in container.ports.iter().flatten().enumerate() {
             if !(1..=65535).contains(&port.container_port) {
-                return Err(format!(
-                    "{field}.ports[{p}].containerPort: Invalid value {}: must be between 1 and 65535",
-                    port.container_port
+                return Err(FieldError::new(
+                    format!("{field}.ports[{p}].containerPort"),
+                    format!(
+                        "Invalid value {}: must be between 1 and 65535",
+                        port.container_port
+                    ),
                 ));
             }
             if let Some(host) = port.host_port
                 && !(0..=65535).contains(&host)
             {
-                return Err(format!(
-                    "{field}.ports[{p}].hostPort: Invalid value {host}: must be between 1 and 65535"
+                return Err(FieldError::new(
+                    format!("{field}.ports[{p}].hostPort"),
+                    format!("Invalid value {host}: must be between 1 and 65535"),
                 ));
             }
             if let Some(protocol) = &port.protocol
                 && !matches!(protocol.as_str(), "TCP" | "UDP" | "SCTP")
             {
-                return Err(format!(
-                    "{field}.ports[{p}].protocol: Unsupported value {protocol:?}"
+                return Err(FieldError::new(
+                    format!("{field}.ports[{p}].protocol"),
+                    format!("Unsupported value {protocol:?}"),
                 ));
             }
         }
@@ -273,7 +337,7 @@ pub fn validate(pod: &Pod) -> Result<(), String> {
 }
 
 /// Quantities parse, are not negative, and no request exceeds its limit.
-fn validate_resources(container: &Container, field: &str) -> Result<(), String> {
+fn validate_resources(container: &Container, field: &str) -> Result<(), FieldError> {
     let Some(resources) = &container.resources else {
         return Ok(());
     };
@@ -290,11 +354,15 @@ fn validate_resources(container: &Container, field: &str) -> Result<(), String> 
     {
         for (name, q) in map.iter().flatten() {
             let at = format!("{field}.resources.{kind}[{name}]");
-            let milli = milli(&q.0).map_err(|e| format!("{at}: Invalid value: {e}"))?;
+            let milli =
+                milli(&q.0).map_err(|e| FieldError::new(&at, format!("Invalid value: {e}")))?;
             if milli < 0 {
-                return Err(format!(
-                    "{at}: Invalid value {:?}: must be greater than or equal to 0",
-                    q.0
+                return Err(FieldError::new(
+                    at,
+                    format!(
+                        "Invalid value {:?}: must be greater than or equal to 0",
+                        q.0
+                    ),
                 ));
             }
             parsed[i].insert(name.as_str(), (milli, q.0.as_str()));
@@ -305,8 +373,11 @@ fn validate_resources(container: &Container, field: &str) -> Result<(), String> 
         if let Some((limit, limit_text)) = limits.get(name)
             && request > limit
         {
-            return Err(format!(
-                "{field}.resources.requests: Invalid value {text:?}: must be less than or equal to {name} limit of {limit_text}"
+            return Err(FieldError::new(
+                format!("{field}.resources.requests"),
+                format!(
+                    "Invalid value {text:?}: must be less than or equal to {name} limit of {limit_text}"
+                ),
             ));
         }
     }
@@ -314,17 +385,15 @@ fn validate_resources(container: &Container, field: &str) -> Result<(), String> 
 }
 
 /// Decodes, defaults and validates every pod of one manifest.
-pub fn read_manifest(text: &str, node_name: &str, origin: Origin<'_>) -> Result<Vec<Pod>, String> {
+pub fn read_manifest(
+    text: &str,
+    node_name: &str,
+    origin: Origin<'_>,
+) -> Result<Vec<Pod>, ManifestError> {
     let mut pods = decode(text)?;
     for (n, pod) in pods.iter_mut().enumerate() {
         apply_defaults(pod, node_name, origin);
-        validate(pod).map_err(|e| {
-            if n == 0 {
-                e
-            } else {
-                format!("pod {}: {e}", n + 1)
-            }
-        })?;
+        validate(pod).map_err(|e| ManifestError::Field(e).in_place("pod", n))?;
     }
     Ok(pods)
 }
@@ -337,6 +406,33 @@ mod tests {
 
     fn read(text: &str) -> Result<Vec<Pod>, String> {
         read_manifest(text, "Node-1", Origin::File("/etc/manifests/web.yaml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn errors_are_typed_and_say_which_document_and_field() {
+        let second_bad = format!("{WEB}---\nkind: Service\n");
+        let e = read_manifest(&second_bad, "n", Origin::File("/m/x.yaml")).expect_err("bad");
+        let ManifestError::In { place, n, error } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!((*place, *n), ("document", 2));
+        assert!(
+            matches!(&**error, ManifestError::Field(f) if f.field == "kind"),
+            "{error:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "document 2: kind: expected Pod or PodList, got Service"
+        );
+        let no_image = WEB.replace("    image: busybox:1.35\n", "");
+        assert_eq!(
+            read_manifest(&no_image, "n", Origin::File("/m/x.yaml")),
+            Err(ManifestError::Field(FieldError::new(
+                "spec.containers[0].image",
+                "Required value"
+            )))
+        );
     }
 
     #[test]
@@ -368,10 +464,12 @@ mod tests {
     #[test]
     fn uid_follows_content_and_origin() -> Result<(), String> {
         let uid = |text: &str, path: &str| -> Result<Option<String>, String> {
-            Ok(read_manifest(text, "n", Origin::File(path))?[0]
-                .metadata
-                .uid
-                .clone())
+            Ok(
+                read_manifest(text, "n", Origin::File(path)).map_err(|e| e.to_string())?[0]
+                    .metadata
+                    .uid
+                    .clone(),
+            )
         };
         let a = uid(WEB, "/m/a.yaml")?;
         assert_eq!(a, uid(WEB, "/m/a.yaml")?, "stable for the same input");

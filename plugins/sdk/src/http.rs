@@ -202,6 +202,26 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// `wasi:http`'s refusal of a header list, naming the first header it
+/// refuses on its own.
+fn header_error(headers: &[(String, String)], e: HeaderError) -> HttpError {
+    let problem = |e: &HeaderError| match e {
+        HeaderError::InvalidSyntax => "not a valid header (a control character such as CR or LF?)",
+        HeaderError::Forbidden => "set by the host, not by a plugin",
+        HeaderError::Immutable => "immutable",
+    };
+    let name = headers
+        .iter()
+        .find(|(name, value)| {
+            Fields::from_list(&[(name.clone(), value.as_bytes().to_vec())]).is_err()
+        })
+        .map_or_else(String::new, |(name, _)| name.clone());
+    HttpError::Header {
+        name,
+        problem: problem(&e),
+    }
+}
+
 fn failed(code: ErrorCode) -> HttpError {
     HttpError::Failed(match code {
         ErrorCode::ConnectionRefused => "connect: connection refused".into(),
@@ -217,21 +237,13 @@ fn failed(code: ErrorCode) -> HttpError {
 
 /// Sends `request` and waits for the response, reading its body within `limit`.
 pub fn send(request: &Request, limit: BodyLimit) -> Result<Response, HttpError> {
-    let headers = Fields::new();
-    for (name, value) in &request.headers {
-        headers
-            .append(name, value.as_bytes())
-            .map_err(|e| HttpError::Header {
-                name: name.clone(),
-                problem: match e {
-                    HeaderError::InvalidSyntax => {
-                        "not a valid header (a control character such as CR or LF?)"
-                    }
-                    HeaderError::Forbidden => "set by the host, not by a plugin",
-                    HeaderError::Immutable => "immutable",
-                },
-            })?;
-    }
+    // One host call for all of them; on a refusal, find the header to name.
+    let entries: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&entries).map_err(|e| header_error(&request.headers, e))?;
     let outgoing = OutgoingRequest::new(headers);
     let refused = |what: &str| HttpError::Failed(format!("the request's {what} is not valid"));
     outgoing

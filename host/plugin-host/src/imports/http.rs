@@ -9,6 +9,8 @@ use crate::state::CallState;
 
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        // What a request made now may wait: the call's deadline, as it is now.
+        self.http.deadline = self.deadline;
         WasiHttpCtxView {
             ctx: &mut self.http_ctx,
             table: &mut self.table,

@@ -61,7 +61,9 @@ fn scan(dir: &str, node_name: &str) -> Result<Snapshot, Error> {
         let origin = path.to_string_lossy().into_owned();
         let pods = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading: {e}"))
-            .and_then(|text| read_manifest(&text, node_name, Origin::File(&origin)));
+            .and_then(|text| {
+                read_manifest(&text, node_name, Origin::File(&origin)).map_err(|e| e.to_string())
+            });
         match pods {
             Ok(pods) => {
                 for pod in pods {
