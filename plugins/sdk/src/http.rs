@@ -8,7 +8,7 @@
 //! validated by `wasi:http`, so a CR or LF in a value is an error, never a
 //! second header.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use wasip2::http::outgoing_handler;
@@ -16,6 +16,7 @@ use wasip2::http::types::{
     ErrorCode, Fields, HeaderError, IncomingBody, Method as WasiMethod, OutgoingBody,
     OutgoingRequest, RequestOptions, Scheme as WasiScheme,
 };
+use wasip2::io::streams::StreamError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -311,7 +312,8 @@ pub fn send(request: &Request, limit: BodyLimit) -> Result<Response, HttpError> 
     let incoming = response
         .consume()
         .map_err(|()| HttpError::Failed("the body was taken".into()))?;
-    let (body, whole) = read_body(&incoming, limit)?;
+    let length = find(&headers, "content-length").and_then(|n| n.trim().parse().ok());
+    let (body, whole) = read_body(&incoming, limit, length)?;
     // Only gRPC puts anything there; waiting for them costs a round trip
     // through the host's body task.
     let grpc = find(&headers, "content-type").is_some_and(|t| t.starts_with("application/grpc"));
@@ -328,30 +330,48 @@ pub fn send(request: &Request, limit: BodyLimit) -> Result<Response, HttpError> 
     })
 }
 
-/// The body within `limit`, and whether all of it was read.
-fn read_body(incoming: &IncomingBody, limit: BodyLimit) -> Result<(Vec<u8>, bool), HttpError> {
-    let max = match limit {
-        BodyLimit::Refuse(max) | BodyLimit::Truncate(max) => max,
+/// The body within `limit`, and whether all of it was read. With a
+/// `Content-Length`, reading stops there: no wait for the end of the stream.
+fn read_body(
+    incoming: &IncomingBody,
+    limit: BodyLimit,
+    length: Option<usize>,
+) -> Result<(Vec<u8>, bool), HttpError> {
+    // Refusing reads one byte over the cap, to tell that it was passed.
+    let (max, cap) = match limit {
+        BodyLimit::Refuse(max) if length.is_some_and(|n| n > max) => {
+            return Err(HttpError::TooLarge(max));
+        }
+        BodyLimit::Refuse(max) => (max, max.saturating_add(1)),
+        BodyLimit::Truncate(max) => (max, max),
     };
-    let mut stream = incoming
+    let want = length.map_or(cap, |n| n.min(cap));
+    let stream = incoming
         .stream()
         .map_err(|()| HttpError::Failed("the body stream was taken".into()))?;
-    // One byte over the cap tells that it was passed.
     let mut body = Vec::new();
-    let read = (&mut stream)
-        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut body);
-    read.map_err(|e| HttpError::Failed(format!("reading the body: {e}")))?;
-    if body.len() <= max {
-        return Ok((body, true));
-    }
-    match limit {
-        BodyLimit::Refuse(max) => Err(HttpError::TooLarge(max)),
-        BodyLimit::Truncate(max) => {
-            body.truncate(max);
-            Ok((body, false))
+    let mut ended = false;
+    while body.len() < want {
+        let ask = u64::try_from((want - body.len()).min(64 << 10)).unwrap_or(u64::MAX);
+        match stream.blocking_read(ask) {
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => {
+                ended = true;
+                break;
+            }
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(HttpError::Failed(format!(
+                    "reading the body: {}",
+                    e.to_debug_string()
+                )));
+            }
         }
     }
+    if body.len() > max {
+        return Err(HttpError::TooLarge(max));
+    }
+    let whole = ended || length == Some(body.len());
+    Ok((body, whole))
 }
 
 fn trailers(incoming: IncomingBody) -> Result<Vec<(String, Vec<u8>)>, HttpError> {
