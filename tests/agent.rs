@@ -453,6 +453,12 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
             "  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], ports: [{containerPort: 81, hostPort: 18080}]}\n",
             "NodePorts",
         ),
+        // A field the runtime cannot honour yet: refused, not run without it.
+        (
+            "with-volume",
+            "  volumes: [{name: data, emptyDir: {}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
+            "UnsupportedPodSpec",
+        ),
     ];
     for (name, spec, _) in &rejected {
         agent.write_manifest(
@@ -478,6 +484,15 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
         });
         assert!(event, "a {reason} event for {name}");
     }
+    let unsupported = agent
+        .wait_pod("with-volume", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert!(
+        unsupported["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("spec.volumes: volumes is not implemented")),
+        "names the field: {unsupported}"
+    );
     assert_eq!(agent.runtime_objects().await, (1, 1), "only ports-a runs");
     let metrics = agent.get_text("/metrics").await.unwrap_or_default();
     assert!(

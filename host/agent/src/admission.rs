@@ -1,5 +1,7 @@
 //! The admission port: before a pod first starts, the agent asks whatever
-//! implements [`Admit`] (in the daemon: the chain of admission plugins).
+//! implements [`Admit`] (in the daemon: the chain of admission plugins),
+//! after its own check that it can run the pod as specified
+//! ([`crate::spec_support`]).
 //! [`AdmissionQueue`] asks it off the sync loop.
 
 use std::collections::VecDeque;
@@ -103,7 +105,17 @@ impl<A: Admit> AdmissionQueue<A> {
             return;
         };
         let (admit, judged, active) = (self.admit.clone(), pod.clone(), active());
-        let task = tokio::spawn(async move { admit.admit(&judged, &active).await });
+        let task = tokio::spawn(async move {
+            // What the runtime cannot honour is refused before any plugin is asked.
+            match crate::spec_support::first_unsupported(&judged) {
+                Some(field) => Admission {
+                    admit: false,
+                    reason: crate::spec_support::REASON.into(),
+                    message: field.to_string(),
+                },
+                None => admit.admit(&judged, &active).await,
+            }
+        });
         self.judging = Some((pod, task));
     }
 

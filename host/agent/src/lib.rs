@@ -22,6 +22,7 @@ pub mod pleg;
 pub mod pod_ext;
 pub mod pod_workers;
 pub mod prober;
+pub mod spec_support;
 pub mod status_manager;
 pub mod sync_loop;
 
