@@ -736,3 +736,30 @@ async fn a_pod_removed_while_the_agent_was_down_is_cleaned_up_after_restart() {
 fn pod_container_id(pod: &Value) -> Value {
     first_container(pod)["containerID"].clone()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_command_and_args_references_are_expanded_as_the_kubelet_does() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "expand", "");
+    agent.start();
+    // Checked from inside: the container stays up only if it got the
+    // expanded values ($0 = "world", $1 = the escaped "$(NAME)", 7 bytes).
+    let script = r#"test "$FULL" = "hello world" && test "$0" = world && test "${#1}" = 7 && exec sleep 3600; exit 3"#;
+    agent.write_manifest(
+        "expanded.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: expanded}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    env:\n    - {{name: NAME, value: world}}\n    - {{name: FULL, value: 'hello $(NAME)'}}\n    command: [sh, -c, '{script}', '$(NAME)', '$$(NAME)']\n",
+            node.test_image
+        ),
+    );
+    let pod = agent
+        .wait_pod("expanded", MINUTE, |p| {
+            matches!(phase(p), "Running" | "Failed")
+        })
+        .await;
+    assert_eq!(phase(&pod), "Running", "{pod}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pod = agent.pod("expanded").await.expect("the pod");
+    assert_eq!(phase(&pod), "Running", "still running: {pod}");
+    agent.finish().await;
+}

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod expansion;
 pub mod field;
 pub mod identity;
 pub mod image;

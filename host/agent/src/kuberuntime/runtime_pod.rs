@@ -269,14 +269,13 @@ pub fn container_config(
             pod.grace_period_seconds().to_string(),
         ),
     ]);
-    let env = container
+    // `$(VAR)` references expanded as the kubelet does (env in declaration
+    // order, then command and args against the whole environment).
+    let expanded = wasmlet_rules::expansion::container(container);
+    let env = expanded
         .env
-        .iter()
-        .flatten()
-        .map(|e| EnvVar {
-            name: e.name.clone(),
-            value: e.value.clone().unwrap_or_default(),
-        })
+        .into_iter()
+        .map(|(name, value)| EnvVar { name, value })
         .collect();
     ContainerConfig {
         metadata: ContainerMetadata {
@@ -284,8 +283,8 @@ pub fn container_config(
             attempt: restart_count,
         },
         image: container.image.clone().unwrap_or_default(),
-        command: container.command.clone().unwrap_or_default(),
-        args: container.args.clone().unwrap_or_default(),
+        command: expanded.command,
+        args: expanded.args,
         working_dir: container.working_dir.clone().unwrap_or_default(),
         env,
         labels,
