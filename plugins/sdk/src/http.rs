@@ -103,34 +103,6 @@ impl Request {
     }
 }
 
-/// A GET of an `http://` or `https://` URL from `connect_to` (`ip:port`, the
-/// URL's host as the agent resolved it), with the URL's authority as the
-/// `Host` header, so that it names the server (and the certificate's name).
-pub fn get_url(url: &str, connect_to: &str) -> Result<Request, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let scheme = match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
-        Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
-        _ => {
-            return Err(format!(
-                "{url}: only http:// and https:// URLs are supported"
-            ));
-        }
-    };
-    let host = uri
-        .authority()
-        .ok_or_else(|| format!("{url}: the URL names no host"))?;
-    Ok(Request {
-        method: Method::Get,
-        scheme,
-        authority: connect_to.to_owned(),
-        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-        headers: vec![("Host".into(), host.as_str().to_owned())],
-        body: Vec::new(),
-        timeout: None,
-    })
-}
-
 /// `host:port` (`[v6]:port` for IPv6).
 pub fn authority(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -501,26 +473,6 @@ mod tests {
             Some((Scheme::Http, "[fd00::1]:81".into(), "/".into()))
         );
         assert_eq!(target("ftp://10.0.0.5/"), None);
-    }
-
-    #[test]
-    fn a_url_is_fetched_from_its_resolved_address_under_its_own_name() {
-        let req = get_url(
-            "https://manifests.example:8443/pods.yaml?v=1",
-            "10.1.2.3:8443",
-        )
-        .expect("parses");
-        assert_eq!(
-            (req.scheme, req.authority.as_str(), req.path.as_str()),
-            (Scheme::Https, "10.1.2.3:8443", "/pods.yaml?v=1")
-        );
-        assert_eq!(req.header("host"), Some("manifests.example:8443"));
-        assert_eq!(
-            get_url("http://[::1]", "[::1]:80").map(|r| r.path),
-            Ok("/".into())
-        );
-        assert!(get_url("ftp://host/", "10.0.0.1:21").is_err());
-        assert!(get_url("/just/a/path", "10.0.0.1:80").is_err());
     }
 
     #[test]

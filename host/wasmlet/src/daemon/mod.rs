@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pod_manifest::settings::{FileSourceSettings, HttpSourceSettings};
+use pod_manifest::settings::{FileSourceSettings, HttpSourceSettings, ManifestUrl};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -201,29 +201,10 @@ fn merged_settings(
 }
 
 /// `ip:port` of an `http[s]://host[:port]/...` URL: the one address the
-/// http source may reach. Read with the same URI parser (the `http` crate's)
-/// as the http source reads it.
+/// http source may reach. Read as the http source reads it.
 fn url_destination(url: &str) -> Result<String, String> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| format!("staticPodURL {url:?}: {e}"))?;
-    let default_port = match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => 443,
-        Some(s) if s.eq_ignore_ascii_case("http") => 80,
-        _ => {
-            return Err(format!(
-                "staticPodURL {url:?}: only http:// and https:// URLs are supported"
-            ));
-        }
-    };
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("staticPodURL {url:?}: the URL names no host"))?;
-    let with_port = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(default_port)
-    );
+    let parts = ManifestUrl::parse(url).map_err(|e| format!("staticPodURL {e}"))?;
+    let with_port = format!("{}:{}", parts.host, parts.port);
     use std::net::ToSocketAddrs;
     // A name lookup blocks: off the async workers when there are some.
     let lookup = || with_port.to_socket_addrs();

@@ -11,7 +11,7 @@
 
 use std::sync::Mutex;
 
-use pod_manifest::settings::HttpSourceSettings;
+use pod_manifest::settings::{HttpSourceSettings, ManifestUrl};
 use pod_manifest::{Origin, read_manifest};
 use wasmlet_plugin_sdk::http::{self, BodyLimit};
 use wasmlet_plugin_sdk::pod_source::{Error, Guest, Snapshot, SourcePod, changes, host};
@@ -82,7 +82,22 @@ fn clone(s: &Snapshot) -> Snapshot {
 /// GETs the URL; Ok(body) only for a 200 with a body within the cap.
 fn fetch(settings: &HttpSourceSettings) -> Result<Vec<u8>, String> {
     let url = &settings.url;
-    let mut request = http::get_url(url, &settings.connect_to)?;
+    let parts = ManifestUrl::parse(url)?;
+    // From the address the agent resolved, under the URL's own name (the
+    // Host header, and the certificate's name for https).
+    let mut request = http::Request {
+        method: http::Method::Get,
+        scheme: if parts.https {
+            http::Scheme::Https
+        } else {
+            http::Scheme::Http
+        },
+        authority: settings.connect_to.clone(),
+        path: parts.path,
+        headers: vec![("Host".into(), parts.authority)],
+        body: Vec::new(),
+        timeout: None,
+    };
     request.headers.extend(
         settings
             .header
