@@ -437,7 +437,7 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
         .wait_pod("ports-a", MINUTE, |p| phase(p) == "Running")
         .await;
 
-    let rejected = [
+    let mut rejected = [
         (
             "hungry",
             "  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], resources: {requests: {cpu: '4000'}}}\n",
@@ -459,7 +459,16 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
             "  volumes: [{name: data, emptyDir: {}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
             "UnsupportedPodSpec",
         ),
-    ];
+    ]
+    .to_vec();
+    // A kernel without AppArmor cannot confine a pod that asks for it.
+    if !std::path::Path::new("/sys/kernel/security/apparmor").is_dir() {
+        rejected.push((
+            "confined",
+            "  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], securityContext: {appArmorProfile: {type: RuntimeDefault}}}\n",
+            "AppArmor",
+        ));
+    }
     for (name, spec, _) in &rejected {
         agent.write_manifest(
             &format!("{name}.yaml"),
@@ -761,5 +770,177 @@ async fn env_command_and_args_references_are_expanded_as_the_kubelet_does() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pod = agent.pod("expanded").await.expect("the pod");
     assert_eq!(phase(&pod), "Running", "still running: {pod}");
+    agent.finish().await;
+}
+
+/// The status of the container called `name`.
+fn container_named<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// Runs `script` in the container called `name`: its stdout, or its exit code.
+async fn exec_in(node: &Node, pod: &Value, name: &str, script: &str) -> Result<String, i32> {
+    let id = container_named(pod, name)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("container id");
+    let command = ["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    let out = node
+        .client()
+        .exec_sync(&id.into(), &command, ExecTimeout::After(MINUTE))
+        .await
+        .expect("exec");
+    match out.exit_code {
+        0 => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        code => Err(code),
+    }
+}
+
+/// A `/proc/<pid>/status` line's value, e.g. `CapBnd` → `00000000000004000`.
+fn status_field<'a>(status: &'a str, field: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_default()
+        .trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_context_is_what_the_container_runs_with() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "secure", "");
+    agent.start();
+    let image = &node.test_image;
+    agent.write_manifest(
+        "secure.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: secure}}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext: {{runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000], seccompProfile: {{type: RuntimeDefault}}}}\n  containers:\n  - name: main\n    image: {image}\n    command: [sleep, '3600']\n    securityContext: {{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {{drop: [ALL], add: [NET_BIND_SERVICE]}}}}\n  - name: admin\n    image: {image}\n    command: [sleep, '3600']\n    securityContext: {{privileged: true, runAsUser: 0}}\n"
+        ),
+    );
+    agent.write_manifest(
+        "nonroot.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: nonroot}}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext: {{runAsNonRoot: true}}\n  containers:\n  - {{name: main, image: {image}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    let pod = agent
+        .wait_pod("secure", MINUTE, |p| {
+            phase(p) == "Running"
+                || ["main", "admin"]
+                    .iter()
+                    .any(|c| !waiting_reason(container_named(p, c)).is_empty())
+        })
+        .await;
+    assert_eq!(phase(&pod), "Running", "{pod}");
+
+    // As seen from inside the unprivileged container.
+    assert_eq!(
+        exec_in(&node, &pod, "main", "id -u").await,
+        Ok("1000".into())
+    );
+    assert_eq!(
+        exec_in(&node, &pod, "main", "id -g").await,
+        Ok("3000".into())
+    );
+    let groups = exec_in(&node, &pod, "main", "id -G").await.expect("groups");
+    for group in ["3000", "2000", "4000"] {
+        assert!(groups.split(' ').any(|g| g == group), "{group} in {groups}");
+    }
+    let status = exec_in(&node, &pod, "main", "cat /proc/self/status")
+        .await
+        .expect("status");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+    assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
+    // Every capability dropped but CAP_NET_BIND_SERVICE (bit 10).
+    assert_eq!(
+        status_field(&status, "CapBnd"),
+        "0000000000000400",
+        "{status}"
+    );
+    assert_ne!(
+        exec_in(&node, &pod, "main", "touch /written").await,
+        Ok(String::new()),
+        "the root filesystem is read-only"
+    );
+    assert_eq!(
+        exec_in(&node, &pod, "main", "ls -A /sys/firmware").await,
+        Ok(String::new()),
+        "/sys/firmware is masked"
+    );
+
+    // The privileged one (its sandbox is privileged too, or it could not run).
+    assert_eq!(exec_in(&node, &pod, "admin", "id -u").await, Ok("0".into()));
+    let status = exec_in(&node, &pod, "admin", "cat /proc/self/status")
+        .await
+        .expect("status");
+    let effective = u64::from_str_radix(status_field(&status, "CapEff"), 16).unwrap_or(0);
+    assert_ne!(effective & (1 << 21), 0, "CAP_SYS_ADMIN: {status}");
+
+    // runAsNonRoot with an image that runs as root: not created, and why.
+    let refused = agent
+        .wait_pod("nonroot", MINUTE, |p| {
+            waiting_reason(first_container(p)) == "CreateContainerConfigError"
+        })
+        .await;
+    let message = first_container(&refused)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("container has runAsNonRoot and image will run as root"),
+        "{refused}"
+    );
+    assert_eq!(phase(&refused), "Pending", "{refused}");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_downward_api_env_reads_the_pod_and_the_node() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "downward", "");
+    agent.start();
+    let env = [
+        "    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}",
+        "    - {name: TIER, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['tier']\"}}}",
+        "    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}",
+        "    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}",
+        "    - {name: MEMORY_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}",
+        "    - {name: CPU_MILLI, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}",
+        "    - {name: WHO, value: '$(POD) on $(NODE)'}",
+    ]
+    .join("\n");
+    agent.write_manifest(
+        "downward.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: downward, labels: {{tier: front}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    command: [sleep, '3600']\n    resources: {{limits: {{memory: 64Mi}}, requests: {{cpu: 250m}}}}\n    env:\n{env}\n",
+            node.test_image
+        ),
+    );
+    let pod = agent
+        .wait_pod("downward", MINUTE, |p| {
+            phase(p) == "Running" || !waiting_reason(first_container(p)).is_empty()
+        })
+        .await;
+    assert_eq!(phase(&pod), "Running", "{pod}");
+    let name = format!("downward-{}", agent.node_name);
+    let read = async |var: &str| {
+        let script = format!("printf %s \"${var}\"");
+        exec_in(&node, &pod, "main", &script).await
+    };
+    assert_eq!(read("POD").await, Ok(name.clone()));
+    assert_eq!(read("TIER").await, Ok("front".into()));
+    assert_eq!(read("NODE").await, Ok(agent.node_name.clone()));
+    let pod_ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    assert!(!pod_ip.is_empty(), "{pod}");
+    assert_eq!(read("POD_IP").await, Ok(pod_ip.to_owned()));
+    assert_eq!(read("MEMORY_MI").await, Ok("64".into()));
+    assert_eq!(read("CPU_MILLI").await, Ok("250".into()));
+    assert_eq!(
+        read("WHO").await,
+        Ok(format!("{name} on {}", agent.node_name))
+    );
     agent.finish().await;
 }

@@ -15,11 +15,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmlet_agent::admission::AdmitAll;
 use wasmlet_agent::handlers::NoHandlers;
-use wasmlet_agent::kuberuntime::runtime_pod::{container_config, sandbox_config};
+use wasmlet_agent::kuberuntime::runtime_pod::{container_config, environment, sandbox_config};
+use wasmlet_agent::kuberuntime::security_context::container_security;
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
 use wasmlet_core::{ContainerRuntime, ImageRuntime, PodUid, SandboxRuntime};
 use wasmlet_cri::CriClient;
+use wasmlet_rules::security::ImageUser;
 use wasmlet_tests::{Node, unique};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -66,8 +68,20 @@ async fn floor_pod(
         .expect("RunPodSandbox");
     let spec = pod.spec.as_ref().expect("spec");
     let image = spec.containers[0].image.clone().unwrap_or_default();
-    runtime.image_status(&image).await.expect("ImageStatus");
-    let config = container_config(pod, &spec.containers[0], 0, agent, &sandbox_config);
+    let user = runtime
+        .image_status(&image)
+        .await
+        .expect("ImageStatus")
+        .unwrap_or_default();
+    let security = container_security(
+        pod,
+        &spec.containers[0],
+        sandbox_config.namespaces,
+        ImageUser::new(user.uid, &user.username),
+    )
+    .expect("security context");
+    let env = environment(pod, &spec.containers[0], Default::default()).expect("env");
+    let config = container_config(pod, &spec.containers[0], 0, agent, env, security);
     let id = runtime
         .create_container(&sandbox, &config, &sandbox_config)
         .await

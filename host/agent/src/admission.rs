@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::pod_ext::PodExt;
+use crate::spec_support::{self, NodeSupport};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::task::JoinHandle;
 
@@ -56,6 +57,8 @@ fn uid(pod: &Pod) -> &str {
 #[derive(Debug)]
 pub struct AdmissionQueue<A> {
     admit: Arc<A>,
+    /// What the node can enforce; none of the optional features by default.
+    pub node: NodeSupport,
     waiting: VecDeque<Arc<Pod>>,
     judging: Option<(Arc<Pod>, JoinHandle<Admission>)>,
 }
@@ -64,6 +67,7 @@ impl<A: Admit> AdmissionQueue<A> {
     pub fn new(admit: A) -> Self {
         Self {
             admit: Arc::new(admit),
+            node: NodeSupport::default(),
             waiting: VecDeque::new(),
             judging: None,
         }
@@ -105,13 +109,14 @@ impl<A: Admit> AdmissionQueue<A> {
             return;
         };
         let (admit, judged, active) = (self.admit.clone(), pod.clone(), active());
+        let node = self.node;
         let task = tokio::spawn(async move {
-            // What the runtime cannot honour is refused before any plugin is asked.
-            match crate::spec_support::first_unsupported(&judged) {
-                Some(field) => Admission {
+            // What the node cannot honour is refused before any plugin is asked.
+            match spec_support::refusal(&judged, node) {
+                Some(refusal) => Admission {
                     admit: false,
-                    reason: crate::spec_support::REASON.into(),
-                    message: field.to_string(),
+                    reason: refusal.reason.into(),
+                    message: refusal.message,
                 },
                 None => admit.admit(&judged, &active).await,
             }

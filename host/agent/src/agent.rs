@@ -1,11 +1,13 @@
 //! The agent assembled: PLEG, cache, pod workers and the sync loop over one
 //! runtime and one admission chain.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmlet_core::Runtime;
@@ -22,6 +24,7 @@ use crate::metrics::SourceLabels;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_workers::{PodWorkers, WorkerContext};
 use crate::prober::{ProbeResults, ProbeUpdate, Prober, ProberContext, ProberMetrics};
+use crate::spec_support::NodeSupport;
 use crate::status_manager::PodStatuses;
 use crate::sync_loop::{LoopInputs, LoopTimings, SourceMessage, SyncLoop};
 
@@ -44,6 +47,10 @@ pub struct AgentConfig {
     pub timings: LoopTimings,
     /// How long shutdown waits for the workers.
     pub drain: Duration,
+    /// What the node's kernel enforces (AppArmor); none unless detected.
+    pub node_support: NodeSupport,
+    /// The node's allocatable resources, for the downward API.
+    pub allocatable: BTreeMap<String, Quantity>,
 }
 
 impl AgentConfig {
@@ -59,6 +66,8 @@ impl AgentConfig {
             resync: Duration::from_secs(60),
             timings: LoopTimings::default(),
             drain: Duration::from_secs(10),
+            node_support: NodeSupport::default(),
+            allocatable: BTreeMap::new(),
         }
     }
 }
@@ -195,6 +204,8 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                     agent: cfg.node_name.clone(),
                     log_root: cfg.log_root.clone(),
                     runtime_handler: cfg.runtime_handler.clone(),
+                    host_ip: cfg.host_ip,
+                    allocatable: cfg.allocatable.clone(),
                 },
                 recorder: view.events.clone(),
                 handlers,
@@ -226,6 +237,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         );
         sync_loop.timings = cfg.timings;
         sync_loop.host_ip = cfg.host_ip;
+        sync_loop.set_node_support(cfg.node_support);
         let inputs = LoopInputs {
             config,
             pleg: pleg_rx,

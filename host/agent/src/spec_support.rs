@@ -6,11 +6,58 @@
 //! The list shrinks as the runtime learns each field; it is checked in the
 //! host, not by a plugin, so that no plugin directory can switch it off.
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, SecurityContext};
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{
+    AppArmorProfile, Container, EnvVar, Pod, PodSecurityContext, PodSpec, SeccompProfile,
+    SecurityContext,
+};
 use wasmlet_rules::FieldError;
+use wasmlet_rules::security;
 
 /// The admission reason of a pod this rejects.
 pub const REASON: &str = "UnsupportedPodSpec";
+
+/// What this node's kernel can enforce beyond what every Linux node can.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeSupport {
+    pub apparmor: bool,
+}
+
+impl NodeSupport {
+    /// Reads it off the kernel, as the kubelet does. Blocking (sysfs):
+    /// call it while building the agent, not on the runtime's threads.
+    pub fn detect() -> Self {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
+        Self {
+            apparmor: Path::new("/sys/kernel/security/apparmor").is_dir()
+                && enabled.is_ok_and(|e| e.starts_with('Y')),
+        }
+    }
+}
+
+/// Why the node will not run a pod: an admission reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Whether `pod` can run here as specified: what wasmlet does not carry
+/// out yet, then what the node cannot enforce (the kubelet's AppArmor
+/// admission, with its reason and message).
+pub fn refusal(pod: &Pod, node: NodeSupport) -> Option<Refusal> {
+    if let Some(field) = first_unsupported(pod) {
+        return Some(Refusal {
+            reason: REASON,
+            message: field.to_string(),
+        });
+    }
+    (!node.apparmor && security::requires_apparmor(pod)).then(|| Refusal {
+        reason: "AppArmor",
+        message: "Cannot enforce AppArmor: AppArmor is not enabled on the host".into(),
+    })
+}
 
 fn unsupported(field: impl Into<String>, what: &str) -> FieldError {
     FieldError::new(
@@ -31,71 +78,75 @@ pub fn first_unsupported(pod: &Pod) -> Option<FieldError> {
     })
 }
 
+/// The first of `checks` (set, field, what) that is set, named at `at.field`.
+fn first_set<'a>(
+    at: &str,
+    checks: impl IntoIterator<Item = (bool, &'a str, &'a str)>,
+) -> Option<FieldError> {
+    checks
+        .into_iter()
+        .find(|(is_set, _, _)| *is_set)
+        .map(|(_, field, what)| unsupported(format!("{at}.{field}"), what))
+}
+
 fn set<T>(list: &Option<Vec<T>>) -> bool {
     list.as_ref().is_some_and(|l| !l.is_empty())
 }
 
 fn pod_level(spec: &PodSpec) -> Option<FieldError> {
-    let checks: [(bool, &str, &str); 13] = [
-        (set(&spec.volumes), "spec.volumes", "volumes"),
-        (
-            spec.security_context
-                .as_ref()
-                .is_some_and(|s| *s != Default::default()),
-            "spec.securityContext",
-            "a pod security context",
-        ),
-        (spec.dns_config.is_some(), "spec.dnsConfig", "a DNS config"),
+    let checks: [(bool, &str, &str); 12] = [
+        (set(&spec.volumes), "volumes", "volumes"),
+        (spec.dns_config.is_some(), "dnsConfig", "a DNS config"),
         (
             spec.dns_policy.as_deref() == Some("None"),
-            "spec.dnsPolicy",
+            "dnsPolicy",
             "dnsPolicy None",
         ),
-        (set(&spec.host_aliases), "spec.hostAliases", "host aliases"),
-        (spec.hostname.is_some(), "spec.hostname", "a hostname"),
-        (spec.subdomain.is_some(), "spec.subdomain", "a subdomain"),
+        (set(&spec.host_aliases), "hostAliases", "host aliases"),
+        (spec.hostname.is_some(), "hostname", "a hostname"),
+        (spec.subdomain.is_some(), "subdomain", "a subdomain"),
         (
             spec.active_deadline_seconds.is_some(),
-            "spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds",
             "an active deadline",
         ),
         (
             set(&spec.image_pull_secrets),
-            "spec.imagePullSecrets",
+            "imagePullSecrets",
             "image pull secrets",
         ),
         (
             set(&spec.ephemeral_containers),
-            "spec.ephemeralContainers",
+            "ephemeralContainers",
             "ephemeral containers",
         ),
         (
             spec.runtime_class_name.is_some(),
-            "spec.runtimeClassName",
+            "runtimeClassName",
             "a runtime class",
         ),
         (
             spec.host_users == Some(false),
-            "spec.hostUsers",
+            "hostUsers",
             "user namespaces",
         ),
-        (
-            spec.resources.is_some(),
-            "spec.resources",
-            "pod-level resources",
-        ),
+        (spec.resources.is_some(), "resources", "pod-level resources"),
     ];
-    checks
-        .into_iter()
-        .find(|(is_set, _, _)| *is_set)
-        .map(|(_, field, what)| unsupported(field, what))
+    first_set("spec", checks).or_else(|| spec.security_context.as_ref().and_then(pod_security))
 }
 
 fn container_level(at: &str, c: &Container) -> Option<FieldError> {
-    if let Some(i) = c.env.iter().flatten().position(|e| e.value_from.is_some()) {
+    // fieldRef and resourceFieldRef are the downward API's; the objects
+    // (ConfigMaps, Secrets, files) are not read yet.
+    let from_object = |e: &EnvVar| {
+        e.value_from
+            .as_ref()
+            .is_some_and(|v| v.field_ref.is_none() && v.resource_field_ref.is_none())
+    };
+    if let Some(i) = c.env.iter().flatten().position(from_object) {
         return Some(unsupported(
             format!("{at}.env[{i}].valueFrom"),
-            "an env value from a field, resource or object",
+            "an env value from a ConfigMap, Secret or file",
         ));
     }
     let checks: [(bool, &str, &str); 4] = [
@@ -108,20 +159,98 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
             "FallbackToLogsOnError",
         ),
     ];
-    if let Some((_, field, what)) = checks.into_iter().find(|(is_set, _, _)| *is_set) {
-        return Some(unsupported(format!("{at}.{field}"), what));
-    }
-    let security = c.security_context.as_ref()?;
-    // What the runtime applies today: privileged and runAsUser.
-    let rest = SecurityContext {
-        privileged: None,
-        run_as_user: None,
-        ..security.clone()
+    first_set(at, checks).or_else(|| container_security(at, c.security_context.as_ref()?))
+}
+
+/// The seccomp and AppArmor profiles a security context at `at` asks for,
+/// checked: a Localhost seccomp profile needs a profile root on the node,
+/// which wasmlet does not configure yet.
+fn profiles(
+    at: &str,
+    seccomp: Option<&SeccompProfile>,
+    apparmor: Option<&AppArmorProfile>,
+) -> Option<FieldError> {
+    let unknown = |field: &str, kind: &str, type_: &str| {
+        Some(FieldError::new(
+            format!("{at}.{field}.type"),
+            format!("unknown {kind} profile type {type_:?}"),
+        ))
     };
-    (rest != SecurityContext::default()).then(|| {
-        unsupported(
-            format!("{at}.securityContext"),
-            "a security context beyond privileged and runAsUser",
+    let no_name = |field: &str| {
+        Some(FieldError::new(
+            format!("{at}.{field}.localhostProfile"),
+            "a Localhost profile needs localhostProfile",
+        ))
+    };
+    let seccomp = seccomp.and_then(|p| match p.type_.as_str() {
+        "Unconfined" | "RuntimeDefault" => None,
+        "Localhost" => Some(unsupported(
+            format!("{at}.seccompProfile"),
+            "a Localhost seccomp profile",
+        )),
+        other => unknown("seccompProfile", "seccomp", other),
+    });
+    seccomp.or_else(|| {
+        apparmor.and_then(|p| match p.type_.as_str() {
+            "Unconfined" | "RuntimeDefault" => None,
+            "Localhost"
+                if p.localhost_profile
+                    .as_deref()
+                    .is_some_and(|n| !n.is_empty()) =>
+            {
+                None
+            }
+            "Localhost" => no_name("appArmorProfile"),
+            other => unknown("appArmorProfile", "AppArmor", other),
+        })
+    })
+}
+
+fn pod_security(sc: &PodSecurityContext) -> Option<FieldError> {
+    let at = "spec.securityContext".to_owned();
+    let checks: [(bool, &str, &str); 4] = [
+        (sc.se_linux_options.is_some(), "seLinuxOptions", "SELinux"),
+        (
+            sc.windows_options.is_some(),
+            "windowsOptions",
+            "Windows options (on a Linux node)",
+        ),
+        (set(&sc.sysctls), "sysctls", "sysctls"),
+        (
+            sc.supplemental_groups_policy.as_deref() == Some("Strict"),
+            "supplementalGroupsPolicy",
+            "supplementalGroupsPolicy Strict",
+        ),
+    ];
+    first_set(&at, checks).or_else(|| {
+        profiles(
+            &at,
+            sc.seccomp_profile.as_ref(),
+            sc.app_armor_profile.as_ref(),
+        )
+    })
+}
+
+fn container_security(at: &str, sc: &SecurityContext) -> Option<FieldError> {
+    let at = format!("{at}.securityContext");
+    let checks: [(bool, &str, &str); 3] = [
+        (sc.se_linux_options.is_some(), "seLinuxOptions", "SELinux"),
+        (
+            sc.windows_options.is_some(),
+            "windowsOptions",
+            "Windows options (on a Linux node)",
+        ),
+        (
+            sc.proc_mount.as_deref().is_some_and(|m| m != "Default"),
+            "procMount",
+            "a procMount other than Default (it needs user namespaces)",
+        ),
+    ];
+    first_set(&at, checks).or_else(|| {
+        profiles(
+            &at,
+            sc.seccomp_profile.as_ref(),
+            sc.app_armor_profile.as_ref(),
         )
     })
 }
@@ -129,7 +258,9 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Volume};
+    use k8s_openapi::api::core::v1::{
+        Capabilities, ConfigMapKeySelector, EnvVarSource, ObjectFieldSelector, Volume,
+    };
 
     fn pod(spec: PodSpec) -> Pod {
         Pod {
@@ -153,23 +284,83 @@ mod tests {
     #[test]
     fn what_the_runtime_honours_passes() {
         let mut c = container();
-        c.env = Some(vec![EnvVar {
-            name: "A".into(),
-            value: Some("1".into()),
-            ..Default::default()
-        }]);
+        c.env = Some(vec![
+            EnvVar {
+                name: "A".into(),
+                value: Some("1".into()),
+                ..Default::default()
+            },
+            EnvVar {
+                name: "NODE".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "spec.nodeName".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ]);
         c.security_context = Some(SecurityContext {
             privileged: Some(true),
             run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["NET_ADMIN".into()]),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            proc_mount: Some("Default".into()),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         });
         let spec = PodSpec {
             containers: vec![c],
             dns_policy: Some("ClusterFirst".into()),
             host_network: Some(true),
+            security_context: Some(PodSecurityContext {
+                fs_group: Some(2000),
+                supplemental_groups: Some(vec![3000]),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "Unconfined".into(),
+                    ..Default::default()
+                }),
+                app_armor_profile: Some(AppArmorProfile {
+                    type_: "Unconfined".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        assert_eq!(field(&pod(spec)), None);
+        let p = pod(spec);
+        assert_eq!(field(&p), None);
+        assert_eq!(refusal(&p, NodeSupport::default()), None);
+    }
+
+    #[test]
+    fn apparmor_needs_a_node_that_enforces_it() {
+        let mut c = container();
+        c.security_context = Some(SecurityContext {
+            app_armor_profile: Some(AppArmorProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let p = pod(PodSpec {
+            containers: vec![c],
+            ..Default::default()
+        });
+        let refused = refusal(&p, NodeSupport { apparmor: false }).expect("refused");
+        assert_eq!(refused.reason, "AppArmor");
+        assert_eq!(refusal(&p, NodeSupport { apparmor: true }), None);
     }
 
     #[test]
@@ -194,8 +385,9 @@ mod tests {
             EnvVar {
                 name: "NODE".into(),
                 value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "spec.nodeName".into(),
+                    config_map_key_ref: Some(ConfigMapKeySelector {
+                        name: "settings".into(),
+                        key: "node".into(),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -216,7 +408,7 @@ mod tests {
         let mut secure = container();
         secure.security_context = Some(SecurityContext {
             run_as_user: Some(1000),
-            allow_privilege_escalation: Some(false),
+            se_linux_options: Some(Default::default()),
             ..Default::default()
         });
         let spec = PodSpec {
@@ -225,7 +417,42 @@ mod tests {
             ..Default::default()
         };
         let e = first_unsupported(&pod(spec)).expect("rejected");
-        assert_eq!(e.field, "spec.initContainers[0].securityContext");
+        assert_eq!(
+            e.field,
+            "spec.initContainers[0].securityContext.seLinuxOptions"
+        );
         assert!(e.to_string().contains("not implemented"), "{e}");
+
+        let localhost = PodSpec {
+            containers: vec![container()],
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "Localhost".into(),
+                    localhost_profile: Some("audit.json".into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(&pod(localhost)).as_deref(),
+            Some("spec.securityContext.seccompProfile")
+        );
+        let mut typo = container();
+        typo.security_context = Some(SecurityContext {
+            app_armor_profile: Some(AppArmorProfile {
+                type_: "Runtimedefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let spec = PodSpec {
+            containers: vec![typo],
+            ..Default::default()
+        };
+        assert_eq!(
+            field(&pod(spec)).as_deref(),
+            Some("spec.containers[0].securityContext.appArmorProfile.type")
+        );
     }
 }

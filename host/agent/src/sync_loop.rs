@@ -24,6 +24,7 @@ use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_ext::{PodExt, PodUidExt};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
 use crate::prober::{ProbeUpdate, Prober};
+use crate::spec_support::NodeSupport;
 use crate::status_manager::PodStatuses;
 
 /// One source's complete desired set, as decoded by the agent's host.
@@ -135,6 +136,11 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             rejected: HashMap::new(),
             due: BTreeMap::new(),
         }
+    }
+
+    /// What admission may count on the node to enforce.
+    pub fn set_node_support(&mut self, node: NodeSupport) {
+        self.admission.node = node;
     }
 
     /// Runs until `shutdown`, then gives the workers `drain` to stop. Pods

@@ -51,6 +51,17 @@ pub struct LinuxResources {
     pub memory_swap_limit_bytes: i64,
 }
 
+/// A seccomp or AppArmor profile, as the runtime applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SecurityProfile {
+    /// The runtime's default profile.
+    #[default]
+    RuntimeDefault,
+    Unconfined,
+    /// A profile on the node, by its absolute path (seccomp) or name (AppArmor).
+    Localhost(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerSecurity {
     pub privileged: bool,
@@ -63,6 +74,13 @@ pub struct ContainerSecurity {
     pub drop_capabilities: Vec<String>,
     pub no_new_privs: bool,
     pub namespaces: Namespaces,
+    /// `None`: the runtime's choice.
+    pub seccomp: Option<SecurityProfile>,
+    /// `None`: the runtime's choice (its default profile where AppArmor is on).
+    pub apparmor: Option<SecurityProfile>,
+    /// Empty: the runtime's own defaults.
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
 }
 
 /// Everything needed to create a container.

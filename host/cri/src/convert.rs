@@ -266,7 +266,24 @@ fn container_security(s: &core::ContainerSecurity) -> pb::LinuxContainerSecurity
         readonly_rootfs: s.readonly_rootfs,
         supplemental_groups: s.supplemental_groups.clone(),
         no_new_privs: s.no_new_privs,
+        masked_paths: s.masked_paths.clone(),
+        readonly_paths: s.readonly_paths.clone(),
+        seccomp: s.seccomp.as_ref().map(security_profile),
+        apparmor: s.apparmor.as_ref().map(security_profile),
         ..Default::default()
+    }
+}
+
+fn security_profile(p: &core::SecurityProfile) -> pb::SecurityProfile {
+    use pb::security_profile::ProfileType;
+    let (kind, localhost_ref) = match p {
+        core::SecurityProfile::RuntimeDefault => (ProfileType::RuntimeDefault, String::new()),
+        core::SecurityProfile::Unconfined => (ProfileType::Unconfined, String::new()),
+        core::SecurityProfile::Localhost(path) => (ProfileType::Localhost, path.clone()),
+    };
+    pb::SecurityProfile {
+        profile_type: kind as i32,
+        localhost_ref,
     }
 }
 
@@ -448,6 +465,33 @@ mod tests {
             time(1_500_000_000),
             Some(UNIX_EPOCH + Duration::from_millis(1500))
         );
+    }
+
+    #[test]
+    fn security_profiles_and_paths_reach_the_wire() {
+        let security = core::ContainerSecurity {
+            seccomp: Some(core::SecurityProfile::Unconfined),
+            apparmor: Some(core::SecurityProfile::Localhost("strict".into())),
+            masked_paths: vec!["/proc/kcore".into()],
+            ..Default::default()
+        };
+        let wire = container_security(&security);
+        let seccomp = wire.seccomp.expect("seccomp");
+        assert_eq!(
+            seccomp.profile_type,
+            pb::security_profile::ProfileType::Unconfined as i32
+        );
+        let apparmor = wire.apparmor.expect("apparmor");
+        assert_eq!(
+            (apparmor.profile_type, apparmor.localhost_ref.as_str()),
+            (
+                pb::security_profile::ProfileType::Localhost as i32,
+                "strict"
+            )
+        );
+        assert_eq!(wire.masked_paths, ["/proc/kcore"]);
+        // Unset stays unset: the runtime's own default applies.
+        assert_eq!(container_security(&Default::default()).apparmor, None);
     }
 
     #[test]

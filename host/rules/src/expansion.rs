@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, EnvVarSource};
 
 /// `input` with every defined `$(NAME)` replaced by `lookup(NAME)`.
 pub fn expand<'v>(input: &str, lookup: impl Fn(&str) -> Option<&'v str>) -> String {
@@ -63,14 +63,21 @@ pub struct Expanded {
     pub args: Vec<String>,
 }
 
-/// Expands `container`'s literal env values (`valueFrom` is not this
-/// function's: such variables get an empty value here), command and args.
-pub fn container(container: &Container) -> Expanded {
+/// Expands `container`'s env, command and args, a `valueFrom` variable
+/// taking what `value_from` says (as it is: a resolved value is not
+/// expanded, as in the kubelet's `makeEnvironmentVariables`).
+pub fn container<E>(
+    container: &Container,
+    mut value_from: impl FnMut(&EnvVarSource) -> Result<String, E>,
+) -> Result<Expanded, E> {
     let mut defined: HashMap<String, String> = HashMap::new();
     let mut env = Vec::new();
     for var in container.env.iter().flatten() {
         let raw = var.value.as_deref().unwrap_or_default();
-        let value = expand(raw, |name| defined.get(name).map(String::as_str));
+        let value = match &var.value_from {
+            Some(source) if raw.is_empty() => value_from(source)?,
+            _ => expand(raw, |name| defined.get(name).map(String::as_str)),
+        };
         defined.insert(var.name.clone(), value.clone());
         env.push((var.name.clone(), value));
     }
@@ -78,11 +85,11 @@ pub fn container(container: &Container) -> Expanded {
     let all = |list: &Option<Vec<String>>| -> Vec<String> {
         list.iter().flatten().map(|s| expand(s, lookup)).collect()
     };
-    Expanded {
+    Ok(Expanded {
         command: all(&container.command),
         args: all(&container.args),
         env,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -126,7 +133,7 @@ mod tests {
             args: Some(vec!["$$(NAME)".into()]),
             ..Default::default()
         };
-        let e = container(&c);
+        let e = container(&c, |_| Err("no valueFrom here")).expect("expanded");
         assert_eq!(
             e.env,
             [
@@ -137,5 +144,29 @@ mod tests {
         );
         assert_eq!(e.command, ["echo", "hello $(NAME), world"]);
         assert_eq!(e.args, ["$(NAME)"]);
+    }
+
+    #[test]
+    fn a_value_from_is_taken_as_it_is_and_seen_by_later_references() {
+        let c = Container {
+            name: "app".into(),
+            env: Some(vec![
+                EnvVar {
+                    name: "POD".into(),
+                    value_from: Some(EnvVarSource::default()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "WHO".into(),
+                    value: Some("pod $(POD)".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        let e = container(&c, |_| Ok::<_, ()>("$(WHO)".into())).expect("expanded");
+        assert_eq!(e.env[0].1, "$(WHO)", "not expanded");
+        assert_eq!(e.env[1].1, "pod $(WHO)");
+        assert_eq!(container(&c, |_| Err("broken")), Err("broken"));
     }
 }

@@ -4,10 +4,12 @@
 //! default pull policy ([`image`]), the pod and container accessors with
 //! their defaults ([`pod`]: `PodExt`, `ContainerExt`, in the manner of
 //! kube-core's `ResourceExt`), and toleration and node-selector matching
-//! ([`scheduling`]). It depends on k8s-openapi only.
+//! ([`scheduling`]), a container's effective security ([`security`]) and what
+//! the downward API reads of a pod ([`downward`]). It depends on k8s-openapi only.
 
 #![forbid(unsafe_code)]
 
+pub mod downward;
 pub mod expansion;
 pub mod field;
 pub mod identity;
@@ -15,6 +17,7 @@ pub mod image;
 pub mod pod;
 pub mod quantity;
 pub mod scheduling;
+pub mod security;
 
 pub use field::FieldError;
 pub use image::default_pull_policy;

@@ -27,6 +27,10 @@ pub trait PodExt {
     fn full_name(&self) -> String {
         format!("{}_{}", self.name_str(), self.namespace_or_default())
     }
+    /// `name_namespace(uid)`, how the kubelet names a pod in messages.
+    fn display_name(&self) -> String {
+        format!("{}({})", self.full_name(), self.uid_str())
+    }
     /// `spec.restartPolicy`, `Always` when unset.
     fn restart_policy(&self) -> &str;
     /// The seconds a pod gets to stop: a deletion's own grace, else

@@ -246,6 +246,18 @@ fn default_container(container: &mut Container) {
     for port in container.ports.iter_mut().flatten() {
         port.protocol.get_or_insert_with(|| "TCP".into());
     }
+    // The API's defaulting (SetDefaults_Pod): a limit without a request is
+    // the request too, for admission and the downward API alike.
+    if let Some(resources) = container.resources.as_mut()
+        && let Some(limits) = &resources.limits
+    {
+        let requests = resources.requests.get_or_insert_default();
+        for (name, limit) in limits {
+            requests
+                .entry(name.clone())
+                .or_insert_with(|| limit.clone());
+        }
+    }
 }
 
 /// Validates what the agent needs of a pod (a subset of the API server's
@@ -345,9 +357,11 @@ fn validate_resources(container: &Container, field: &str) -> Result<(), FieldErr
         std::collections::BTreeMap::new(),
         std::collections::BTreeMap::new(),
     ];
+    // Limits first, as the API validates them: a request defaulted from a
+    // bad limit is reported as the limit it came from.
     for (i, (kind, map)) in [
-        ("requests", &resources.requests),
         ("limits", &resources.limits),
+        ("requests", &resources.requests),
     ]
     .into_iter()
     .enumerate()
@@ -368,7 +382,7 @@ fn validate_resources(container: &Container, field: &str) -> Result<(), FieldErr
             parsed[i].insert(name.as_str(), (milli, q.0.as_str()));
         }
     }
-    let [requests, limits] = parsed;
+    let [limits, requests] = parsed;
     for (name, (request, text)) in &requests {
         if let Some((limit, limit_text)) = limits.get(name)
             && request > limit
@@ -458,6 +472,21 @@ mod tests {
                 .map(String::as_str),
             Some("file")
         );
+
+        let limited =
+            format!("{WEB}    resources: {{limits: {{cpu: 500m}}, requests: {{memory: 1Mi}}}}\n");
+        let pods = read(&limited)?;
+        let resources = pods[0].spec.as_ref().ok_or("spec")?.containers[0]
+            .resources
+            .clone()
+            .ok_or("resources")?;
+        let requests = resources.requests.unwrap_or_default();
+        assert_eq!(
+            requests.get("cpu").map(|q| q.0.as_str()),
+            Some("500m"),
+            "a limit is the request"
+        );
+        assert_eq!(requests.get("memory").map(|q| q.0.as_str()), Some("1Mi"));
         Ok(())
     }
 

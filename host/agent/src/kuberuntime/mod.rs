@@ -1,7 +1,8 @@
 //! The kubelet's `kuberuntime`: what a pod needs done ([`actions`], the
 //! planner) and carrying it out against the runtime, one concern per file —
 //! [`start`] (sandbox and containers, postStart), [`image`] (pull policy and
-//! pull back-off), [`termination`] (preStop, grace, sidecars last) and [`gc`].
+//! pull back-off), [`security_context`] (what a container may do),
+//! [`termination`] (preStop, grace, sidecars last) and [`gc`].
 //! [`runtime_pod`] is how the agent's runtime objects are labelled and read.
 
 pub mod actions;
@@ -9,15 +10,18 @@ pub mod backoff;
 pub mod gc;
 pub mod image;
 pub mod runtime_pod;
+pub mod security_context;
 pub mod start;
 pub mod termination;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wasmlet_core::{Runtime, RuntimeError};
 
 use self::actions::PodActions;
@@ -39,6 +43,10 @@ pub struct SyncConfig {
     pub agent: String,
     pub log_root: PathBuf,
     pub runtime_handler: String,
+    /// The node's address: a host-network pod's IP, the downward API's hostIP.
+    pub host_ip: Option<IpAddr>,
+    /// What the downward API reports for a limit a container does not set.
+    pub allocatable: BTreeMap<String, Quantity>,
 }
 
 /// What a pod worker remembers between syncs.

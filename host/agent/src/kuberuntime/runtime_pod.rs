@@ -8,13 +8,16 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest, Sha256};
+use wasmlet_rules::downward::{self, RuntimeFacts};
+use wasmlet_rules::expansion::Expanded;
 use wasmlet_rules::quantity;
 
+use super::security_context::has_privileged_container;
 use crate::pod_ext::{PodExt, PodUidExt};
 use wasmlet_core::{
-    ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerState,
-    ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces, PodUid,
-    PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter, SandboxMetadata,
+    ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerSecurity,
+    ContainerState, ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces,
+    PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter, SandboxMetadata,
     SandboxRuntime, SandboxState, SandboxStatus,
 };
 
@@ -239,6 +242,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
             ),
             ipc: node(spec.and_then(|s| s.host_ipc), NamespaceMode::Pod),
         },
+        privileged: has_privileged_container(pod),
         ..Default::default()
     }
 }
@@ -251,13 +255,37 @@ fn protocol(name: Option<&str>) -> Protocol {
     }
 }
 
-/// The container config for `container` of `pod`, its `restart_count`-th run.
+/// A container's environment as the kubelet makes it: `fieldRef` and
+/// `resourceFieldRef` read through the downward API, `$(VAR)` references
+/// expanded (env in declaration order, then command and args against the
+/// whole environment). An error is a container config error.
+pub fn environment(
+    pod: &Pod,
+    container: &Container,
+    facts: RuntimeFacts<'_>,
+) -> Result<Expanded, String> {
+    wasmlet_rules::expansion::container(container, |source| {
+        if let Some(field) = &source.field_ref {
+            downward::field_value(pod, field, facts)
+        } else if let Some(resource) = &source.resource_field_ref {
+            downward::resource_value(pod, container, resource, facts)
+        } else {
+            // Admission refuses the other sources; this is a backstop.
+            Err("only fieldRef and resourceFieldRef env sources are supported".into())
+        }
+    })
+}
+
+/// The container config for `container` of `pod`, its `restart_count`-th
+/// run, with its [`environment`] and the security
+/// [`super::security_context`] worked out for it.
 pub fn container_config(
     pod: &Pod,
     container: &Container,
     restart_count: u32,
     agent: &str,
-    sandbox: &SandboxConfig,
+    expanded: Expanded,
+    security: ContainerSecurity,
 ) -> ContainerConfig {
     let mut labels = pod_labels(pod, agent);
     labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
@@ -269,9 +297,6 @@ pub fn container_config(
             pod.grace_period_seconds().to_string(),
         ),
     ]);
-    // `$(VAR)` references expanded as the kubelet does (env in declaration
-    // order, then command and args against the whole environment).
-    let expanded = wasmlet_rules::expansion::container(container);
     let env = expanded
         .env
         .into_iter()
@@ -294,19 +319,7 @@ pub fn container_config(
         stdin_once: container.stdin_once.unwrap_or(false),
         tty: container.tty.unwrap_or(false),
         resources: Some(linux_resources(container)),
-        security: wasmlet_core::ContainerSecurity {
-            privileged: container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.privileged)
-                .unwrap_or(false),
-            run_as_user: container
-                .security_context
-                .as_ref()
-                .and_then(|s| s.run_as_user),
-            namespaces: sandbox.namespaces,
-            ..Default::default()
-        },
+        security,
         ..Default::default()
     }
 }
@@ -411,7 +424,14 @@ mod tests {
             .as_ref()
             .map(|s| s.containers[0].clone())
             .unwrap_or_default();
-        let config = container_config(&pod, spec_container, 3, "node-a", &sandbox);
+        let config = container_config(
+            &pod,
+            spec_container,
+            3,
+            "node-a",
+            Expanded::default(),
+            Default::default(),
+        );
         assert_eq!(config.labels[CONTAINER_NAME], "app");
         assert_eq!(config.annotations[RESTART_COUNT], "3");
         assert_eq!(config.log_path, Path::new("app/3.log"));

@@ -2,19 +2,23 @@
 //! `createPodSandbox`) and each container behind its crash-loop back-off, its
 //! image and its postStart hook (`startContainer`).
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 use wasmlet_core::{
-    ContainerId, ContainerState, ContainerStatus, ErrorKind, Runtime, RuntimeError, SandboxConfig,
-    SandboxId,
+    ContainerId, ContainerSecurity, ContainerState, ContainerStatus, ErrorKind, Runtime,
+    RuntimeError, SandboxConfig, SandboxId,
 };
+use wasmlet_rules::downward::RuntimeFacts;
+use wasmlet_rules::security::ImageUser;
 
 use super::actions::PodActions;
 use super::runtime_pod::{
-    RuntimePod, container_config, finished_at, restart_count, sandbox_config,
+    RuntimePod, container_config, environment, finished_at, restart_count, sandbox_config,
 };
+use super::security_context::container_security;
 use super::{PodState, PodSyncer, pod_grace};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
@@ -27,6 +31,8 @@ struct StartContainer<'a> {
     container: &'a Container,
     sandbox: &'a SandboxId,
     sandbox_config: &'a SandboxConfig,
+    /// The primary first; the node's for a host-network pod.
+    pod_ips: &'a [IpAddr],
     previous: Option<&'a ContainerStatus>,
     fresh_sandbox: bool,
 }
@@ -59,6 +65,11 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             Some(id) if !actions.create_sandbox => id,
             _ => self.create_sandbox(pod, &sandbox_config).await?,
         };
+        let pod_ips = if actions.start_init.is_empty() && actions.start.is_empty() {
+            Vec::new()
+        } else {
+            self.pod_ips(pod, &sandbox).await
+        };
 
         let (inits, apps) = (pod.init_containers(), pod.app_containers());
         let to_start = actions
@@ -73,6 +84,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 container,
                 sandbox: &sandbox,
                 sandbox_config: &sandbox_config,
+                pod_ips: &pod_ips,
                 previous: runtime.latest(&container.name).0,
                 fresh_sandbox: actions.create_sandbox,
             };
@@ -129,6 +141,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             container,
             sandbox,
             sandbox_config,
+            pod_ips,
             previous,
             fresh_sandbox,
         } = start;
@@ -142,10 +155,8 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             let (wait, delay) = state.crash.remaining_since(&name, exited, now);
             if !wait.is_zero() {
                 let message = format!(
-                    "back-off {delay:?} restarting failed container={name} pod={}_{}({})",
-                    pod.metadata.name.as_deref().unwrap_or_default(),
-                    pod.metadata.namespace.as_deref().unwrap_or_default(),
-                    pod.uid_str(),
+                    "back-off {delay:?} restarting failed container={name} pod={}",
+                    pod.display_name(),
                 );
                 if state
                     .waiting
@@ -176,13 +187,39 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             return wait;
         }
 
+        let facts = RuntimeFacts {
+            pod_ips,
+            host_ips: self.config.host_ip.as_slice(),
+            allocatable: &self.config.allocatable,
+        };
+        let inputs = match environment(pod, container, facts) {
+            Ok(env) => self
+                .security(pod, container, sandbox_config)
+                .await
+                .map(|security| (env, security)),
+            Err(error) => Err(error),
+        };
+        let (env, security) = match inputs {
+            Ok(inputs) => inputs,
+            Err(error) => {
+                self.failed(
+                    pod,
+                    &name,
+                    WaitingReason::CreateContainerConfigError,
+                    &error,
+                    state,
+                );
+                return None;
+            }
+        };
         let restarts = previous.map_or(0, |p| restart_count(p) + 1);
         let config = container_config(
             pod,
             container,
             u32::try_from(restarts).unwrap_or(0),
             &self.config.agent,
-            sandbox_config,
+            env,
+            security,
         );
         let id: ContainerId = match self
             .runtime
@@ -224,11 +261,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             .as_ref()
             .and_then(|l| l.post_start.as_ref())
         {
-            let pod_ip = match self.runtime.sandbox_status(sandbox).await {
-                Ok(status) => status.ip,
-                Err(_) => None,
-            };
-            let target = HandlerTarget::new(pod, container, id.clone(), pod_ip);
+            let target = HandlerTarget::new(pod, container, id.clone(), pod_ips.first().copied());
             // postStart has no deadline of its own in Kubernetes; the hook
             // plugin's manifest bounds it.
             if let Err(error) = self
@@ -259,12 +292,42 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         None
     }
 
+    /// The pod's IPs, as the downward API and the hooks see them.
+    async fn pod_ips(&self, pod: &Pod, sandbox: &SandboxId) -> Vec<IpAddr> {
+        if pod.host_network() {
+            return self.config.host_ip.into_iter().collect();
+        }
+        match self.runtime.sandbox_status(sandbox).await {
+            Ok(status) => status.ip.into_iter().chain(status.additional_ips).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The container's security, with the image's own user where the pod
+    /// names none (so `runAsNonRoot` can be checked against it).
+    async fn security(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        sandbox: &SandboxConfig,
+    ) -> Result<ContainerSecurity, String> {
+        let image = container.image.as_deref().unwrap_or_default();
+        let image = self
+            .runtime
+            .image_status(image)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let user = ImageUser::new(image.uid, &image.username);
+        container_security(pod, container, sandbox.namespaces, user)
+    }
+
     fn failed(
         &self,
         pod: &Pod,
         name: &str,
         reason: WaitingReason,
-        error: &RuntimeError,
+        error: &dyn std::fmt::Display,
         state: &mut PodState,
     ) {
         self.recorder.record(

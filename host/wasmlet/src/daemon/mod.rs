@@ -320,9 +320,16 @@ impl App {
                 ..Default::default()
             });
         }
+        let allocatable = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.clone())
+            .unwrap_or_default();
         let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
         let mut agent_config = AgentConfig::from(&config);
+        agent_config.node_support = wasmlet_agent::spec_support::NodeSupport::detect();
+        agent_config.allocatable = allocatable;
         (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
         let failed_sources = agent_config.failed_sources.clone();
         for (source, reason) in &agent_config.failed_sources {
