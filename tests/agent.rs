@@ -456,7 +456,7 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
         // A field the runtime cannot honour yet: refused, not run without it.
         (
             "with-volume",
-            "  volumes: [{name: data, emptyDir: {}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
+            "  volumes: [{name: data, configMap: {name: settings}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
             "UnsupportedPodSpec",
         ),
     ]
@@ -497,9 +497,9 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
         .wait_pod("with-volume", MINUTE, |p| phase(p) == "Failed")
         .await;
     assert!(
-        unsupported["status"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("spec.volumes: volumes is not implemented")),
+        unsupported["status"]["message"].as_str().is_some_and(
+            |m| m.contains("spec.volumes[0].configMap: configMap volumes is not implemented")
+        ),
         "names the field: {unsupported}"
     );
     assert_eq!(agent.runtime_objects().await, (1, 1), "only ports-a runs");
@@ -942,5 +942,136 @@ async fn the_downward_api_env_reads_the_pod_and_the_node() {
         read("WHO").await,
         Ok(format!("{name} on {}", agent.node_name))
     );
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_are_shared_mounted_as_asked_and_go_with_the_pod() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "volumes", "");
+    agent.start();
+    let image = &node.test_image;
+    let host_dir = agent.dir.join("host-data");
+    agent.write_manifest(
+        "volumes.yaml",
+        &format!(
+            "kind: Pod
+metadata: {{name: volumes}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {{runAsUser: 1000, fsGroup: 2000}}
+  volumes:
+  - {{name: shared, emptyDir: {{}}}}
+  - {{name: scratch, emptyDir: {{medium: Memory, sizeLimit: 16Mi}}}}
+  - {{name: host, hostPath: {{path: {host}, type: DirectoryOrCreate}}}}
+  containers:
+  - name: writer
+    image: {image}
+    command: [sh, -c, 'echo hello > /shared/greeting && echo deep > /sub/file && echo out > /host/file && exec sleep 3600']
+    securityContext: {{runAsUser: 0}}
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: shared, mountPath: /sub, subPath: nested/dir}}
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: host, mountPath: /host}}
+  - name: reader
+    image: {image}
+    command: [sh, -c, 'echo mine > /mine/file && exec sleep 3600']
+    volumeMounts:
+    - {{name: shared, mountPath: /shared, readOnly: true}}
+    - {{name: shared, mountPath: /mine, subPath: by-reader}}
+",
+            host = host_dir.display()
+        ),
+    );
+    agent.write_manifest(
+        "missing.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: missing}}\nspec:\n  terminationGracePeriodSeconds: 1\n  volumes: [{{name: gone, hostPath: {{path: /nonexistent/wasmlet, type: Directory}}}}]\n  containers:\n  - {{name: main, image: {image}, command: [sleep, '3600'], volumeMounts: [{{name: gone, mountPath: /gone}}]}}\n"
+        ),
+    );
+    let pod = agent
+        .wait_pod("volumes", MINUTE, |p| phase(p) == "Running")
+        .await;
+    // The writer has written once its files are there.
+    let mut seen = Err(1);
+    for _ in 0..50 {
+        seen = exec_in(
+            &node,
+            &pod,
+            "reader",
+            "cat /shared/greeting /shared/nested/dir/file /shared/by-reader/file",
+        )
+        .await;
+        if seen.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (uid 1000 may write to a sub-path the agent made: it has the volume's mode.)
+    assert_eq!(
+        seen,
+        Ok("hello\ndeep\nmine".into()),
+        "one emptyDir, two containers, sub-paths"
+    );
+    assert_ne!(
+        exec_in(&node, &pod, "reader", "touch /shared/nope").await,
+        Ok(String::new()),
+        "a readOnly mount"
+    );
+    // The emptyDir belongs to the fsGroup; the memory one is a sized tmpfs.
+    let listing = exec_in(&node, &pod, "writer", "ls -ldn /shared")
+        .await
+        .expect("ls");
+    assert_eq!(listing.split_whitespace().nth(3), Some("2000"), "{listing}");
+    let mounts = exec_in(&node, &pod, "writer", "grep ' /scratch ' /proc/mounts")
+        .await
+        .expect("mounted");
+    assert!(
+        mounts.starts_with("tmpfs /scratch tmpfs") && mounts.contains("size=16384k"),
+        "{mounts}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("file"))
+            .ok()
+            .as_deref(),
+        Some("out\n"),
+        "the hostPath is the node's directory"
+    );
+
+    // A hostPath that is not there: not started, and the event says why.
+    let missing = agent.pod("missing").await.expect("listed");
+    assert_eq!(phase(&missing), "Pending", "{missing}");
+    let failed_mount = agent
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["reason"] == "FailedMount");
+    let message = failed_mount
+        .map(|e| e["message"].to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("hostPath type check failed: /nonexistent/wasmlet is not a directory"),
+        "{message}"
+    );
+
+    // The pod goes, and its volumes (unmounted) with it.
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let pod_dir = agent.root_dir().join("pods").join(&uid);
+    assert!(pod_dir.is_dir(), "{}", pod_dir.display());
+    agent.remove_manifest("volumes.yaml");
+    for _ in 0..100 {
+        if !pod_dir.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pod_dir.exists(), "{} is removed", pod_dir.display());
+    let host_mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    assert!(!host_mounts.contains(&uid), "unmounted: {host_mounts}");
+    assert!(host_dir.join("file").exists(), "a hostPath stays");
     agent.finish().await;
 }

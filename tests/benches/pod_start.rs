@@ -81,7 +81,15 @@ async fn floor_pod(
     )
     .expect("security context");
     let env = environment(pod, &spec.containers[0], Default::default()).expect("env");
-    let config = container_config(pod, &spec.containers[0], 0, agent, env, security);
+    let config = container_config(
+        pod,
+        &spec.containers[0],
+        0,
+        agent,
+        env,
+        security,
+        Vec::new(),
+    );
     let id = runtime
         .create_container(&sandbox, &config, &sandbox_config)
         .await

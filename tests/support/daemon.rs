@@ -179,6 +179,11 @@ impl Daemon {
         self.dir.join("agent.log")
     }
 
+    /// The agent's `rootDir` (pod directories, volumes).
+    pub fn root_dir(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -189,11 +194,12 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
+                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\nrootDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
                 self.node_name,
                 self.manifests.display(),
                 self.plugin_dir.display(),
                 self.dir.join("logs").display(),
+                self.root_dir().display(),
                 self.address.port(),
                 self.config
             ),

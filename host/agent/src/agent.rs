@@ -27,6 +27,7 @@ use crate::prober::{ProbeResults, ProbeUpdate, Prober, ProberContext, ProberMetr
 use crate::spec_support::NodeSupport;
 use crate::status_manager::PodStatuses;
 use crate::sync_loop::{LoopInputs, LoopTimings, SourceMessage, SyncLoop};
+use crate::volumes::Volumes;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -34,6 +35,8 @@ pub struct AgentConfig {
     /// The node's address (a host-network pod's IP).
     pub host_ip: Option<IpAddr>,
     pub log_root: PathBuf,
+    /// Pod directories and their volumes live under `<root_dir>/pods`.
+    pub root_dir: PathBuf,
     pub runtime_handler: String,
     /// Every configured source; housekeeping waits for each to report.
     pub sources: Vec<String>,
@@ -59,6 +62,7 @@ impl AgentConfig {
             node_name: node_name.into(),
             host_ip: None,
             log_root: PathBuf::from("/var/log/pods"),
+            root_dir: PathBuf::from("/var/lib/wasmlet"),
             runtime_handler: String::new(),
             sources: Vec::new(),
             failed_sources: Vec::new(),
@@ -207,6 +211,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                     host_ip: cfg.host_ip,
                     allocatable: cfg.allocatable.clone(),
                 },
+                volumes: Volumes::new(&cfg.root_dir),
                 recorder: view.events.clone(),
                 handlers,
                 probes: probe_results,

@@ -25,6 +25,7 @@ pub mod prober;
 pub mod spec_support;
 pub mod status_manager;
 pub mod sync_loop;
+pub mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentView};
 pub use prober::ProbeUpdate;

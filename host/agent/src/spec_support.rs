@@ -10,7 +10,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{
     AppArmorProfile, Container, EnvVar, Pod, PodSecurityContext, PodSpec, SeccompProfile,
-    SecurityContext,
+    SecurityContext, Volume, VolumeMount,
 };
 use wasmlet_rules::FieldError;
 use wasmlet_rules::security;
@@ -94,8 +94,7 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
 }
 
 fn pod_level(spec: &PodSpec) -> Option<FieldError> {
-    let checks: [(bool, &str, &str); 12] = [
-        (set(&spec.volumes), "volumes", "volumes"),
+    let checks: [(bool, &str, &str); 11] = [
         (spec.dns_config.is_some(), "dnsConfig", "a DNS config"),
         (
             spec.dns_policy.as_deref() == Some("None"),
@@ -132,7 +131,42 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
         ),
         (spec.resources.is_some(), "resources", "pod-level resources"),
     ];
-    first_set("spec", checks).or_else(|| spec.security_context.as_ref().and_then(pod_security))
+    let mut volumes = spec.volumes.iter().flatten().enumerate();
+    volumes
+        .find_map(|(i, v)| volume(&format!("spec.volumes[{i}]"), v))
+        .or_else(|| first_set("spec", checks))
+        .or_else(|| spec.security_context.as_ref().and_then(pod_security))
+}
+
+/// The volume kinds the node provides by itself: `emptyDir` (without a
+/// disk `sizeLimit`, which needs the eviction manager) and `hostPath`.
+fn volume(at: &str, v: &Volume) -> Option<FieldError> {
+    if let Some(dir) = &v.empty_dir {
+        return match dir.medium.as_deref() {
+            None | Some("") if dir.size_limit.is_some() => Some(unsupported(
+                format!("{at}.emptyDir.sizeLimit"),
+                "a sizeLimit on a disk-backed emptyDir (it needs eviction)",
+            )),
+            None | Some("" | "Memory") => None,
+            Some(medium) => Some(unsupported(
+                format!("{at}.emptyDir.medium"),
+                &format!("emptyDir medium {medium}"),
+            )),
+        };
+    }
+    if v.host_path.is_some() {
+        return None;
+    }
+    // Any other source, named by its field (there are dozens).
+    let json = serde_json::to_value(v).unwrap_or_default();
+    let kind = json
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "name").cloned())
+        .unwrap_or_else(|| "source".into());
+    Some(unsupported(
+        format!("{at}.{kind}"),
+        &format!("{kind} volumes"),
+    ))
 }
 
 fn container_level(at: &str, c: &Container) -> Option<FieldError> {
@@ -149,9 +183,8 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
             "an env value from a ConfigMap, Secret or file",
         ));
     }
-    let checks: [(bool, &str, &str); 4] = [
+    let checks: [(bool, &str, &str); 3] = [
         (set(&c.env_from), "envFrom", "env from objects"),
-        (set(&c.volume_mounts), "volumeMounts", "volume mounts"),
         (set(&c.volume_devices), "volumeDevices", "volume devices"),
         (
             c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
@@ -159,7 +192,18 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
             "FallbackToLogsOnError",
         ),
     ];
-    first_set(at, checks).or_else(|| container_security(at, c.security_context.as_ref()?))
+    let mounts = c.volume_mounts.iter().flatten().enumerate();
+    let recursive = |(i, m): (usize, &VolumeMount)| {
+        (m.recursive_read_only.as_deref() == Some("Enabled")).then(|| {
+            unsupported(
+                format!("{at}.volumeMounts[{i}].recursiveReadOnly"),
+                "recursiveReadOnly Enabled",
+            )
+        })
+    };
+    first_set(at, checks)
+        .or_else(|| mounts.into_iter().find_map(recursive))
+        .or_else(|| container_security(at, c.security_context.as_ref()?))
 }
 
 /// The seccomp and AppArmor profiles a security context at `at` asks for,
@@ -259,8 +303,10 @@ fn container_security(at: &str, sc: &SecurityContext) -> Option<FieldError> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Capabilities, ConfigMapKeySelector, EnvVarSource, ObjectFieldSelector, Volume,
+        Capabilities, ConfigMapKeySelector, EmptyDirVolumeSource, EnvVarSource,
+        HostPathVolumeSource, ObjectFieldSelector,
     };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn pod(spec: PodSpec) -> Pod {
         Pod {
@@ -320,8 +366,32 @@ mod tests {
             }),
             ..Default::default()
         });
+        c.volume_mounts = Some(vec![VolumeMount {
+            name: "cache".into(),
+            mount_path: "/cache".into(),
+            sub_path_expr: Some("$(A)".into()),
+            ..Default::default()
+        }]);
         let spec = PodSpec {
             containers: vec![c],
+            volumes: Some(vec![
+                Volume {
+                    name: "cache".into(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: Some("Memory".into()),
+                        size_limit: Some(Quantity("64Mi".into())),
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "host".into(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: "/var/log".into(),
+                        type_: Some("Directory".into()),
+                    }),
+                    ..Default::default()
+                },
+            ]),
             dns_policy: Some("ClusterFirst".into()),
             host_network: Some(true),
             security_context: Some(PodSecurityContext {
@@ -366,14 +436,41 @@ mod tests {
     #[test]
     fn an_unsupported_field_is_named() {
         let volumes = PodSpec {
+            volumes: Some(vec![
+                Volume {
+                    name: "cache".into(),
+                    empty_dir: Some(Default::default()),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "settings".into(),
+                    config_map: Some(Default::default()),
+                    ..Default::default()
+                },
+            ]),
+            containers: vec![container()],
+            ..Default::default()
+        };
+        assert_eq!(
+            field(&pod(volumes)).as_deref(),
+            Some("spec.volumes[1].configMap")
+        );
+        let sized = PodSpec {
             volumes: Some(vec![Volume {
-                name: "data".into(),
+                name: "cache".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    size_limit: Some(Quantity("1Gi".into())),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }]),
             containers: vec![container()],
             ..Default::default()
         };
-        assert_eq!(field(&pod(volumes)).as_deref(), Some("spec.volumes"));
+        assert_eq!(
+            field(&pod(sized)).as_deref(),
+            Some("spec.volumes[0].emptyDir.sizeLimit")
+        );
 
         let mut env = container();
         env.env = Some(vec![

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use wasmlet_core::{ContainerState, Runtime, RuntimeError};
+use wasmlet_core::{ContainerState, ErrorKind, Runtime, RuntimeError};
 
 use super::PodSyncer;
 use super::runtime_pod::RuntimePod;
 
 impl<R: Runtime + 'static> PodSyncer<R> {
-    /// Removes every runtime object of a stopped pod.
+    /// Removes every runtime object of a stopped pod, then its volumes
+    /// (the kubelet's orphaned pod directory cleanup).
     pub async fn remove(&self, runtime: &RuntimePod) -> Result<(), RuntimeError> {
         for container in &runtime.containers {
             self.runtime.remove_container(&container.id).await?;
@@ -16,7 +17,18 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         for sandbox in &runtime.sandboxes {
             self.runtime.remove_sandbox(&sandbox.id).await?;
         }
-        Ok(())
+        let (volumes, uid) = (self.volumes.clone(), runtime.uid.clone());
+        let removed = tokio::task::spawn_blocking(move || volumes.tear_down(&uid)).await;
+        let error = match removed {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error.to_string(),
+            Err(panicked) => panicked.to_string(),
+        };
+        Err(RuntimeError::new(
+            "RemovePodVolumes",
+            ErrorKind::Internal,
+            error,
+        ))
     }
 
     /// One dead container per name, as the kubelet's GC: keeps the newest

@@ -32,6 +32,7 @@ use crate::events::{EventType, Recorder};
 use crate::handlers::ContainerHandlers;
 use crate::pod_ext::PodExt;
 use crate::prober::results::ProbeResults;
+use crate::volumes::Volumes;
 
 /// The kubelet's floor for a grace period.
 pub const MIN_GRACE: Duration = Duration::from_secs(2);
@@ -85,6 +86,8 @@ pub struct SyncOutcome {
 pub struct PodSyncer<R> {
     pub runtime: Arc<R>,
     pub config: SyncConfig,
+    /// The pods' volume directories.
+    pub volumes: Volumes,
     pub recorder: Arc<Recorder>,
     /// How postStart and preStop hooks run.
     pub handlers: Arc<dyn ContainerHandlers>,

@@ -16,9 +16,9 @@ use super::security_context::has_privileged_container;
 use crate::pod_ext::{PodExt, PodUidExt};
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerSecurity,
-    ContainerState, ContainerStatus, EnvVar, Labels, LinuxResources, NamespaceMode, Namespaces,
-    PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter, SandboxMetadata,
-    SandboxRuntime, SandboxState, SandboxStatus,
+    ContainerState, ContainerStatus, EnvVar, Labels, LinuxResources, Mount, NamespaceMode,
+    Namespaces, PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter,
+    SandboxMetadata, SandboxRuntime, SandboxState, SandboxStatus,
 };
 
 pub const POD_NAME: &str = "io.kubernetes.pod.name";
@@ -286,6 +286,7 @@ pub fn container_config(
     agent: &str,
     expanded: Expanded,
     security: ContainerSecurity,
+    mounts: Vec<Mount>,
 ) -> ContainerConfig {
     let mut labels = pod_labels(pod, agent);
     labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
@@ -312,6 +313,7 @@ pub fn container_config(
         args: expanded.args,
         working_dir: container.working_dir.clone().unwrap_or_default(),
         env,
+        mounts,
         labels,
         annotations,
         log_path: PathBuf::from(format!("{}/{restart_count}.log", container.name)),
@@ -320,7 +322,6 @@ pub fn container_config(
         tty: container.tty.unwrap_or(false),
         resources: Some(linux_resources(container)),
         security,
-        ..Default::default()
     }
 }
 
@@ -431,6 +432,7 @@ mod tests {
             "node-a",
             Expanded::default(),
             Default::default(),
+            Vec::new(),
         );
         assert_eq!(config.labels[CONTAINER_NAME], "app");
         assert_eq!(config.annotations[RESTART_COUNT], "3");

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 use wasmlet_core::{
-    ContainerId, ContainerSecurity, ContainerState, ContainerStatus, ErrorKind, Runtime,
+    ContainerId, ContainerSecurity, ContainerState, ContainerStatus, ErrorKind, Mount, Runtime,
     RuntimeError, SandboxConfig, SandboxId,
 };
 use wasmlet_rules::downward::RuntimeFacts;
+use wasmlet_rules::expansion::Expanded;
 use wasmlet_rules::security::ImageUser;
 
 use super::actions::PodActions;
@@ -24,6 +25,8 @@ use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
 use crate::handlers::HandlerTarget;
 use crate::pod_ext::PodExt;
+use crate::volumes::PodVolumes;
+use crate::volumes::mounts::container_mounts;
 
 /// One container to start, and what it starts into.
 struct StartContainer<'a> {
@@ -33,6 +36,7 @@ struct StartContainer<'a> {
     sandbox_config: &'a SandboxConfig,
     /// The primary first; the node's for a host-network pod.
     pod_ips: &'a [IpAddr],
+    volumes: &'a PodVolumes,
     previous: Option<&'a ContainerStatus>,
     fresh_sandbox: bool,
 }
@@ -59,13 +63,20 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         } else {
             runtime.latest_sandbox().map_or(0, |s| s.metadata.attempt)
         };
+        let nothing_to_start = actions.start_init.is_empty() && actions.start.is_empty();
+        // Volumes first, as the kubelet waits for them before the sandbox.
+        let volumes = if nothing_to_start {
+            PodVolumes::default()
+        } else {
+            self.set_up_volumes(pod).await?
+        };
         let sandbox_config =
             sandbox_config(pod, attempt, &self.config.agent, &self.config.log_root);
         let sandbox = match actions.sandbox.clone() {
             Some(id) if !actions.create_sandbox => id,
             _ => self.create_sandbox(pod, &sandbox_config).await?,
         };
-        let pod_ips = if actions.start_init.is_empty() && actions.start.is_empty() {
+        let pod_ips = if nothing_to_start {
             Vec::new()
         } else {
             self.pod_ips(pod, &sandbox).await
@@ -85,6 +96,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 sandbox: &sandbox,
                 sandbox_config: &sandbox_config,
                 pod_ips: &pod_ips,
+                volumes: &volumes,
                 previous: runtime.latest(&container.name).0,
                 fresh_sandbox: actions.create_sandbox,
             };
@@ -142,6 +154,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             sandbox,
             sandbox_config,
             pod_ips,
+            volumes,
             previous,
             fresh_sandbox,
         } = start;
@@ -193,13 +206,16 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             allocatable: &self.config.allocatable,
         };
         let inputs = match environment(pod, container, facts) {
-            Ok(env) => self
-                .security(pod, container, sandbox_config)
-                .await
-                .map(|security| (env, security)),
+            Ok(env) => match self.security(pod, container, sandbox_config).await {
+                Ok(security) => self
+                    .mounts(container, volumes, &env, security.privileged)
+                    .await
+                    .map(|mounts| (env, security, mounts)),
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
-        let (env, security) = match inputs {
+        let (env, security, mounts) = match inputs {
             Ok(inputs) => inputs,
             Err(error) => {
                 self.failed(
@@ -220,6 +236,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             &self.config.agent,
             env,
             security,
+            mounts,
         );
         let id: ContainerId = match self
             .runtime
@@ -290,6 +307,45 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         }
         state.waiting.remove(&name);
         None
+    }
+
+    /// Sets up the pod's volumes (off the runtime's threads); a failure is
+    /// the kubelet's FailedMount, and the sync is retried.
+    async fn set_up_volumes(&self, pod: &Pod) -> Result<PodVolumes, RuntimeError> {
+        let (volumes, owned, allocatable) = (
+            self.volumes.clone(),
+            pod.clone(),
+            self.config.allocatable.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || volumes.set_up(&owned, &allocatable)).await;
+        let error = match done {
+            Ok(Ok(volumes)) => return Ok(volumes),
+            Ok(Err(error)) => error.to_string(),
+            Err(panicked) => panicked.to_string(),
+        };
+        self.recorder
+            .record(pod, None, EventType::Warning, "FailedMount", error.clone());
+        Err(RuntimeError::new("MountVolume", ErrorKind::Internal, error))
+    }
+
+    /// The container's mounts (sub-paths are made on the host, so off the
+    /// runtime's threads).
+    async fn mounts(
+        &self,
+        container: &Container,
+        volumes: &PodVolumes,
+        env: &Expanded,
+        privileged: bool,
+    ) -> Result<Vec<Mount>, String> {
+        if container.volume_mounts.as_ref().is_none_or(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let (container, volumes, env) = (container.clone(), volumes.clone(), env.env.clone());
+        tokio::task::spawn_blocking(move || {
+            container_mounts(&container, &volumes, &env, privileged)
+        })
+        .await
+        .unwrap_or_else(|panicked| Err(panicked.to_string()))
     }
 
     /// The pod's IPs, as the downward API and the hooks see them.

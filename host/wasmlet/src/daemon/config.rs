@@ -85,6 +85,9 @@ pub struct AgentFileConfig {
     pub plugin_limits: PluginLimits,
     /// Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<n>.log`.
     pub pod_logs_dir: PathBuf,
+    /// The agent's state: pod directories with their volumes, as the
+    /// kubelet's `--root-dir`.
+    pub root_dir: PathBuf,
     /// HTTP (`/healthz`, `/pods`, `/metrics`, `/events`): address and port.
     pub address: IpAddr,
     pub read_only_port: u16,
@@ -119,6 +122,7 @@ impl Default for AgentFileConfig {
             plugin_grants: BTreeMap::new(),
             plugin_limits: PluginLimits::default(),
             pod_logs_dir: agent.log_root,
+            root_dir: agent.root_dir,
             address: IpAddr::from([127, 0, 0, 1]),
             read_only_port: 10255,
             shutdown_grace_period: agent.drain,
@@ -139,6 +143,7 @@ impl From<&AgentFileConfig> for AgentConfig {
         let mut agent = AgentConfig::new(config.node_name());
         agent.host_ip = config.node_ip;
         agent.log_root = config.pod_logs_dir.clone();
+        agent.root_dir = config.root_dir.clone();
         agent.relist_period = config.relist_period;
         agent.resync = config.sync_frequency;
         agent.drain = config.shutdown_grace_period;
@@ -230,13 +235,19 @@ impl AgentFileConfig {
                 "must be a port from 1 to 65535",
             ));
         }
-        if let Some(path) = &self.static_pod_path
-            && !path.is_absolute()
-        {
-            return Err(FieldError::new(
-                "staticPodPath",
-                format!("{} is not absolute", path.display()),
-            ));
+        let paths = [
+            ("staticPodPath", self.static_pod_path.as_deref()),
+            ("rootDir", Some(self.root_dir.as_path())),
+        ];
+        for (field, path) in paths {
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                return Err(FieldError::new(
+                    field,
+                    format!("{} is not absolute", path.display()),
+                ));
+            }
         }
         self.plugin_limits
             .caps()
