@@ -915,7 +915,7 @@ async fn the_downward_api_env_reads_the_pod_and_the_node() {
     agent.write_manifest(
         "downward.yaml",
         &format!(
-            "kind: Pod\nmetadata: {{name: downward, labels: {{tier: front}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    command: [sleep, '3600']\n    resources: {{limits: {{memory: 64Mi}}, requests: {{cpu: 250m}}}}\n    env:\n{env}\n",
+            "kind: Pod\nmetadata: {{name: downward, labels: {{tier: front}}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    command: [sleep, '3600']\n    resources: {{limits: {{memory: 64Mi}}, requests: {{cpu: 250m}}}}\n    env:\n{env}\n    volumeMounts: [{{name: info, mountPath: /info}}, {{name: projected, mountPath: /projected}}]\n  volumes:\n  - {{name: info, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}, {{path: mem/limit, resourceFieldRef: {{containerName: main, resource: limits.memory, divisor: 1Mi}}}}]}}}}\n  - {{name: projected, projected: {{sources: [{{downwardAPI: {{items: [{{path: name, fieldRef: {{fieldPath: metadata.name}}}}]}}}}]}}}}\n",
             node.test_image
         ),
     );
@@ -941,6 +941,20 @@ async fn the_downward_api_env_reads_the_pod_and_the_node() {
     assert_eq!(
         read("WHO").await,
         Ok(format!("{name} on {}", agent.node_name))
+    );
+    // The same facts as files, read-only.
+    let files = exec_in(
+        &node,
+        &pod,
+        "main",
+        "cat /info/labels; echo; cat /info/mem/limit; echo; cat /projected/name",
+    )
+    .await;
+    assert_eq!(files, Ok(format!("tier=\"front\"\n64\n{name}")));
+    assert_ne!(
+        exec_in(&node, &pod, "main", "touch /info/x").await,
+        Ok(String::new()),
+        "a downwardAPI volume is read-only"
     );
     agent.finish().await;
 }

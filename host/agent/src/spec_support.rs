@@ -139,7 +139,8 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
 }
 
 /// The volume kinds the node provides by itself: `emptyDir` (without a
-/// disk `sizeLimit`, which needs the eviction manager) and `hostPath`.
+/// disk `sizeLimit`, which needs the eviction manager), `hostPath`,
+/// `downwardAPI` and `projected` downward API items.
 fn volume(at: &str, v: &Volume) -> Option<FieldError> {
     if let Some(dir) = &v.empty_dir {
         return match dir.medium.as_deref() {
@@ -154,8 +155,22 @@ fn volume(at: &str, v: &Volume) -> Option<FieldError> {
             )),
         };
     }
-    if v.host_path.is_some() {
+    if v.host_path.is_some() || v.downward_api.is_some() {
         return None;
+    }
+    if let Some(projected) = &v.projected {
+        // Only downward API items: the rest needs the API server.
+        let mut sources = projected.sources.iter().flatten().enumerate();
+        return sources.find_map(|(j, source)| {
+            let json = serde_json::to_value(source).unwrap_or_default();
+            let kind = json
+                .as_object()
+                .and_then(|o| o.keys().find(|k| *k != "downwardAPI").cloned())?;
+            Some(unsupported(
+                format!("{at}.projected.sources[{j}].{kind}"),
+                &format!("projected {kind}"),
+            ))
+        });
     }
     // Any other source, named by its field (there are dozens).
     let json = serde_json::to_value(v).unwrap_or_default();

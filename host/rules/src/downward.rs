@@ -78,7 +78,11 @@ pub fn field_value(
                     .strip_prefix("['")?
                     .strip_suffix("']")
             };
-            if let Some(key) = keyed("metadata.labels") {
+            if path == "metadata.labels" {
+                format_map(meta.labels.as_ref())
+            } else if path == "metadata.annotations" {
+                format_map(meta.annotations.as_ref())
+            } else if let Some(key) = keyed("metadata.labels") {
                 owned(meta.labels.as_ref().and_then(|l| l.get(key)))
             } else if let Some(key) = keyed("metadata.annotations") {
                 owned(meta.annotations.as_ref().and_then(|a| a.get(key)))
@@ -90,23 +94,54 @@ pub fn field_value(
     Ok(value)
 }
 
+/// A whole label or annotation map as the kubelet writes it: `key="value"`
+/// lines in key order, each value quoted as Go's `%q` quotes it.
+fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
+    let quote = |value: &str| {
+        let mut out = String::from('"');
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() && (c as u32) < 0x80 => {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                }
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn ceil_div(a: i128, b: i128) -> i128 {
     // Both are non-negative; `b` is checked non-zero by the caller.
     (a + b - 1) / b
 }
 
-/// The value of a `resourceFieldRef` for `container` (or the pod's
-/// container it names): CPU in divisor units (default 1 core), rounded up;
-/// memory, ephemeral storage and huge pages in divisor bytes (default 1).
+/// The value of a `resourceFieldRef` for the pod's container it names, else
+/// `container` (an env variable's own; a volume item has none): CPU in
+/// divisor units (default 1 core), rounded up; memory, ephemeral storage
+/// and huge pages in divisor bytes (default 1).
 pub fn resource_value(
     pod: &Pod,
-    container: &Container,
+    container: Option<&Container>,
     selector: &ResourceFieldSelector,
     facts: RuntimeFacts<'_>,
 ) -> Result<String, String> {
-    let container = match selector.container_name.as_deref() {
-        None | Some("") => container,
-        Some(name) => pod
+    let container = match (selector.container_name.as_deref(), container) {
+        (None | Some(""), Some(own)) => own,
+        (None | Some(""), None) => return Err("resourceFieldRef needs a containerName".into()),
+        (Some(name), _) => pod
             .spec
             .iter()
             .flat_map(|s| {
@@ -227,7 +262,26 @@ mod tests {
             Ok("front")
         );
         assert_eq!(field("metadata.labels['none']", facts).as_deref(), Ok(""));
-        assert!(field("metadata.labels", facts).is_err());
+        assert_eq!(
+            field("metadata.labels", facts).as_deref(),
+            Ok("tier=\"front\"")
+        );
+        let mut quoted = pod();
+        quoted.metadata.annotations = Some(
+            [
+                ("b".to_owned(), "say \"hi\"\n".to_owned()),
+                ("a".to_owned(), "\u{1b}".to_owned()),
+            ]
+            .into(),
+        );
+        let all = ObjectFieldSelector {
+            field_path: "metadata.annotations".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_value(&quoted, &all, facts).as_deref(),
+            Ok("a=\"\\x1b\"\nb=\"say \\\"hi\\\"\\n\"")
+        );
         assert!(field("spec.hostname", facts).is_err());
         let unknown_node = RuntimeFacts {
             host_ips: &[],
@@ -263,7 +317,7 @@ mod tests {
                 divisor: divisor.map(|d| Quantity(d.into())),
                 container_name: container.map(Into::into),
             };
-            resource_value(&p, &app, &selector, facts)
+            resource_value(&p, Some(&app), &selector, facts)
         };
         assert_eq!(
             value("requests.cpu", None, None).as_deref(),

@@ -268,7 +268,7 @@ pub fn environment(
         if let Some(field) = &source.field_ref {
             downward::field_value(pod, field, facts)
         } else if let Some(resource) = &source.resource_field_ref {
-            downward::resource_value(pod, container, resource, facts)
+            downward::resource_value(pod, Some(container), resource, facts)
         } else {
             // Admission refuses the other sources; this is a backstop.
             Err("only fieldRef and resourceFieldRef env sources are supported".into())

@@ -1,6 +1,7 @@
 //! Pod volumes, as the kubelet's volume manager sets them up for the kinds a
 //! node provides by itself: [`empty_dir`] (on disk, or tmpfs with `medium:
-//! Memory`) and [`host_path`] with its type checks. An `emptyDir` lives in
+//! Memory`), [`host_path`] with its type checks, and [`downward_api`]
+//! (also as the only source of a `projected` volume). An `emptyDir` lives in
 //! `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`, outlives
 //! container and sandbox restarts, and goes with the pod. [`mounts`] turns a
 //! container's `volumeMounts` into the runtime's mounts.
@@ -8,6 +9,7 @@
 //! Everything here touches the filesystem: callers run it off the async
 //! runtime's threads (`spawn_blocking`).
 
+pub mod downward_api;
 pub mod empty_dir;
 pub mod host_path;
 pub mod mounts;
@@ -38,7 +40,15 @@ pub enum VolumeError {
 /// Where each volume of one pod is on the host, by volume name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodVolumes {
-    pub paths: BTreeMap<String, PathBuf>,
+    pub paths: BTreeMap<String, VolumePath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumePath {
+    pub path: PathBuf,
+    /// Mounted read-only whatever the mount says (the kubelet's rule for
+    /// downward API, projected, ConfigMap and Secret volumes).
+    pub read_only: bool,
 }
 
 /// The node's volume directories.
@@ -75,17 +85,39 @@ impl Volumes {
                 volume: volume.name.clone(),
                 reason,
             };
-            let path = if let Some(source) = &volume.empty_dir {
+            let (path, read_only) = if let Some(source) = &volume.empty_dir {
                 let dir = empty_dir::path(&pod_dir, &volume.name);
                 empty_dir::set_up(&dir, source, pod, allocatable).map_err(failed)?;
-                dir
+                (dir, false)
             } else if let Some(source) = &volume.host_path {
-                host_path::check(source).map_err(failed)?
+                (host_path::check(source).map_err(failed)?, false)
+            } else if let Some(source) = &volume.downward_api {
+                let dir = downward_api::path(&pod_dir, &volume.name, false);
+                let items = source.items.iter().flatten();
+                let files = downward_api::payload(pod, items, source.default_mode);
+                files
+                    .and_then(|files| downward_api::write(&dir, &files))
+                    .map_err(failed)?;
+                (dir, true)
+            } else if let Some(source) = &volume.projected {
+                let dir = downward_api::path(&pod_dir, &volume.name, true);
+                let sources = source.sources.iter().flatten();
+                // Admission lets only downward API sources through.
+                let items = sources
+                    .filter_map(|s| s.downward_api.as_ref())
+                    .flat_map(|d| d.items.iter().flatten());
+                let files = downward_api::payload(pod, items, source.default_mode);
+                files
+                    .and_then(|files| downward_api::write(&dir, &files))
+                    .map_err(failed)?;
+                (dir, true)
             } else {
                 // Admission refuses the other kinds; this is a backstop.
                 return Err(failed("this kind of volume is not supported".into()));
             };
-            mounted.paths.insert(volume.name.clone(), path);
+            mounted
+                .paths
+                .insert(volume.name.clone(), VolumePath { path, read_only });
         }
         Ok(mounted)
     }

@@ -102,13 +102,13 @@ pub fn container_mounts(
             ));
         };
         let host_path = match sub_path(mount, env)? {
-            Some(sub) => make_sub_path(volume, &sub)?,
-            None => volume.clone(),
+            Some(sub) => make_sub_path(&volume.path, &sub)?,
+            None => volume.path.clone(),
         };
         mounts.push(Mount {
             container_path: mount.mount_path.clone(),
             host_path: host_path.to_string_lossy().into_owned(),
-            readonly: mount.read_only.unwrap_or(false),
+            readonly: volume.read_only || mount.read_only.unwrap_or(false),
             propagation: propagation(mount, privileged)?,
         });
     }
@@ -117,6 +117,7 @@ pub fn container_mounts(
 
 #[cfg(test)]
 mod tests {
+    use super::super::VolumePath;
     use super::*;
 
     fn mount(name: &str, path: &str) -> VolumeMount {
@@ -133,7 +134,14 @@ mod tests {
         let volume = root.join("data");
         fs::create_dir_all(&volume)?;
         let volumes = PodVolumes {
-            paths: [("data".to_owned(), volume.clone())].into(),
+            paths: [(
+                "data".to_owned(),
+                VolumePath {
+                    path: volume.clone(),
+                    read_only: false,
+                },
+            )]
+            .into(),
         };
         let env = [("POD".to_owned(), "web-1".to_owned())];
         let mut by_expr = mount("data", "/logs");
