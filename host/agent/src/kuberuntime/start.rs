@@ -200,21 +200,9 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             return wait;
         }
 
-        let facts = RuntimeFacts {
-            pod_ips,
-            host_ips: self.config.host_ip.as_slice(),
-            allocatable: &self.config.allocatable,
-        };
-        let inputs = match environment(pod, container, facts) {
-            Ok(env) => match self.security(pod, container, sandbox_config).await {
-                Ok(security) => self
-                    .mounts(container, volumes, &env, security.privileged)
-                    .await
-                    .map(|mounts| (env, security, mounts)),
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
-        };
+        let inputs = self
+            .container_inputs(pod, container, sandbox_config, pod_ips, volumes)
+            .await;
         let (env, security, mounts) = match inputs {
             Ok(inputs) => inputs,
             Err(error) => {
@@ -357,6 +345,30 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             Ok(status) => status.ip.into_iter().chain(status.additional_ips).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// What the kubelet works out before creating a container: its
+    /// environment, its security and its mounts. An error is a container
+    /// config error.
+    async fn container_inputs(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        sandbox: &SandboxConfig,
+        pod_ips: &[IpAddr],
+        volumes: &PodVolumes,
+    ) -> Result<(Expanded, ContainerSecurity, Vec<Mount>), String> {
+        let facts = RuntimeFacts {
+            pod_ips,
+            host_ips: self.config.host_ip.as_slice(),
+            allocatable: &self.config.allocatable,
+        };
+        let env = environment(pod, container, facts)?;
+        let security = self.security(pod, container, sandbox).await?;
+        let mounts = self
+            .mounts(container, volumes, &env, security.privileged)
+            .await?;
+        Ok((env, security, mounts))
     }
 
     /// The container's security, with the image's own user where the pod
