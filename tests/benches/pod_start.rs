@@ -18,6 +18,8 @@ use wasmlet_agent::handlers::NoHandlers;
 use wasmlet_agent::kuberuntime::runtime_pod::{container_config, environment, sandbox_config};
 use wasmlet_agent::kuberuntime::security_context::container_security;
 use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::network::DnsSettings;
+use wasmlet_agent::network::dns::{ResolvConf, pod_dns};
 use wasmlet_agent::{Agent, AgentConfig, AgentView, SourceMessage, SourceUpdate};
 use wasmlet_core::{ContainerRuntime, ImageRuntime, PodUid, SandboxRuntime};
 use wasmlet_cri::CriClient;
@@ -60,7 +62,11 @@ async fn floor_pod(
     logs: &std::path::Path,
 ) -> Duration {
     let started = Instant::now();
-    let sandbox_config = sandbox_config(pod, 0, agent, logs);
+    // The agent's resolver for it, as the agent works it out.
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let settings = DnsSettings::default();
+    let dns = pod_dns(pod, &settings, Some(&ResolvConf::parse(&resolv))).config;
+    let sandbox_config = sandbox_config(pod, 0, agent, logs, Some(dns), "").expect("valid pod");
     let _ = std::fs::create_dir_all(&sandbox_config.log_directory);
     let sandbox = runtime
         .run_sandbox(&sandbox_config, "")

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use wasmlet_core::{ContainerFilter, ContainerRuntime, Labels, SandboxFilter, SandboxRuntime};
+use wasmlet_core::{
+    ContainerFilter, ContainerRuntime, ExecTimeout, Labels, SandboxFilter, SandboxRuntime,
+};
 
 use crate::{Node, unique};
 
@@ -422,4 +424,41 @@ pub fn condition(pod: &Value, kind: &str) -> Option<String> {
         .iter()
         .find(|c| c["type"] == kind)
         .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
+
+/// Why a listed container waits (`state.waiting.reason`), or "".
+pub fn waiting_reason(container: &Value) -> &str {
+    container["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The status of the container called `name`.
+pub fn container_named<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// Runs `script` in the container called `name`: its stdout, or its exit code.
+pub async fn exec_in(node: &Node, pod: &Value, name: &str, script: &str) -> Result<String, i32> {
+    let id = container_named(pod, name)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("container id");
+    let command = ["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    let out = node
+        .client()
+        .exec_sync(
+            &id.into(),
+            &command,
+            ExecTimeout::After(Duration::from_secs(60)),
+        )
+        .await
+        .expect("exec");
+    match out.exit_code {
+        0 => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        code => Err(code),
+    }
 }

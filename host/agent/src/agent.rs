@@ -21,6 +21,7 @@ use crate::health::Heartbeat;
 use crate::kuberuntime::{PodSyncer, SyncConfig};
 use crate::metrics::AgentMetrics;
 use crate::metrics::SourceLabels;
+use crate::network::DnsSettings;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_workers::{PodWorkers, WorkerContext};
 use crate::prober::{ProbeResults, ProbeUpdate, Prober, ProberContext, ProberMetrics};
@@ -54,6 +55,9 @@ pub struct AgentConfig {
     pub node_support: NodeSupport,
     /// The node's allocatable resources, for the downward API.
     pub allocatable: BTreeMap<String, Quantity>,
+    /// The pods' resolvers and domain (`clusterDNS`, `clusterDomain`,
+    /// `resolvConf`).
+    pub dns: DnsSettings,
 }
 
 impl AgentConfig {
@@ -72,6 +76,7 @@ impl AgentConfig {
             drain: Duration::from_secs(10),
             node_support: NodeSupport::default(),
             allocatable: BTreeMap::new(),
+            dns: DnsSettings::default(),
         }
     }
 }
@@ -210,6 +215,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                     runtime_handler: cfg.runtime_handler.clone(),
                     host_ip: cfg.host_ip,
                     allocatable: cfg.allocatable.clone(),
+                    dns: cfg.dns.clone(),
                 },
                 volumes: Volumes::new(&cfg.root_dir),
                 recorder: view.events.clone(),

@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod health;
 pub mod kuberuntime;
 pub mod metrics;
+pub mod network;
 pub mod pleg;
 pub mod pod_ext;
 pub mod pod_workers;

@@ -94,16 +94,7 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
 }
 
 fn pod_level(spec: &PodSpec) -> Option<FieldError> {
-    let checks: [(bool, &str, &str); 11] = [
-        (spec.dns_config.is_some(), "dnsConfig", "a DNS config"),
-        (
-            spec.dns_policy.as_deref() == Some("None"),
-            "dnsPolicy",
-            "dnsPolicy None",
-        ),
-        (set(&spec.host_aliases), "hostAliases", "host aliases"),
-        (spec.hostname.is_some(), "hostname", "a hostname"),
-        (spec.subdomain.is_some(), "subdomain", "a subdomain"),
+    let checks: [(bool, &str, &str); 6] = [
         (
             spec.active_deadline_seconds.is_some(),
             "activeDeadlineSeconds",
@@ -408,6 +399,10 @@ mod tests {
                 },
             ]),
             dns_policy: Some("ClusterFirst".into()),
+            dns_config: Some(Default::default()),
+            hostname: Some("front".into()),
+            subdomain: Some("web".into()),
+            set_hostname_as_fqdn: Some(true),
             host_network: Some(true),
             security_context: Some(PodSecurityContext {
                 fs_group: Some(2000),

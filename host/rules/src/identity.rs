@@ -57,8 +57,9 @@ pub fn pod_uid(value: &str) -> Result<(), &'static str> {
 }
 
 /// What identifies `pod`, checked as the agent needs it before it keeps the
-/// pod: name, namespace, UID and every container name, unique within the pod.
-/// Errors name the field.
+/// pod: name, namespace, UID and every container name, unique within the pod,
+/// and its names on the network ([`crate::network::validate`]). Errors name
+/// the field.
 pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
     let inits = pod.init_containers().iter().enumerate();
     let apps = pod.app_containers().iter().enumerate();
@@ -69,7 +70,8 @@ pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
         inits
             .map(|(i, c)| ("initContainers", i, c.name.as_str()))
             .chain(apps.map(|(i, c)| ("containers", i, c.name.as_str()))),
-    )
+    )?;
+    pod.spec.as_ref().map_or(Ok(()), crate::network::validate)
 }
 
 /// As [`validate_pod`], from the parts.

@@ -5,7 +5,8 @@
 //! their defaults ([`pod`]: `PodExt`, `ContainerExt`, in the manner of
 //! kube-core's `ResourceExt`), and toleration and node-selector matching
 //! ([`scheduling`]), a container's effective security ([`security`]) and what
-//! the downward API reads of a pod ([`downward`]). It depends on k8s-openapi only.
+//! the downward API reads of a pod ([`downward`]), and the API's checks of a
+//! pod's hostname, host aliases and DNS settings ([`network`]). It depends on k8s-openapi only.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod expansion;
 pub mod field;
 pub mod identity;
 pub mod image;
+pub mod network;
 pub mod pod;
 pub mod quantity;
 pub mod scheduling;

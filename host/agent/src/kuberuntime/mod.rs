@@ -30,6 +30,7 @@ use self::runtime_pod::RuntimePod;
 use crate::api_status::Waiting;
 use crate::events::{EventType, Recorder};
 use crate::handlers::ContainerHandlers;
+use crate::network::DnsSettings;
 use crate::pod_ext::PodExt;
 use crate::prober::results::ProbeResults;
 use crate::volumes::Volumes;
@@ -48,6 +49,8 @@ pub struct SyncConfig {
     pub host_ip: Option<IpAddr>,
     /// What the downward API reports for a limit a container does not set.
     pub allocatable: BTreeMap<String, Quantity>,
+    /// The pods' resolvers and domain.
+    pub dns: DnsSettings,
 }
 
 /// What a pod worker remembers between syncs.

@@ -13,12 +13,13 @@ use wasmlet_rules::expansion::Expanded;
 use wasmlet_rules::quantity;
 
 use super::security_context::has_privileged_container;
+use crate::network;
 use crate::pod_ext::{PodExt, PodUidExt};
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerSecurity,
-    ContainerState, ContainerStatus, EnvVar, Labels, LinuxResources, Mount, NamespaceMode,
-    Namespaces, PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig, SandboxFilter,
-    SandboxMetadata, SandboxRuntime, SandboxState, SandboxStatus,
+    ContainerState, ContainerStatus, DnsConfig, EnvVar, Labels, LinuxResources, Mount,
+    NamespaceMode, Namespaces, PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig,
+    SandboxFilter, SandboxMetadata, SandboxRuntime, SandboxState, SandboxStatus,
 };
 
 pub const POD_NAME: &str = "io.kubernetes.pod.name";
@@ -176,8 +177,17 @@ fn pod_labels(pod: &Pod, agent: &str) -> Labels {
     ])
 }
 
-/// The sandbox for `pod`'s `attempt`.
-pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> SandboxConfig {
+/// The sandbox for `pod`'s `attempt`, with its resolver (`dns`) and its
+/// hostname in `cluster_domain`. An error is the kubelet's "Failed to
+/// generate sandbox config".
+pub fn sandbox_config(
+    pod: &Pod,
+    attempt: u32,
+    agent: &str,
+    log_root: &Path,
+    dns: Option<DnsConfig>,
+    cluster_domain: &str,
+) -> Result<SandboxConfig, String> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let mut labels = meta.labels.clone().unwrap_or_default();
@@ -194,13 +204,13 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
             otherwise
         }
     };
-    let hostname = spec
-        .and_then(|s| s.hostname.clone())
-        .or_else(|| meta.name.clone())
-        .unwrap_or_default()
-        .chars()
-        .take(63)
-        .collect();
+    // A host-network pod has the node's hostname.
+    let hostname = if pod.host_network() {
+        String::new()
+    } else {
+        let (hostname, domain) = network::hostname_and_domain(pod, cluster_domain)?;
+        network::kernel_hostname(pod, &hostname, domain.as_deref())?
+    };
     let port_mappings = spec
         .into_iter()
         .flat_map(|s| &s.containers)
@@ -214,19 +224,16 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
             })
         })
         .collect();
-    SandboxConfig {
+    Ok(SandboxConfig {
         metadata: SandboxMetadata {
             name: pod.name_str().to_owned(),
             namespace: pod.namespace_or_default().to_owned(),
             uid: pod.pod_uid(),
             attempt,
         },
-        hostname: if pod.host_network() {
-            String::new()
-        } else {
-            hostname
-        },
+        hostname,
         log_directory: pod_log_dir(log_root, pod),
+        dns,
         port_mappings,
         labels,
         annotations,
@@ -244,7 +251,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, agent: &str, log_root: &Path) -> 
         },
         privileged: has_privileged_container(pod),
         ..Default::default()
-    }
+    })
 }
 
 fn protocol(name: Option<&str>) -> Protocol {
@@ -411,8 +418,22 @@ mod tests {
     #[test]
     fn configs_carry_the_kubelet_labels_and_resources() {
         let pod = pod();
-        let sandbox = sandbox_config(&pod, 2, "node-a", Path::new("/var/log/pods"));
+        let dns = DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            ..Default::default()
+        };
+        let sandbox = sandbox_config(
+            &pod,
+            2,
+            "node-a",
+            Path::new("/var/log/pods"),
+            Some(dns.clone()),
+            "cluster.local",
+        )
+        .expect("valid");
         assert_eq!(sandbox.metadata.attempt, 2);
+        assert_eq!(sandbox.hostname, "web");
+        assert_eq!(sandbox.dns, Some(dns));
         assert_eq!(sandbox.labels[POD_UID], "u1");
         assert_eq!(sandbox.labels[AGENT], "node-a");
         assert_eq!(

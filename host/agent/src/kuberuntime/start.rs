@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 use wasmlet_core::{
-    ContainerId, ContainerSecurity, ContainerState, ContainerStatus, ErrorKind, Mount, Runtime,
-    RuntimeError, SandboxConfig, SandboxId,
+    ContainerId, ContainerSecurity, ContainerState, ContainerStatus, DnsConfig, ErrorKind, Mount,
+    Runtime, RuntimeError, SandboxConfig, SandboxId,
 };
 use wasmlet_rules::downward::RuntimeFacts;
 use wasmlet_rules::expansion::Expanded;
@@ -24,7 +24,9 @@ use super::{PodState, PodSyncer, pod_grace};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
 use crate::handlers::HandlerTarget;
-use crate::pod_ext::PodExt;
+use crate::network::dns::{ResolvConf, pod_dns};
+use crate::network::{self, hosts};
+use crate::pod_ext::{PodExt, PodUidExt};
 use crate::volumes::PodVolumes;
 use crate::volumes::mounts::container_mounts;
 
@@ -70,8 +72,9 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         } else {
             self.set_up_volumes(pod).await?
         };
-        let sandbox_config =
-            sandbox_config(pod, attempt, &self.config.agent, &self.config.log_root);
+        let sandbox_config = self
+            .sandbox_config(pod, attempt, actions.create_sandbox)
+            .await?;
         let sandbox = match actions.sandbox.clone() {
             Some(id) if !actions.create_sandbox => id,
             _ => self.create_sandbox(pod, &sandbox_config).await?,
@@ -107,6 +110,83 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         Ok(wake)
     }
 
+    /// The sandbox's config. Its resolver is worked out (reading the node's
+    /// resolver file, off the runtime's threads) only for a sandbox about to
+    /// be created: the runtime reads it only then.
+    async fn sandbox_config(
+        &self,
+        pod: &Pod,
+        attempt: u32,
+        creating: bool,
+    ) -> Result<SandboxConfig, RuntimeError> {
+        let dns = if creating {
+            Some(self.pod_dns(pod).await?)
+        } else {
+            None
+        };
+        let settings = &self.config.dns;
+        sandbox_config(
+            pod,
+            attempt,
+            &self.config.agent,
+            &self.config.log_root,
+            dns,
+            &settings.cluster_domain,
+        )
+        .map_err(|e| {
+            let message = format!(
+                "Failed to generate sandbox config for pod {:?}: {e}",
+                pod.display_name()
+            );
+            self.sandbox_failed(pod, ErrorKind::InvalidArgument, message)
+        })
+    }
+
+    /// `pod`'s resolver, with the kubelet's warnings as events.
+    async fn pod_dns(&self, pod: &Pod) -> Result<DnsConfig, RuntimeError> {
+        let host = match self.config.dns.resolv_conf.clone() {
+            None => None,
+            Some(path) => {
+                let read = tokio::task::spawn_blocking({
+                    let path = path.clone();
+                    move || std::fs::read_to_string(path)
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|read| read);
+                match read {
+                    Ok(text) => Some(ResolvConf::parse(&text)),
+                    Err(e) => {
+                        let message = format!("reading resolvConf {}: {e}", path.display());
+                        return Err(self.sandbox_failed(pod, ErrorKind::Internal, message));
+                    }
+                }
+            }
+        };
+        let dns = pod_dns(pod, &self.config.dns, host.as_ref());
+        for (reason, message) in dns.warnings {
+            self.recorder
+                .record(pod, None, EventType::Warning, reason, message);
+        }
+        Ok(dns.config)
+    }
+
+    /// The kubelet's FailedCreatePodSandBox, as an event and an error.
+    fn sandbox_failed(&self, pod: &Pod, kind: ErrorKind, message: String) -> RuntimeError {
+        self.sandbox_error(pod, RuntimeError::new("RunPodSandbox", kind, message))
+    }
+
+    fn sandbox_error(&self, pod: &Pod, error: RuntimeError) -> RuntimeError {
+        self.recorder.record(
+            pod,
+            None,
+            EventType::Warning,
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {error}"),
+        );
+        error
+    }
+
     async fn create_sandbox(
         &self,
         pod: &Pod,
@@ -119,27 +199,16 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             .map_err(std::io::Error::other)
             .and_then(|result| result)
         {
-            return Err(RuntimeError::new(
-                "RunPodSandbox",
-                ErrorKind::Internal,
-                format!(
-                    "creating log directory {}: {error}",
-                    config.log_directory.display()
-                ),
-            ));
+            let message = format!(
+                "creating log directory {}: {error}",
+                config.log_directory.display()
+            );
+            return Err(self.sandbox_failed(pod, ErrorKind::Internal, message));
         }
         self.runtime
             .run_sandbox(config, &self.config.runtime_handler)
             .await
-            .inspect_err(|error| {
-                self.recorder.record(
-                    pod,
-                    None,
-                    EventType::Warning,
-                    "FailedCreatePodSandBox",
-                    format!("Failed to create pod sandbox: {error}"),
-                );
-            })
+            .map_err(|error| self.sandbox_error(pod, error))
     }
 
     /// Starts one container unless it is backing off; `Some(wait)` if it is.
@@ -316,21 +385,40 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         Err(RuntimeError::new("MountVolume", ErrorKind::Internal, error))
     }
 
-    /// The container's mounts (sub-paths are made on the host, so off the
-    /// runtime's threads).
+    /// The container's mounts: its volumes, then the kubelet-managed
+    /// `/etc/hosts` (sub-paths are made and the hosts file written on the
+    /// host, so off the runtime's threads).
     async fn mounts(
         &self,
+        pod: &Pod,
         container: &Container,
         volumes: &PodVolumes,
         env: &Expanded,
         privileged: bool,
+        pod_ips: &[IpAddr],
     ) -> Result<Vec<Mount>, String> {
-        if container.volume_mounts.as_ref().is_none_or(Vec::is_empty) {
-            return Ok(Vec::new());
-        }
-        let (container, volumes, env) = (container.clone(), volumes.clone(), env.env.clone());
+        let hosts = if hosts::managed_for(pod, container, pod_ips) {
+            let (hostname, domain) =
+                network::hostname_and_domain(pod, &self.config.dns.cluster_domain)?;
+            Some((self.volumes.pod_dir(&pod.pod_uid()), hostname, domain))
+        } else {
+            None
+        };
+        let (pod, container, volumes, env) = (
+            pod.clone(),
+            container.clone(),
+            volumes.clone(),
+            env.env.clone(),
+        );
+        let pod_ips = pod_ips.to_vec();
         tokio::task::spawn_blocking(move || {
-            container_mounts(&container, &volumes, &env, privileged)
+            let mut mounts = container_mounts(&container, &volumes, &env, privileged)?;
+            if let Some((pod_dir, hostname, domain)) = hosts {
+                let hosts = hosts::write(&pod, &pod_dir, &pod_ips, &hostname, domain.as_deref())
+                    .map_err(|e| format!("writing the pod's /etc/hosts: {e}"))?;
+                mounts.push(hosts);
+            }
+            Ok(mounts)
         })
         .await
         .unwrap_or_else(|panicked| Err(panicked.to_string()))
@@ -366,7 +454,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let env = environment(pod, container, facts)?;
         let security = self.security(pod, container, sandbox).await?;
         let mounts = self
-            .mounts(container, volumes, &env, security.privileged)
+            .mounts(pod, container, volumes, &env, security.privileged, pod_ips)
             .await?;
         Ok((env, security, mounts))
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Taint;
 use serde::Deserialize;
 use wasmlet_agent::AgentConfig;
+use wasmlet_agent::network::DnsSettings;
 use wasmlet_cri::CriConfig;
 use wasmlet_plugin_host::{Capabilities, FieldError, LimitCaps};
 
@@ -88,6 +89,14 @@ pub struct AgentFileConfig {
     /// The agent's state: pod directories with their volumes, as the
     /// kubelet's `--root-dir`.
     pub root_dir: PathBuf,
+    /// The cluster's DNS servers, for `ClusterFirst` pods. Empty: they get
+    /// the node's resolver (with a MissingClusterDNS warning, as the kubelet).
+    #[serde(rename = "clusterDNS")]
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's domain (e.g. `cluster.local`): pods' search path and FQDN.
+    pub cluster_domain: String,
+    /// The resolver file `Default` pods get; `""` for none.
+    pub resolv_conf: PathBuf,
     /// HTTP (`/healthz`, `/pods`, `/metrics`, `/events`): address and port.
     pub address: IpAddr,
     pub read_only_port: u16,
@@ -123,6 +132,9 @@ impl Default for AgentFileConfig {
             plugin_limits: PluginLimits::default(),
             pod_logs_dir: agent.log_root,
             root_dir: agent.root_dir,
+            cluster_dns: agent.dns.cluster_dns,
+            cluster_domain: agent.dns.cluster_domain,
+            resolv_conf: agent.dns.resolv_conf.unwrap_or_default(),
             address: IpAddr::from([127, 0, 0, 1]),
             read_only_port: 10255,
             shutdown_grace_period: agent.drain,
@@ -144,6 +156,12 @@ impl From<&AgentFileConfig> for AgentConfig {
         agent.host_ip = config.node_ip;
         agent.log_root = config.pod_logs_dir.clone();
         agent.root_dir = config.root_dir.clone();
+        agent.dns = DnsSettings {
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            resolv_conf: (!config.resolv_conf.as_os_str().is_empty())
+                .then(|| config.resolv_conf.clone()),
+        };
         agent.relist_period = config.relist_period;
         agent.resync = config.sync_frequency;
         agent.drain = config.shutdown_grace_period;
