@@ -467,3 +467,49 @@ async fn hostname_hosts_and_resolver_are_the_kubelet_s() {
     );
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exited_container_s_termination_message_is_in_its_status() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "lastwords", "");
+    agent.start();
+    let image = &node.test_image;
+    agent.write_manifest(
+        "lastwords.yaml",
+        &format!(
+            "kind: Pod
+metadata: {{name: lastwords}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: file, image: {image}, command: [sh, -c, 'echo -n bye > /dev/termination-log; exit 3']}}
+  - name: custom
+    image: {image}
+    command: [sh, -c, 'echo -n mine > /tmp/said']
+    terminationMessagePath: /tmp/said
+    securityContext: {{runAsUser: 1000}}
+  - name: logs
+    image: {image}
+    command: [sh, -c, 'echo first; echo oops >&2; exit 1']
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: quiet
+    image: {image}
+    command: [sh, -c, 'echo not a message; exit 1']
+"
+        ),
+    );
+    let pod = agent
+        .wait_pod("lastwords", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    let said = |name: &str| {
+        container_named(&pod, name)["state"]["terminated"]["message"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(said("file").as_deref(), Some("bye"), "{pod}");
+    assert_eq!(said("custom").as_deref(), Some("mine"), "{pod}");
+    assert_eq!(said("logs").as_deref(), Some("first\noops\n"), "{pod}");
+    assert_eq!(said("quiet"), None, "the log is not read by default: {pod}");
+    agent.finish().await;
+}

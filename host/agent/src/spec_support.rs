@@ -189,14 +189,9 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
             "an env value from a ConfigMap, Secret or file",
         ));
     }
-    let checks: [(bool, &str, &str); 3] = [
+    let checks: [(bool, &str, &str); 2] = [
         (set(&c.env_from), "envFrom", "env from objects"),
         (set(&c.volume_devices), "volumeDevices", "volume devices"),
-        (
-            c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
-            "terminationMessagePolicy",
-            "FallbackToLogsOnError",
-        ),
     ];
     let mounts = c.volume_mounts.iter().flatten().enumerate();
     let recursive = |(i, m): (usize, &VolumeMount)| {

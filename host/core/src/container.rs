@@ -151,6 +151,8 @@ pub struct ContainerStatus {
     /// Absolute path of the container's log on the host.
     pub log_path: PathBuf,
     pub resources: Option<LinuxResources>,
+    /// What is mounted into it, as it was created.
+    pub mounts: Vec<Mount>,
 }
 
 /// Which containers to list; every field that is set must match.

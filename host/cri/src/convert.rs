@@ -231,6 +231,23 @@ fn from_resources(r: pb::LinuxContainerResources) -> core::LinuxResources {
     }
 }
 
+fn from_mount(m: pb::Mount) -> core::Mount {
+    core::Mount {
+        propagation: match pb::MountPropagation::try_from(m.propagation) {
+            Ok(pb::MountPropagation::PropagationHostToContainer) => {
+                core::MountPropagation::HostToContainer
+            }
+            Ok(pb::MountPropagation::PropagationBidirectional) => {
+                core::MountPropagation::Bidirectional
+            }
+            _ => core::MountPropagation::Private,
+        },
+        container_path: m.container_path,
+        host_path: m.host_path,
+        readonly: m.readonly,
+    }
+}
+
 fn mount(m: &core::Mount) -> pb::Mount {
     pb::Mount {
         container_path: m.container_path.clone(),
@@ -379,6 +396,7 @@ pub(crate) fn container_status(s: pb::ContainerStatus) -> core::ContainerStatus 
         annotations: labels(s.annotations),
         log_path: PathBuf::from(s.log_path),
         resources: s.resources.and_then(|r| r.linux).map(from_resources),
+        mounts: s.mounts.into_iter().map(from_mount).collect(),
     }
 }
 

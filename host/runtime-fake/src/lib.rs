@@ -463,6 +463,7 @@ impl ContainerRuntime for FakeRuntime {
             annotations: c.config.annotations.clone(),
             log_path: c.log_path.clone(),
             resources: c.config.resources.clone(),
+            mounts: c.config.mounts.clone(),
         })
     }
 

@@ -327,6 +327,7 @@ mod tests {
             ]),
             log_path: Default::default(),
             resources: None,
+            mounts: Vec::new(),
         }
     }
 

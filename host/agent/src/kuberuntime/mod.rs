@@ -2,7 +2,8 @@
 //! planner) and carrying it out against the runtime, one concern per file —
 //! [`start`] (sandbox and containers, postStart), [`image`] (pull policy and
 //! pull back-off), [`security_context`] (what a container may do),
-//! [`termination`] (preStop, grace, sidecars last) and [`gc`].
+//! [`termination`] (preStop, grace, sidecars last), [`termination_message`]
+//! (what an exited container leaves to say) and [`gc`].
 //! [`runtime_pod`] is how the agent's runtime objects are labelled and read.
 
 pub mod actions;
@@ -13,6 +14,7 @@ pub mod runtime_pod;
 pub mod security_context;
 pub mod start;
 pub mod termination;
+pub mod termination_message;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -13,11 +13,12 @@ use wasmlet_rules::expansion::Expanded;
 use wasmlet_rules::quantity;
 
 use super::security_context::has_privileged_container;
+use super::termination_message;
 use crate::network;
 use crate::pod_ext::{PodExt, PodUidExt};
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerSecurity,
-    ContainerState, ContainerStatus, DnsConfig, EnvVar, Labels, LinuxResources, Mount,
+    ContainerState, ContainerStatus, DnsConfig, EnvVar, ErrorKind, Labels, LinuxResources, Mount,
     NamespaceMode, Namespaces, PodUid, PortMapping, Protocol, RuntimeError, SandboxConfig,
     SandboxFilter, SandboxMetadata, SandboxRuntime, SandboxState, SandboxStatus,
 };
@@ -29,6 +30,8 @@ pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
 pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
 pub const GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+pub const TERMINATION_MESSAGE_PATH: &str = "io.kubernetes.container.terminationMessagePath";
+pub const TERMINATION_MESSAGE_POLICY: &str = "io.kubernetes.container.terminationMessagePolicy";
 /// Which agent owns a runtime object. Not the kubelet's: it lets several
 /// agents (e.g. tests) share one containerd without touching each other's pods.
 pub const AGENT: &str = "io.wasmlet.agent";
@@ -134,8 +137,30 @@ pub async fn inspect<R: SandboxRuntime + ContainerRuntime>(
             Err(e) => return Err(e),
         }
     }
+    if pod
+        .containers
+        .iter()
+        .any(|c| c.state == ContainerState::Exited)
+    {
+        // Files on the host: read off the runtime's threads.
+        let containers = std::mem::take(&mut pod.containers);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut containers = containers;
+            containers.iter_mut().for_each(add_termination_message);
+            containers
+        });
+        pod.containers = read.await.map_err(|panicked| {
+            RuntimeError::new("ContainerStatus", ErrorKind::Internal, panicked.to_string())
+        })?;
+    }
     pod.sort();
     Ok(pod)
+}
+
+fn add_termination_message(status: &mut ContainerStatus) {
+    let path = status.annotations.get(TERMINATION_MESSAGE_PATH).cloned();
+    let policy = status.annotations.get(TERMINATION_MESSAGE_POLICY).cloned();
+    termination_message::add_to(status, path.as_deref(), policy.as_deref());
 }
 
 /// A content hash of what a container asks for: a change restarts it.
@@ -297,7 +322,7 @@ pub fn container_config(
 ) -> ContainerConfig {
     let mut labels = pod_labels(pod, agent);
     labels.insert(CONTAINER_NAME.to_owned(), container.name.clone());
-    let annotations = Labels::from([
+    let mut annotations = Labels::from([
         (CONTAINER_HASH.to_owned(), container_hash(container)),
         (RESTART_COUNT.to_owned(), restart_count.to_string()),
         (
@@ -305,6 +330,13 @@ pub fn container_config(
             pod.grace_period_seconds().to_string(),
         ),
     ]);
+    // Read back when it has exited, for its termination message.
+    if let Some(path) = termination_message::container_path(container) {
+        annotations.insert(TERMINATION_MESSAGE_PATH.to_owned(), path.to_owned());
+    }
+    if let Some(policy) = &container.termination_message_policy {
+        annotations.insert(TERMINATION_MESSAGE_POLICY.to_owned(), policy.clone());
+    }
     let env = expanded
         .env
         .into_iter()

@@ -20,6 +20,7 @@ use super::runtime_pod::{
     RuntimePod, container_config, environment, finished_at, restart_count, sandbox_config,
 };
 use super::security_context::container_security;
+use super::termination_message;
 use super::{PodState, PodSyncer, pod_grace};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
@@ -41,6 +42,17 @@ struct StartContainer<'a> {
     volumes: &'a PodVolumes,
     previous: Option<&'a ContainerStatus>,
     fresh_sandbox: bool,
+}
+
+/// One run of a container, and what it runs in.
+#[derive(Clone, Copy)]
+struct ContainerRun<'a> {
+    container: &'a Container,
+    /// The run's restart count.
+    restarts: u32,
+    sandbox: &'a SandboxConfig,
+    pod_ips: &'a [IpAddr],
+    volumes: &'a PodVolumes,
 }
 
 /// `SystemTime` → `Instant`, for back-off measured from a runtime timestamp.
@@ -269,9 +281,16 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             return wait;
         }
 
-        let inputs = self
-            .container_inputs(pod, container, sandbox_config, pod_ips, volumes)
-            .await;
+        let restarts = previous.map_or(0, |p| restart_count(p) + 1);
+        let restarts = u32::try_from(restarts).unwrap_or(0);
+        let run = ContainerRun {
+            container,
+            restarts,
+            sandbox: sandbox_config,
+            pod_ips,
+            volumes,
+        };
+        let inputs = self.container_inputs(pod, run).await;
         let (env, security, mounts) = match inputs {
             Ok(inputs) => inputs,
             Err(error) => {
@@ -285,11 +304,10 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 return None;
             }
         };
-        let restarts = previous.map_or(0, |p| restart_count(p) + 1);
         let config = container_config(
             pod,
             container,
-            u32::try_from(restarts).unwrap_or(0),
+            restarts,
             &self.config.agent,
             env,
             security,
@@ -385,22 +403,28 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         Err(RuntimeError::new("MountVolume", ErrorKind::Internal, error))
     }
 
-    /// The container's mounts: its volumes, then the kubelet-managed
-    /// `/etc/hosts` (sub-paths are made and the hosts file written on the
-    /// host, so off the runtime's threads).
+    /// The container's mounts: its volumes, the kubelet-managed
+    /// `/etc/hosts`, then its termination message file (sub-paths are made
+    /// and files written on the host, so off the runtime's threads).
     async fn mounts(
         &self,
         pod: &Pod,
-        container: &Container,
-        volumes: &PodVolumes,
+        run: ContainerRun<'_>,
         env: &Expanded,
         privileged: bool,
-        pod_ips: &[IpAddr],
     ) -> Result<Vec<Mount>, String> {
+        let ContainerRun {
+            container,
+            restarts,
+            pod_ips,
+            volumes,
+            ..
+        } = run;
+        let pod_dir = self.volumes.pod_dir(&pod.pod_uid());
         let hosts = if hosts::managed_for(pod, container, pod_ips) {
             let (hostname, domain) =
                 network::hostname_and_domain(pod, &self.config.dns.cluster_domain)?;
-            Some((self.volumes.pod_dir(&pod.pod_uid()), hostname, domain))
+            Some((hostname, domain))
         } else {
             None
         };
@@ -413,11 +437,14 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let pod_ips = pod_ips.to_vec();
         tokio::task::spawn_blocking(move || {
             let mut mounts = container_mounts(&container, &volumes, &env, privileged)?;
-            if let Some((pod_dir, hostname, domain)) = hosts {
+            if let Some((hostname, domain)) = hosts {
                 let hosts = hosts::write(&pod, &pod_dir, &pod_ips, &hostname, domain.as_deref())
                     .map_err(|e| format!("writing the pod's /etc/hosts: {e}"))?;
                 mounts.push(hosts);
             }
+            let message = termination_message::mount(&pod_dir, &container, restarts)
+                .map_err(|e| format!("creating the termination message file: {e}"))?;
+            mounts.extend(message);
             Ok(mounts)
         })
         .await
@@ -441,11 +468,14 @@ impl<R: Runtime + 'static> PodSyncer<R> {
     async fn container_inputs(
         &self,
         pod: &Pod,
-        container: &Container,
-        sandbox: &SandboxConfig,
-        pod_ips: &[IpAddr],
-        volumes: &PodVolumes,
+        run: ContainerRun<'_>,
     ) -> Result<(Expanded, ContainerSecurity, Vec<Mount>), String> {
+        let ContainerRun {
+            container,
+            sandbox,
+            pod_ips,
+            ..
+        } = run;
         let facts = RuntimeFacts {
             pod_ips,
             host_ips: self.config.host_ip.as_slice(),
@@ -453,9 +483,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         };
         let env = environment(pod, container, facts)?;
         let security = self.security(pod, container, sandbox).await?;
-        let mounts = self
-            .mounts(pod, container, volumes, &env, security.privileged, pod_ips)
-            .await?;
+        let mounts = self.mounts(pod, run, &env, security.privileged).await?;
         Ok((env, security, mounts))
     }
 
