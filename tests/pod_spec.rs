@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use wasmlet_core::{ContainerFilter, ContainerRuntime, ContainerState};
 use wasmlet_tests::Node;
 use wasmlet_tests::daemon::{
     Daemon, container_named, exec_in, first_container, phase, waiting_reason,
@@ -511,5 +512,43 @@ spec:
     assert_eq!(said("custom").as_deref(), Some("mine"), "{pod}");
     assert_eq!(said("logs").as_deref(), Some("first\noops\n"), "{pod}");
     assert_eq!(said("quiet"), None, "the log is not read by default: {pod}");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_past_its_active_deadline_is_failed_and_stopped() {
+    let node = Node::from_env();
+    let mut agent = Daemon::new(&node, "deadline", "");
+    agent.start();
+    agent.write_manifest(
+        "deadline.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: deadline}}\nspec:\n  activeDeadlineSeconds: 3\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: main, image: {}, command: [sleep, '3600']}}\n",
+            node.test_image
+        ),
+    );
+    agent
+        .wait_pod("deadline", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let pod = agent
+        .wait_pod("deadline", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(pod["status"]["reason"], "DeadlineExceeded", "{pod}");
+    let main = container_named(&pod, "main");
+    assert!(main["state"]["terminated"].is_object(), "{pod}");
+    // Nothing of it runs on the node any more, restartPolicy Always or not.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let running = node
+        .client()
+        .list_containers(&ContainerFilter {
+            state: Some(ContainerState::Running),
+            labels: [("io.wasmlet.agent".to_owned(), agent.node_name.clone())].into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(running.is_empty(), "{running:?}");
+    let pod = agent.pod("deadline").await.expect("listed");
+    assert_eq!(phase(&pod), "Failed", "{pod}");
     agent.finish().await;
 }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod active_deadline;
 pub mod admission;
 pub mod agent;
 pub mod api_status;

@@ -327,7 +327,7 @@ fn pod_status<R: Runtime + 'static>(
     terminal: bool,
     start_time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 ) -> k8s_openapi::api::core::v1::PodStatus {
-    api_status(StatusInput {
+    let mut status = api_status(StatusInput {
         pod,
         runtime,
         waiting: &state.waiting,
@@ -335,7 +335,13 @@ fn pod_status<R: Runtime + 'static>(
         host_ip: ctx.host_ip,
         start_time: Some(start_time),
         probes: Some(&ctx.syncer.probes),
-    })
+    });
+    if let Some((reason, message)) = state.failure {
+        status.phase = Some("Failed".into());
+        status.reason = Some(reason.into());
+        status.message = Some(message.into());
+    }
+    status
 }
 
 /// Stops the pod (retrying until it works); true once done.

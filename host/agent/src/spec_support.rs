@@ -94,12 +94,7 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
 }
 
 fn pod_level(spec: &PodSpec) -> Option<FieldError> {
-    let checks: [(bool, &str, &str); 6] = [
-        (
-            spec.active_deadline_seconds.is_some(),
-            "activeDeadlineSeconds",
-            "an active deadline",
-        ),
+    let checks: [(bool, &str, &str); 5] = [
         (
             set(&spec.image_pull_secrets),
             "imagePullSecrets",

@@ -664,3 +664,51 @@ async fn a_sidecar_starts_first_comes_back_under_never_and_stops_last() {
     );
     agent.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_past_its_active_deadline_fails_and_stops() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    let mut limited = pod("limited", "Always", &["main"]);
+    if let Some(spec) = limited.spec.as_mut() {
+        spec.active_deadline_seconds = Some(3);
+    }
+    agent
+        .give(vec![limited, pod("free", "Always", &["main"])])
+        .await;
+    agent
+        .wait_for("limited Running", |a| {
+            phase(&a.status("limited")) == Some("Running")
+        })
+        .await;
+    agent
+        .wait_for("limited Failed", |a| {
+            phase(&a.status("limited")) == Some("Failed")
+        })
+        .await;
+    let status = agent.status("limited").expect("status");
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was active on the node longer than the specified deadline")
+    );
+    // Stopped, and not started again under restartPolicy Always.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let running: Vec<_> = containers(&runtime)
+        .await
+        .into_iter()
+        .filter(|c| c.state == ContainerState::Running)
+        .map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(running, ["main"], "only the pod without a deadline runs");
+    assert_eq!(phase(&agent.status("free")), Some("Running"));
+    assert_eq!(phase(&agent.status("limited")), Some("Failed"));
+    let events = agent.view.events.list();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("DeadlineExceeded")),
+        "{events:?}"
+    );
+    agent.stop().await;
+}

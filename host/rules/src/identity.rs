@@ -71,7 +71,18 @@ pub fn validate_pod(pod: &Pod) -> Result<(), FieldError> {
             .map(|(i, c)| ("initContainers", i, c.name.as_str()))
             .chain(apps.map(|(i, c)| ("containers", i, c.name.as_str()))),
     )?;
-    pod.spec.as_ref().map_or(Ok(()), crate::network::validate)
+    let Some(spec) = &pod.spec else {
+        return Ok(());
+    };
+    if let Some(seconds) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&seconds)
+    {
+        return Err(FieldError::new(
+            "spec.activeDeadlineSeconds",
+            format!("Invalid value: {seconds}: must be between 1 and 2147483647, inclusive"),
+        ));
+    }
+    crate::network::validate(spec)
 }
 
 /// As [`validate_pod`], from the parts.

@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wasmlet_core::{Runtime, RuntimeError};
@@ -29,6 +31,7 @@ use wasmlet_core::{Runtime, RuntimeError};
 use self::actions::PodActions;
 use self::backoff::Backoff;
 use self::runtime_pod::RuntimePod;
+use crate::active_deadline;
 use crate::api_status::Waiting;
 use crate::events::{EventType, Recorder};
 use crate::handlers::ContainerHandlers;
@@ -64,6 +67,11 @@ pub struct PodState {
     pulls: Backoff<String>,
     /// An init container failed under restartPolicy Never.
     pub init_failed: bool,
+    /// When the worker took the pod on (its `status.startTime`).
+    taken_on: Instant,
+    /// Why the agent failed the pod (its active deadline), if it did: its
+    /// status's reason and message. Nothing is started again.
+    pub failure: Option<(&'static str, &'static str)>,
 }
 
 impl Default for PodState {
@@ -73,6 +81,8 @@ impl Default for PodState {
             crash: Backoff::crash_loop(),
             pulls: Backoff::image_pull(),
             init_failed: false,
+            taken_on: Instant::now(),
+            failure: None,
         }
     }
 }
@@ -122,12 +132,18 @@ impl<R: Runtime + 'static> PodSyncer<R> {
     /// One sync of a pod that should run: plans once, collects dead
     /// containers, and carries the plan out.
     pub async fn sync(&self, pod: &Pod, runtime: &RuntimePod, state: &mut PodState) -> SyncOutcome {
+        let active = active_deadline::active_for(runtime, state.taken_on.elapsed());
+        let deadline = active_deadline::remaining(pod, active);
+        if state.failure.is_some() || deadline == Some(Duration::ZERO) {
+            return self.deadline_exceeded(pod, runtime, state).await;
+        }
         let actions = actions::compute(pod, runtime, &*self.probes);
         state.init_failed = actions.init_failed;
         self.collect_garbage(runtime).await;
         if actions.is_empty() {
             return SyncOutcome {
                 terminal: actions.init_failed || !runtime.is_running(),
+                wake: deadline,
                 ..SyncOutcome::default()
             };
         }
@@ -138,7 +154,33 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         };
         SyncOutcome {
             terminal: state.init_failed,
-            wake,
+            wake: wake.into_iter().chain(deadline).min(),
+            error,
+        }
+    }
+
+    /// The pod ran out of time: it fails, and what runs is stopped with the
+    /// pod's grace.
+    async fn deadline_exceeded(
+        &self,
+        pod: &Pod,
+        runtime: &RuntimePod,
+        state: &mut PodState,
+    ) -> SyncOutcome {
+        if state.failure.is_none() {
+            let (reason, message) = (active_deadline::REASON, active_deadline::MESSAGE);
+            self.recorder
+                .record(pod, None, EventType::Normal, reason, message);
+            state.failure = Some((reason, message));
+        }
+        let error = if runtime.is_running() {
+            self.kill(pod, runtime, pod_grace(pod)).await.err()
+        } else {
+            None
+        };
+        SyncOutcome {
+            terminal: error.is_none(),
+            wake: None,
             error,
         }
     }
