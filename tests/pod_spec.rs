@@ -552,3 +552,75 @@ async fn a_pod_past_its_active_deadline_is_failed_and_stopped() {
     assert_eq!(phase(&pod), "Failed", "{pod}");
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysctls_and_localhost_seccomp_profiles_are_applied_and_checked() {
+    let node = Node::from_env();
+    let config = "allowedUnsafeSysctls: ['kernel.msg*']\n";
+    let mut agent = Daemon::new(&node, "sysctl", config);
+    // A Localhost profile in the node's profile root: no mkdir.
+    let profiles = agent.root_dir().join("seccomp");
+    std::fs::create_dir_all(&profiles).expect("profile root");
+    std::fs::write(
+        profiles.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("profile");
+    agent.start();
+    let image = &node.test_image;
+    let pod = |name: &str, security: &str| {
+        format!(
+            "kind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  securityContext: {security}\n  containers:\n  - {{name: main, image: {image}, command: [sleep, '3600']}}\n"
+        )
+    };
+    agent.write_manifest(
+        "tuned.yaml",
+        &pod(
+            "tuned",
+            "{sysctls: [{name: net.ipv4.ip_local_port_range, value: '20000 30000'}, {name: kernel.msgmax, value: '12345'}], seccompProfile: {type: Localhost, localhostProfile: no-mkdir.json}}",
+        ),
+    );
+    agent.write_manifest(
+        "forbidden.yaml",
+        &pod(
+            "forbidden",
+            "{sysctls: [{name: kernel.sem, value: '250 32000 32 128'}]}",
+        ),
+    );
+    let tuned = agent
+        .wait_pod("tuned", MINUTE, |p| {
+            phase(p) == "Running" || !waiting_reason(first_container(p)).is_empty()
+        })
+        .await;
+    assert_eq!(phase(&tuned), "Running", "{tuned}");
+    let read = async |script: &str| exec_in(&node, &tuned, "main", script).await;
+    assert_eq!(
+        read("cat /proc/sys/net/ipv4/ip_local_port_range").await,
+        Ok("20000\t30000".into())
+    );
+    assert_eq!(
+        read("cat /proc/sys/kernel/msgmax").await,
+        Ok("12345".into())
+    );
+    assert_ne!(
+        read("mkdir /tmp/made").await,
+        Ok(String::new()),
+        "the profile denies mkdir"
+    );
+    assert_eq!(read("touch /tmp/file && echo ok").await, Ok("ok".into()));
+
+    // Not in the safe set nor allowed by the operator: rejected, as the kubelet does.
+    let forbidden = agent
+        .wait_pod("forbidden", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(
+        forbidden["status"]["reason"], "SysctlForbidden",
+        "{forbidden}"
+    );
+    let message = forbidden["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("forbidden sysctl: \"kernel.sem\" not allowlisted"),
+        "{message}"
+    );
+    agent.finish().await;
+}

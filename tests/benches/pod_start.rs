@@ -84,6 +84,7 @@ async fn floor_pod(
         &spec.containers[0],
         sandbox_config.namespaces,
         ImageUser::new(user.uid, &user.username),
+        std::path::Path::new("/var/lib/wasmlet/seccomp"),
     )
     .expect("security context");
     let env = environment(pod, &spec.containers[0], Default::default()).expect("env");

@@ -58,7 +58,7 @@ fn uid(pod: &Pod) -> &str {
 pub struct AdmissionQueue<A> {
     admit: Arc<A>,
     /// What the node can enforce; none of the optional features by default.
-    pub node: NodeSupport,
+    pub node: Arc<NodeSupport>,
     waiting: VecDeque<Arc<Pod>>,
     judging: Option<(Arc<Pod>, JoinHandle<Admission>)>,
 }
@@ -67,7 +67,7 @@ impl<A: Admit> AdmissionQueue<A> {
     pub fn new(admit: A) -> Self {
         Self {
             admit: Arc::new(admit),
-            node: NodeSupport::default(),
+            node: Arc::default(),
             waiting: VecDeque::new(),
             judging: None,
         }
@@ -109,10 +109,10 @@ impl<A: Admit> AdmissionQueue<A> {
             return;
         };
         let (admit, judged, active) = (self.admit.clone(), pod.clone(), active());
-        let node = self.node;
+        let node = self.node.clone();
         let task = tokio::spawn(async move {
             // What the node cannot honour is refused before any plugin is asked.
-            match spec_support::refusal(&judged, node) {
+            match spec_support::refusal(&judged, &node) {
                 Some(refusal) => Admission {
                     admit: false,
                     reason: refusal.reason.into(),

@@ -216,6 +216,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                     host_ip: cfg.host_ip,
                     allocatable: cfg.allocatable.clone(),
                     dns: cfg.dns.clone(),
+                    seccomp_root: cfg.root_dir.join("seccomp"),
                 },
                 volumes: Volumes::new(&cfg.root_dir),
                 recorder: view.events.clone(),
@@ -248,7 +249,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         );
         sync_loop.timings = cfg.timings;
         sync_loop.host_ip = cfg.host_ip;
-        sync_loop.set_node_support(cfg.node_support);
+        sync_loop.set_node_support(cfg.node_support.clone());
         let inputs = LoopInputs {
             config,
             pleg: pleg_rx,

@@ -27,6 +27,7 @@ pub mod prober;
 pub mod spec_support;
 pub mod status_manager;
 pub mod sync_loop;
+pub mod sysctl;
 pub mod volumes;
 
 pub use agent::{Agent, AgentConfig, AgentView};

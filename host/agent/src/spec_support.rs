@@ -15,23 +15,30 @@ use k8s_openapi::api::core::v1::{
 use wasmlet_rules::FieldError;
 use wasmlet_rules::security;
 
+use crate::sysctl::{self, Allowlist};
+
 /// The admission reason of a pod this rejects.
 pub const REASON: &str = "UnsupportedPodSpec";
 
-/// What this node's kernel can enforce beyond what every Linux node can.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What this node can enforce beyond what every Linux node can, and what
+/// its operator lets pods set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeSupport {
     pub apparmor: bool,
+    /// The sysctls pods may set.
+    pub sysctls: Allowlist,
 }
 
 impl NodeSupport {
-    /// Reads it off the kernel, as the kubelet does. Blocking (sysfs):
-    /// call it while building the agent, not on the runtime's threads.
-    pub fn detect() -> Self {
+    /// Reads it off the kernel, as the kubelet does, with `sysctls`.
+    /// Blocking (sysfs): call it while building the agent, not on the
+    /// runtime's threads.
+    pub fn detect(sysctls: Allowlist) -> Self {
         let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
         Self {
             apparmor: Path::new("/sys/kernel/security/apparmor").is_dir()
                 && enabled.is_ok_and(|e| e.starts_with('Y')),
+            sysctls,
         }
     }
 }
@@ -44,18 +51,24 @@ pub struct Refusal {
 }
 
 /// Whether `pod` can run here as specified: what wasmlet does not carry
-/// out yet, then what the node cannot enforce (the kubelet's AppArmor
-/// admission, with its reason and message).
-pub fn refusal(pod: &Pod, node: NodeSupport) -> Option<Refusal> {
+/// out yet, then what the node cannot enforce or does not allow (the
+/// kubelet's AppArmor and sysctl admission, with their reasons and messages).
+pub fn refusal(pod: &Pod, node: &NodeSupport) -> Option<Refusal> {
     if let Some(field) = first_unsupported(pod) {
         return Some(Refusal {
             reason: REASON,
             message: field.to_string(),
         });
     }
-    (!node.apparmor && security::requires_apparmor(pod)).then(|| Refusal {
-        reason: "AppArmor",
-        message: "Cannot enforce AppArmor: AppArmor is not enabled on the host".into(),
+    if !node.apparmor && security::requires_apparmor(pod) {
+        return Some(Refusal {
+            reason: "AppArmor",
+            message: "Cannot enforce AppArmor: AppArmor is not enabled on the host".into(),
+        });
+    }
+    node.sysctls.check(pod).err().map(|message| Refusal {
+        reason: sysctl::FORBIDDEN_REASON,
+        message,
     })
 }
 
@@ -203,8 +216,7 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
 }
 
 /// The seccomp and AppArmor profiles a security context at `at` asks for,
-/// checked: a Localhost seccomp profile needs a profile root on the node,
-/// which wasmlet does not configure yet.
+/// checked.
 fn profiles(
     at: &str,
     seccomp: Option<&SeccompProfile>,
@@ -222,12 +234,25 @@ fn profiles(
             "a Localhost profile needs localhostProfile",
         ))
     };
+    // A Localhost seccomp profile is a file under the node's profile root,
+    // so its name must stay inside it (the API's rule).
     let seccomp = seccomp.and_then(|p| match p.type_.as_str() {
         "Unconfined" | "RuntimeDefault" => None,
-        "Localhost" => Some(unsupported(
-            format!("{at}.seccompProfile"),
-            "a Localhost seccomp profile",
-        )),
+        "Localhost" => match p.localhost_profile.as_deref() {
+            None | Some("") => no_name("seccompProfile"),
+            Some(name)
+                if Path::new(name).is_absolute()
+                    || Path::new(name)
+                        .components()
+                        .any(|c| c == std::path::Component::ParentDir) =>
+            {
+                Some(FieldError::new(
+                    format!("{at}.seccompProfile.localhostProfile"),
+                    format!("Invalid value {name:?}: must be a relative path without '..'"),
+                ))
+            }
+            Some(_) => None,
+        },
         other => unknown("seccompProfile", "seccomp", other),
     });
     seccomp.or_else(|| {
@@ -248,14 +273,13 @@ fn profiles(
 
 fn pod_security(sc: &PodSecurityContext) -> Option<FieldError> {
     let at = "spec.securityContext".to_owned();
-    let checks: [(bool, &str, &str); 4] = [
+    let checks: [(bool, &str, &str); 3] = [
         (sc.se_linux_options.is_some(), "seLinuxOptions", "SELinux"),
         (
             sc.windows_options.is_some(),
             "windowsOptions",
             "Windows options (on a Linux node)",
         ),
-        (set(&sc.sysctls), "sysctls", "sysctls"),
         (
             sc.supplemental_groups_policy.as_deref() == Some("Strict"),
             "supplementalGroupsPolicy",
@@ -411,7 +435,7 @@ mod tests {
         };
         let p = pod(spec);
         assert_eq!(field(&p), None);
-        assert_eq!(refusal(&p, NodeSupport::default()), None);
+        assert_eq!(refusal(&p, &NodeSupport::default()), None);
     }
 
     #[test]
@@ -428,9 +452,13 @@ mod tests {
             containers: vec![c],
             ..Default::default()
         });
-        let refused = refusal(&p, NodeSupport { apparmor: false }).expect("refused");
+        let refused = refusal(&p, &NodeSupport::default()).expect("refused");
         assert_eq!(refused.reason, "AppArmor");
-        assert_eq!(refusal(&p, NodeSupport { apparmor: true }), None);
+        let enforced = NodeSupport {
+            apparmor: true,
+            ..Default::default()
+        };
+        assert_eq!(refusal(&p, &enforced), None);
     }
 
     #[test]
@@ -531,9 +559,17 @@ mod tests {
             }),
             ..Default::default()
         };
+        assert_eq!(field(&pod(localhost.clone())), None);
+        let mut escaping = localhost;
+        if let Some(sc) = escaping.security_context.as_mut() {
+            sc.seccomp_profile = Some(SeccompProfile {
+                type_: "Localhost".into(),
+                localhost_profile: Some("../audit.json".into()),
+            });
+        }
         assert_eq!(
-            field(&pod(localhost)).as_deref(),
-            Some("spec.securityContext.seccompProfile")
+            field(&pod(escaping)).as_deref(),
+            Some("spec.securityContext.seccompProfile.localhostProfile")
         );
         let mut typo = container();
         typo.security_context = Some(SecurityContext {

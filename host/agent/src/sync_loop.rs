@@ -140,7 +140,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
 
     /// What admission may count on the node to enforce.
     pub fn set_node_support(&mut self, node: NodeSupport) {
-        self.admission.node = node;
+        self.admission.node = Arc::new(node);
     }
 
     /// Runs until `shutdown`, then gives the workers `drain` to stop. Pods

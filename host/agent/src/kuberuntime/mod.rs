@@ -56,6 +56,8 @@ pub struct SyncConfig {
     pub allocatable: BTreeMap<String, Quantity>,
     /// The pods' resolvers and domain.
     pub dns: DnsSettings,
+    /// Where Localhost seccomp profiles are (`<rootDir>/seccomp`).
+    pub seccomp_root: PathBuf,
 }
 
 /// What a pod worker remembers between syncs.

@@ -16,6 +16,7 @@ use super::security_context::has_privileged_container;
 use super::termination_message;
 use crate::network;
 use crate::pod_ext::{PodExt, PodUidExt};
+use crate::sysctl;
 use wasmlet_core::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerRuntime, ContainerSecurity,
     ContainerState, ContainerStatus, DnsConfig, EnvVar, ErrorKind, Labels, LinuxResources, Mount,
@@ -274,6 +275,7 @@ pub fn sandbox_config(
             ),
             ipc: node(spec.and_then(|s| s.host_ipc), NamespaceMode::Pod),
         },
+        sysctls: sysctl::for_sandbox(pod),
         privileged: has_privileged_container(pod),
         ..Default::default()
     })

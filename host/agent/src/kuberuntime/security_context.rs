@@ -3,6 +3,8 @@
 //! [`wasmlet_rules::security`], the image's user where the pod names none,
 //! the kubelet's masked and read-only paths, and `runAsNonRoot` enforced.
 
+use std::path::Path;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 use wasmlet_core::{ContainerSecurity, Namespaces, SecurityProfile};
 use wasmlet_rules::security::{self, ImageUser, Profile};
@@ -26,7 +28,8 @@ fn profile(profile: Profile<'_>) -> SecurityProfile {
     }
 }
 
-/// The security `container` of `pod` runs with. An error is the kubelet's
+/// The security `container` of `pod` runs with, its Localhost seccomp
+/// profile under `seccomp_root` (the kubelet's `<root-dir>/seccomp`). An error is the kubelet's
 /// container config error (e.g. `runAsNonRoot` with an image that runs as
 /// root): the container is not created.
 pub fn container_security(
@@ -34,6 +37,7 @@ pub fn container_security(
     container: &Container,
     namespaces: Namespaces,
     image: ImageUser<'_>,
+    seccomp_root: &Path,
 ) -> Result<ContainerSecurity, String> {
     security::verify_run_as_non_root(pod, container, image)?;
     let sc = security::effective(pod, container);
@@ -46,14 +50,12 @@ pub fn container_security(
         (None, ImageUser::Uid(uid)) => (Some(uid), String::new()),
         (None, ImageUser::Name(name)) => (None, name.to_owned()),
     };
-    // Localhost seccomp profiles are refused at admission (no profile root
-    // is configured), so only the runtime's own profiles reach here.
+    // A Localhost seccomp profile is a file under the node's profile root
+    // (admission checked the name stays inside it); the runtime loads it.
     let seccomp = match security::seccomp(pod, container)? {
         None => SecurityProfile::Unconfined,
         Some(Profile::Localhost(name)) => {
-            return Err(format!(
-                "seccomp profile {name:?}: localhost profiles are not supported"
-            ));
+            SecurityProfile::Localhost(seccomp_root.join(name).display().to_string())
         }
         Some(p) => profile(p),
     };
@@ -101,7 +103,14 @@ mod tests {
     }
 
     fn security(pod: &Pod, image: ImageUser<'_>) -> Result<ContainerSecurity, String> {
-        container_security(pod, &pod.app_containers()[0], Namespaces::default(), image)
+        let root = Path::new("/var/lib/wasmlet/seccomp");
+        container_security(
+            pod,
+            &pod.app_containers()[0],
+            Namespaces::default(),
+            image,
+            root,
+        )
     }
 
     #[test]
@@ -149,6 +158,27 @@ mod tests {
         assert_eq!(s.run_as_username, "nobody");
         assert_eq!(s.seccomp, Some(SecurityProfile::Unconfined));
         assert!(!s.no_new_privs);
+    }
+
+    #[test]
+    fn a_localhost_seccomp_profile_is_a_file_under_the_profile_root() {
+        let p = pod(
+            PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "Localhost".into(),
+                    localhost_profile: Some("profiles/audit.json".into()),
+                }),
+                ..Default::default()
+            },
+            SecurityContext::default(),
+        );
+        let s = security(&p, ImageUser::Uid(0)).expect("config");
+        assert_eq!(
+            s.seccomp,
+            Some(SecurityProfile::Localhost(
+                "/var/lib/wasmlet/seccomp/profiles/audit.json".into()
+            ))
+        );
     }
 
     #[test]

@@ -503,7 +503,13 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
         let user = ImageUser::new(image.uid, &image.username);
-        container_security(pod, container, sandbox.namespaces, user)
+        container_security(
+            pod,
+            container,
+            sandbox.namespaces,
+            user,
+            &self.config.seccomp_root,
+        )
     }
 
     fn failed(

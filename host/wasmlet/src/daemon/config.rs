@@ -89,6 +89,10 @@ pub struct AgentFileConfig {
     /// The agent's state: pod directories with their volumes, as the
     /// kubelet's `--root-dir`.
     pub root_dir: PathBuf,
+    /// Sysctls pods may set beyond the safe set: names or `prefix*`
+    /// patterns, each namespaced (`net.*`, `kernel.shm*`, `kernel.msg*`,
+    /// `kernel.sem`, `fs.mqueue.*`).
+    pub allowed_unsafe_sysctls: Vec<String>,
     /// The cluster's DNS servers, for `ClusterFirst` pods. Empty: they get
     /// the node's resolver (with a MissingClusterDNS warning, as the kubelet).
     #[serde(rename = "clusterDNS")]
@@ -132,6 +136,7 @@ impl Default for AgentFileConfig {
             plugin_limits: PluginLimits::default(),
             pod_logs_dir: agent.log_root,
             root_dir: agent.root_dir,
+            allowed_unsafe_sysctls: Vec::new(),
             cluster_dns: agent.dns.cluster_dns,
             cluster_domain: agent.dns.cluster_domain,
             resolv_conf: agent.dns.resolv_conf.unwrap_or_default(),

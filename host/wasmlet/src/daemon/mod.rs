@@ -18,6 +18,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmlet_agent::metrics::AgentMetrics;
+use wasmlet_agent::spec_support::NodeSupport;
+use wasmlet_agent::sysctl::Allowlist;
 use wasmlet_agent::{Agent, AgentConfig};
 use wasmlet_cri::{CriClient, CriConfig};
 use wasmlet_plugin_host::{
@@ -328,7 +330,9 @@ impl App {
         let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
         let mut agent_config = AgentConfig::from(&config);
-        agent_config.node_support = wasmlet_agent::spec_support::NodeSupport::detect();
+        let sysctls = Allowlist::new(&config.allowed_unsafe_sysctls)
+            .map_err(|e| anyhow::anyhow!("allowedUnsafeSysctls: {e}"))?;
+        agent_config.node_support = NodeSupport::detect(sysctls);
         agent_config.allocatable = allocatable;
         (agent_config.sources, agent_config.failed_sources) = configured_sources(&config, &set);
         let failed_sources = agent_config.failed_sources.clone();
