@@ -738,7 +738,7 @@ async fn a_probe_plugin_hoarding_sockets_gets_sixteen_and_cannot_listen() {
     )
     .replace(
         "    command: [",
-        "    readinessProbe: {tcpSocket: {host: wasi-first, port: 8080}, periodSeconds: 1}\n    livenessProbe: {tcpSocket: {host: listen, port: 9090}, periodSeconds: 1}\n    command: [",
+        "    ports: [{name: wasi-first, containerPort: 8080}, {name: listen, containerPort: 9090}]\n    readinessProbe: {tcpSocket: {port: wasi-first}, periodSeconds: 1}\n    livenessProbe: {tcpSocket: {port: listen}, periodSeconds: 1}\n    command: [",
     );
     agent.write_manifest("hoarder.yaml", &manifest);
     // WASI sockets and `net` share one cap of 16.

@@ -61,6 +61,7 @@ async fn exec_runs_in_the_target_container_and_only_when_granted() {
         pod_uid: pod.config.metadata.uid.clone(),
         container_id: pod.container.clone(),
         pod_ip: None,
+        address: None,
     };
     let meta = &pod.config.metadata;
     let target =

@@ -28,6 +28,7 @@ async fn grpc_probes_read_the_health_status() {
         pod_uid: "uid-db".into(),
         container_id: "c".into(),
         pod_ip: Some([127, 0, 0, 1].into()),
+        address: Some([127, 0, 0, 1].into()),
     };
     let target = ContainerCall::new(grant, "db", "default", "db", &[]).expect("a target");
     let check = |service: Option<&str>, port: u16| {

@@ -315,3 +315,56 @@ async fn pre_stop_runs_before_sigterm_and_a_hung_one_is_cut_at_the_grace() {
     ));
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_go_to_the_host_they_name_or_the_node_for_host_network_pods() {
+    let node = Node::from_env();
+    // No nodeIP: the agent finds the node's address itself.
+    let agent = Daemon::started(&node, "targets");
+    let image = &node.test_image;
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let serve = format!("[sh, -c, 'echo ok > /tmp/index.html; exec httpd -f -p {port} -h /tmp']");
+    // A host-network server: probed at the node's address.
+    agent.write_manifest(
+        "onnode.yaml",
+        &pod(
+            "onnode",
+            image,
+            &serve,
+            &format!(
+                "    readinessProbe: {{httpGet: {{path: /, port: {port}}}, periodSeconds: 1}}\n"
+            ),
+            "  hostNetwork: true\n",
+        ),
+    );
+    // A pod whose probes name a host: checked from the node, by name and by IP.
+    agent.write_manifest(
+        "named.yaml",
+        &pod(
+            "named",
+            image,
+            "[sleep, '3600']",
+            &format!(
+                "    readinessProbe: {{httpGet: {{host: localhost, path: /, port: {port}}}, periodSeconds: 1}}\n    livenessProbe: {{tcpSocket: {{host: 127.0.0.1, port: {port}}}, periodSeconds: 1}}\n"
+            ),
+            "",
+        ),
+    );
+    let onnode = agent.wait_pod("onnode", MINUTE, ready).await;
+    let pod_ip = onnode["status"]["podIP"].as_str().unwrap_or_default();
+    assert!(
+        !pod_ip.is_empty() && pod_ip != "127.0.0.1",
+        "the node's address: {onnode}"
+    );
+    assert_eq!(
+        onnode["status"]["hostIP"].as_str(),
+        Some(pod_ip),
+        "{onnode}"
+    );
+    let named = agent.wait_pod("named", MINUTE, ready).await;
+    assert_eq!(restarts(&named), 0, "the liveness probe passes: {named}");
+    agent.finish().await;
+}

@@ -161,6 +161,7 @@ async fn measure() {
         pod_uid: "uid-bench".into(),
         container_id: "c".into(),
         pod_ip: Some([127, 0, 0, 1].into()),
+        address: Some([127, 0, 0, 1].into()),
     };
     let target = ContainerCall::new(grant, "bench", "default", "app", &[]).expect("a target");
     let http_handler = Handler::HttpGet(HttpGetAction {
@@ -184,6 +185,7 @@ async fn measure() {
         pod_uid: "uid-bench".into(),
         container_id: container.clone(),
         pod_ip: Some([127, 0, 0, 1].into()),
+        address: Some([127, 0, 0, 1].into()),
     };
     let exec_target =
         ContainerCall::new(exec_grant, "bench", "default", "app", &[]).expect("a target");

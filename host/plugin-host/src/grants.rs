@@ -17,7 +17,11 @@ pub struct CallTarget {
     /// The pod's UID: whose share of the plugin's slots the call takes.
     pub pod_uid: PodUid,
     pub container_id: ContainerId,
+    /// The pod's IP, as the guest sees it.
     pub pod_ip: Option<IpAddr>,
+    /// Where the call's action goes (its `host`, else the pod's IP): with
+    /// the `target-pod` grant, the one address it may reach.
+    pub address: Option<IpAddr>,
 }
 
 /// Distinct refusals kept per call; a plugin retrying in a loop adds no more.
@@ -37,7 +41,7 @@ impl CallGrants {
     pub(crate) fn new(grant: &Grant, target: Option<CallTarget>) -> Self {
         let mut reach = grant.connect.clone();
         if grant.target_pod
-            && let Some(ip) = target.as_ref().and_then(|t| t.pod_ip)
+            && let Some(ip) = target.as_ref().and_then(|t| t.address)
         {
             reach.push(Destination::Host(ip));
         }

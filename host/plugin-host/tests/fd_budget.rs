@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ContainerPort;
 use support::Harness;
 use wasmlet_plugin_host::types::{Handler, Port, TcpSocketAction};
 use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure};
@@ -37,13 +38,20 @@ async fn plugins_together_never_take_more_than_their_share_of_descriptors() {
             pod_uid: uid.into(),
             container_id: "c1".into(),
             pod_ip: Some([127, 0, 0, 1].into()),
+            address: Some([127, 0, 0, 1].into()),
         };
-        ContainerCall::new(grant, "p", "default", "c", &[]).expect("a target")
+        // The hostile probe's mode is the name of the port it is sent to.
+        let ports = ["hold", "count"].map(|name| ContainerPort {
+            name: Some(name.into()),
+            container_port: i32::from(port),
+            ..Default::default()
+        });
+        ContainerCall::new(grant, "p", "default", "c", &ports).expect("a target")
     };
-    let hold = |host: &str| {
+    let hold = |mode: &str| {
         Handler::TcpSocket(TcpSocketAction {
-            host: Some(host.into()),
-            port: Port::Number(port),
+            host: None,
+            port: Port::Name(mode.into()),
         })
     };
     // Four calls at once, each holding up to its own cap of 16 for a while:

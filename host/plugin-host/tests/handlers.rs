@@ -90,6 +90,7 @@ fn target_in(id: &str, port: u16) -> ContainerCall {
         pod_uid: "uid-web".into(),
         container_id: id.into(),
         pod_ip: Some([127, 0, 0, 1].into()),
+        address: Some([127, 0, 0, 1].into()),
     };
     let http = ContainerPort {
         name: Some("http".into()),
@@ -491,16 +492,32 @@ async fn http_and_sleep_hooks() {
     )
     .await
     .expect("200 passes");
+    // As upstream, only a transport error fails the hook, not a status.
+    http.run_hook(
+        &target(port),
+        &http_get("/fail", Port::Number(port), None),
+        true,
+        SECOND,
+    )
+    .await
+    .expect("a 500 is still an answer");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
     let err = http
         .run_hook(
-            &target(port),
-            &http_get("/fail", Port::Number(port), None),
+            &target(closed),
+            &http_get("/ok", Port::Number(closed), None),
             true,
             SECOND,
         )
         .await
-        .expect_err("500 fails");
-    assert!(err.to_string().contains("returned status 500"), "{err}");
+        .expect_err("nobody answers");
+    assert!(
+        err.to_string().contains("HTTP lifecycle hook (/ok) failed"),
+        "{err}"
+    );
 
     let sleep = builtin(&h, "hook-sleep").await;
     sleep

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ContainerPort;
 use support::{Harness, node, pod};
 use wasmlet_plugin_host::types::{Handler, Port, TcpSocketAction};
 use wasmlet_plugin_host::{CallTarget, ContainerCall, Failure, HostContext, LoadError, Outcome};
@@ -204,6 +205,7 @@ fn target_at(container_id: &str, pod_ip: Option<std::net::IpAddr>) -> ContainerC
         pod_uid: "uid-p".into(),
         container_id: container_id.into(),
         pod_ip,
+        address: pod_ip,
     };
     ContainerCall::new(grant, "p", "default", "app", &[]).expect("a target")
 }
@@ -484,6 +486,20 @@ async fn a_plugin_cannot_hoard_connections() {
         .check(&pod, &handler, Duration::from_secs(5))
         .await
         .expect_err("refused past the cap");
+    // The hostile probe's mode is the name of the port it is sent to.
+    let ip = Some([127, 0, 0, 1].into());
+    let grant = CallTarget {
+        pod_uid: "uid-p".into(),
+        container_id: "c1".into(),
+        pod_ip: ip,
+        address: ip,
+    };
+    let named = [("wasi-first", port), ("listen", port + 1)].map(|(name, port)| ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(port),
+        ..Default::default()
+    });
+    let pod = ContainerCall::new(grant, "p", "default", "app", &named).expect("a target");
     assert!(
         matches!(&err.failure, Failure::DeniedCapability(w)
             if w.contains("16 sockets and connections are open") && w.contains("held 0 wasi + 16 net")),
@@ -491,8 +507,8 @@ async fn a_plugin_cannot_hoard_connections() {
     );
     // WASI sockets and `net` connections share the cap.
     let both = Handler::TcpSocket(TcpSocketAction {
-        host: Some("wasi-first".into()),
-        port: Port::Number(port),
+        host: None,
+        port: Port::Name("wasi-first".into()),
     });
     let err = hoarder
         .check(&pod, &both, Duration::from_secs(5))
@@ -504,8 +520,8 @@ async fn a_plugin_cannot_hoard_connections() {
     );
     // No listening, on any address.
     let listen = Handler::TcpSocket(TcpSocketAction {
-        host: Some("listen".into()),
-        port: Port::Number(port + 1),
+        host: None,
+        port: Port::Name("listen".into()),
     });
     let err = hoarder
         .check(&pod, &listen, Duration::from_secs(5))

@@ -1,6 +1,7 @@
 //! This machine as a Kubernetes Node, for plugin calls made outside the agent.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Node, NodeStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -13,6 +14,26 @@ pub fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// The node's address when `nodeIP` is not set, as the kubelet finds it:
+/// the host name's first non-loopback address, else the address the node
+/// reaches the world from (its default route's; no packet is sent).
+pub async fn detect_node_ip(hostname: &str) -> Option<IpAddr> {
+    let by_name = tokio::net::lookup_host((hostname, 0)).await.ok();
+    let by_name = by_name
+        .into_iter()
+        .flatten()
+        .map(|a| a.ip())
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    if by_name.is_some() {
+        return by_name;
+    }
+    // Connecting a UDP socket only picks the route.
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
+    socket.connect("192.0.2.1:9").await.ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
 fn memory_total_kib() -> u64 {

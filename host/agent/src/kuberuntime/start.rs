@@ -24,7 +24,7 @@ use super::termination_message;
 use super::{PodState, PodSyncer, pod_grace};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
-use crate::handlers::HandlerTarget;
+use crate::handlers::{HandlerTarget, HookError};
 use crate::network::dns::{ResolvConf, pod_dns};
 use crate::network::{self, hosts};
 use crate::pod_ext::{PodExt, PodUidExt};
@@ -353,14 +353,16 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             .as_ref()
             .and_then(|l| l.post_start.as_ref())
         {
-            let target = HandlerTarget::new(pod, container, id.clone(), pod_ips.first().copied());
+            let mut target =
+                HandlerTarget::new(pod, container, id.clone(), pod_ips.first().copied());
             // postStart has no deadline of its own in Kubernetes; the hook
             // plugin's manifest bounds it.
-            if let Err(error) = self
-                .handlers
-                .hook(&target, hook, false, Duration::from_secs(600))
-                .await
-            {
+            let within = Duration::from_secs(600);
+            let ran = match target.aim_hook(hook).await {
+                Ok(hook) => self.handlers.hook(&target, &hook, false, within).await,
+                Err(e) => Err(HookError::Failed(e)),
+            };
+            if let Err(error) = ran {
                 self.recorder.record(
                     pod,
                     Some(&name),

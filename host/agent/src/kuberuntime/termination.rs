@@ -15,7 +15,7 @@ use super::actions::PodActions;
 use super::runtime_pod::RuntimePod;
 use super::{MIN_GRACE, PodSyncer, pod_grace, seconds_of_grace};
 use crate::events::EventType;
-use crate::handlers::HandlerTarget;
+use crate::handlers::{HandlerTarget, HookError};
 use crate::pod_ext::{ContainerExt, PodExt};
 
 impl<R: Runtime + 'static> PodSyncer<R> {
@@ -80,9 +80,13 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let (pod, id, name) = (pod.clone(), id.clone(), name.to_owned());
         async move {
             let mut left = grace;
-            if let Some((target, hook)) = pre_stop {
+            if let Some((mut target, hook)) = pre_stop {
                 let started = Instant::now();
-                if let Err(error) = handlers.hook(&target, &hook, true, grace).await {
+                let ran = match target.aim_hook(&hook).await {
+                    Ok(hook) => handlers.hook(&target, &hook, true, grace).await,
+                    Err(e) => Err(HookError::Failed(e)),
+                };
+                if let Err(error) = ran {
                     recorder.record(
                         &pod,
                         Some(&name),

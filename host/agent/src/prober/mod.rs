@@ -25,7 +25,7 @@ use wasmlet_core::{ContainerId, ContainerState as RuntimeState, PodUid};
 
 use crate::cache::PodCache;
 use crate::events::{EventType, Recorder};
-use crate::handlers::{ContainerHandlers, HandlerTarget, Outcome};
+use crate::handlers::{Checked, ContainerHandlers, HandlerTarget, Outcome};
 use crate::kuberuntime::runtime_pod::pod_ip;
 use crate::pod_ext::{ContainerExt, PodUidExt};
 use crate::status_manager::PodStatuses;
@@ -265,9 +265,15 @@ async fn probe_worker(
         }
 
         let pod_ip = pod_ip(&pod, &runtime, ctx.host_ip);
-        let target = HandlerTarget::new(&pod, &container, id.clone(), pod_ip);
+        let mut target = HandlerTarget::new(&pod, &container, id.clone(), pod_ip);
         let begun = Instant::now();
-        let checked = ctx.handlers.probe(&target, &probe, timeout).await;
+        let checked = match target.aim_probe(&probe).await {
+            Ok(aimed) => ctx.handlers.probe(&target, &aimed, timeout).await,
+            Err(message) => Checked {
+                outcome: Outcome::Failure,
+                message,
+            },
+        };
         let result_name = match checked.outcome {
             Outcome::Success => "successful",
             Outcome::Failure => "failed",

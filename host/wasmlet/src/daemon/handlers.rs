@@ -49,6 +49,7 @@ fn container_call(target: &HandlerTarget) -> Result<ContainerCall, String> {
         pod_uid: target.pod_uid.clone(),
         container_id: target.container_id.clone(),
         pod_ip: target.pod_ip,
+        address: target.address,
     };
     ContainerCall::new(
         grant,

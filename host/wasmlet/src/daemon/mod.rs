@@ -330,6 +330,10 @@ impl App {
         let node = node_view(&node).map_err(anyhow::Error::msg)?;
 
         let mut agent_config = AgentConfig::from(&config);
+        if agent_config.host_ip.is_none() {
+            agent_config.host_ip = node_facts::detect_node_ip(&node_name).await;
+            tracing::info!(node_ip = ?agent_config.host_ip, "nodeIP not set; detected");
+        }
         let sysctls = Allowlist::new(&config.allowed_unsafe_sysctls)
             .map_err(|e| anyhow::anyhow!("allowedUnsafeSysctls: {e}"))?;
         agent_config.node_support = NodeSupport::detect(sysctls);

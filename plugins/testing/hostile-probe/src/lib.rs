@@ -2,9 +2,11 @@
 //! the host's exec capability, granted or not, and reports what came back.
 //! With a tcpSocket handler, it opens connections to the pod's port and holds
 //! them until the host refuses one: through the `net` import, or first half
-//! through WASI sockets when the handler's host is `wasi-first`. With the host
-//! `listen`, it tries to listen on the port instead; with `hold`, it keeps
-//! what it holds 300 ms longer after the refusal.
+//! through WASI sockets when the port is the container's port named
+//! `wasi-first`. With the port named `listen`, it tries to listen on it
+//! instead; with `hold`, it keeps what it holds 300 ms longer after the
+//! refusal. (The mode is the port's name because the handler's `host` is
+//! the host's: it resolves it and grants exactly that address.)
 
 use wasmlet_plugin_sdk::probe::{
     ContainerTarget, Error, Guest, Handler, Outcome, Port, ProbeResult, exec, net,
@@ -19,12 +21,18 @@ impl Guest for HostileProbe {
         timeout_ms: u32,
     ) -> Result<ProbeResult, Error> {
         if let Handler::TcpSocket(action) = &handler {
-            let port = match action.port {
-                Port::Number(n) => n,
-                Port::Name(_) => 0,
+            let (mode, port) = match &action.port {
+                Port::Number(n) => ("", *n),
+                Port::Name(name) => {
+                    let port = target
+                        .ports
+                        .iter()
+                        .find(|p| p.name.as_deref() == Some(name));
+                    (name.as_str(), port.map_or(0, |p| p.container_port))
+                }
             };
             let address = format!("{}:{port}", target.pod_ip.unwrap_or_default());
-            if action.host.as_deref() == Some("listen") {
+            if mode == "listen" {
                 return match std::net::TcpListener::bind(format!("0.0.0.0:{port}")) {
                     Ok(_) => Ok(ProbeResult {
                         outcome: Outcome::Success,
@@ -34,7 +42,7 @@ impl Guest for HostileProbe {
                 };
             }
             let mut wasi = Vec::new();
-            if action.host.as_deref() == Some("wasi-first") {
+            if mode == "wasi-first" {
                 for _ in 0..8 {
                     let stream = std::net::TcpStream::connect(&address)
                         .map_err(|e| Error::Failed(format!("wasi connect {address}: {e}")))?;
@@ -46,7 +54,7 @@ impl Guest for HostileProbe {
                 match net::connect(&address, None) {
                     Ok(connection) => held.push(connection),
                     Err(e) => {
-                        if action.host.as_deref() == Some("hold") {
+                        if mode == "hold" {
                             std::thread::sleep(std::time::Duration::from_millis(300));
                         }
                         return Err(Error::Failed(format!(
