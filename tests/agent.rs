@@ -453,6 +453,11 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
             "  volumes: [{name: data, configMap: {name: settings}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
             "UnsupportedPodSpec",
         ),
+        (
+            "with-nfs",
+            "  volumes: [{name: data, nfs: {server: 10.0.0.1, path: /exports}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
+            "UnsupportedPodSpec",
+        ),
     ]
     .to_vec();
     // A kernel without AppArmor cannot confine a pod that asks for it.
@@ -487,15 +492,20 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
         });
         assert!(event, "a {reason} event for {name}");
     }
-    let unsupported = agent
-        .wait_pod("with-volume", MINUTE, |p| phase(p) == "Failed")
-        .await;
-    assert!(
-        unsupported["status"]["message"].as_str().is_some_and(
-            |m| m.contains("spec.volumes[0].configMap: configMap volumes is not implemented")
+    for (name, says) in [
+        (
+            "with-volume",
+            "spec.volumes[0].configMap: a static pod may not reference configMap volumes",
         ),
-        "names the field: {unsupported}"
-    );
+        (
+            "with-nfs",
+            "spec.volumes[0].nfs: nfs volumes is not implemented by wasmlet yet",
+        ),
+    ] {
+        let pod = agent.wait_pod(name, MINUTE, |p| phase(p) == "Failed").await;
+        let message = pod["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "names the field: {pod}");
+    }
     assert_eq!(agent.runtime_objects().await, (1, 1), "only ports-a runs");
     let metrics = agent.get_text("/metrics").await.unwrap_or_default();
     assert!(

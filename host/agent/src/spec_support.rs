@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Container, EnvVar, Pod, PodSecurityContext, PodSpec, SeccompProfile,
-    SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Container, Pod, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
+    Volume, VolumeMount,
 };
 use wasmlet_rules::FieldError;
 use wasmlet_rules::security;
@@ -72,6 +72,25 @@ pub fn refusal(pod: &Pod, node: &NodeSupport) -> Option<Refusal> {
     })
 }
 
+/// API objects (ConfigMaps, Secrets, claims, tokens) exist only in a
+/// cluster: a static pod must not name them, as the API server refuses its
+/// mirror pod ("a mirror pod may not reference secrets").
+const API_OBJECT_KINDS: [&str; 6] = [
+    "configMap",
+    "secret",
+    "persistentVolumeClaim",
+    "serviceAccountToken",
+    "clusterTrustBundle",
+    "ephemeral",
+];
+
+fn api_object(field: impl Into<String>, what: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!("a static pod may not reference {what}: API objects exist only in a cluster"),
+    )
+}
+
 fn unsupported(field: impl Into<String>, what: &str) -> FieldError {
     FieldError::new(
         field,
@@ -107,12 +126,10 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
 }
 
 fn pod_level(spec: &PodSpec) -> Option<FieldError> {
-    let checks: [(bool, &str, &str); 5] = [
-        (
-            set(&spec.image_pull_secrets),
-            "imagePullSecrets",
-            "image pull secrets",
-        ),
+    if set(&spec.image_pull_secrets) {
+        return Some(api_object("spec.imagePullSecrets", "secrets"));
+    }
+    let checks: [(bool, &str, &str); 4] = [
         (
             set(&spec.ephemeral_containers),
             "ephemeralContainers",
@@ -165,10 +182,12 @@ fn volume(at: &str, v: &Volume) -> Option<FieldError> {
             let kind = json
                 .as_object()
                 .and_then(|o| o.keys().find(|k| *k != "downwardAPI").cloned())?;
-            Some(unsupported(
-                format!("{at}.projected.sources[{j}].{kind}"),
-                &format!("projected {kind}"),
-            ))
+            let field = format!("{at}.projected.sources[{j}].{kind}");
+            Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
+                api_object(field, &format!("{kind} sources"))
+            } else {
+                unsupported(field, &format!("projected {kind}"))
+            })
         });
     }
     // Any other source, named by its field (there are dozens).
@@ -177,30 +196,36 @@ fn volume(at: &str, v: &Volume) -> Option<FieldError> {
         .as_object()
         .and_then(|o| o.keys().find(|k| *k != "name").cloned())
         .unwrap_or_else(|| "source".into());
-    Some(unsupported(
-        format!("{at}.{kind}"),
-        &format!("{kind} volumes"),
-    ))
+    let field = format!("{at}.{kind}");
+    Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
+        api_object(field, &format!("{kind} volumes"))
+    } else {
+        unsupported(field, &format!("{kind} volumes"))
+    })
 }
 
 fn container_level(at: &str, c: &Container) -> Option<FieldError> {
-    // fieldRef and resourceFieldRef are the downward API's; the objects
-    // (ConfigMaps, Secrets, files) are not read yet.
-    let from_object = |e: &EnvVar| {
-        e.value_from
-            .as_ref()
-            .is_some_and(|v| v.field_ref.is_none() && v.resource_field_ref.is_none())
-    };
-    if let Some(i) = c.env.iter().flatten().position(from_object) {
-        return Some(unsupported(
-            format!("{at}.env[{i}].valueFrom"),
-            "an env value from a ConfigMap, Secret or file",
-        ));
+    // fieldRef and resourceFieldRef are the downward API's; ConfigMaps and
+    // Secrets are API objects; files are not read yet.
+    let sources = c.env.iter().flatten().enumerate();
+    let other = sources.filter_map(|(i, e)| Some((i, e.value_from.as_ref()?)));
+    for (i, source) in other {
+        let at = format!("{at}.env[{i}].valueFrom");
+        if source.config_map_key_ref.is_some() {
+            return Some(api_object(format!("{at}.configMapKeyRef"), "configmaps"));
+        }
+        if source.secret_key_ref.is_some() {
+            return Some(api_object(format!("{at}.secretKeyRef"), "secrets"));
+        }
+        if source.field_ref.is_none() && source.resource_field_ref.is_none() {
+            return Some(unsupported(at, "an env value from a file"));
+        }
     }
-    let checks: [(bool, &str, &str); 2] = [
-        (set(&c.env_from), "envFrom", "env from objects"),
-        (set(&c.volume_devices), "volumeDevices", "volume devices"),
-    ];
+    if set(&c.env_from) {
+        return Some(api_object(format!("{at}.envFrom"), "configmaps or secrets"));
+    }
+    let checks: [(bool, &str, &str); 1] =
+        [(set(&c.volume_devices), "volumeDevices", "volume devices")];
     let mounts = c.volume_mounts.iter().flatten().enumerate();
     let recursive = |(i, m): (usize, &VolumeMount)| {
         (m.recursive_read_only.as_deref() == Some("Enabled")).then(|| {
@@ -323,7 +348,7 @@ fn container_security(at: &str, sc: &SecurityContext) -> Option<FieldError> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Capabilities, ConfigMapKeySelector, EmptyDirVolumeSource, EnvVarSource,
+        Capabilities, ConfigMapKeySelector, EmptyDirVolumeSource, EnvVar, EnvVarSource,
         HostPathVolumeSource, ObjectFieldSelector,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -479,9 +504,11 @@ mod tests {
             containers: vec![container()],
             ..Default::default()
         };
-        assert_eq!(
-            field(&pod(volumes)).as_deref(),
-            Some("spec.volumes[1].configMap")
+        let e = first_unsupported(&pod(volumes)).expect("rejected");
+        assert_eq!(e.field, "spec.volumes[1].configMap");
+        assert!(
+            e.problem.contains("may not reference configMap volumes"),
+            "{e}"
         );
         let sized = PodSpec {
             volumes: Some(vec![Volume {
@@ -525,9 +552,15 @@ mod tests {
             containers: vec![container(), env],
             ..Default::default()
         };
+        let e = first_unsupported(&pod(spec)).expect("rejected");
         assert_eq!(
-            field(&pod(spec)).as_deref(),
-            Some("spec.containers[1].env[1].valueFrom")
+            e.field,
+            "spec.containers[1].env[1].valueFrom.configMapKeyRef"
+        );
+        assert!(
+            e.problem
+                .contains("a static pod may not reference configmaps"),
+            "{e}"
         );
 
         let mut secure = container();
