@@ -749,3 +749,97 @@ async fn a_pod_removed_while_the_agent_was_down_is_cleaned_up_after_restart() {
 fn pod_container_id(pod: &Value) -> Value {
     first_container(pod)["containerID"].clone()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_logs_are_linked_rotated_and_go_with_the_pod() {
+    let node = Node::from_env();
+    let config =
+        "containerLogMaxSize: 2Ki\ncontainerLogMaxFiles: 4\ncontainerLogMonitorInterval: 1s\n";
+    let mut agent = Daemon::new(&node, "logs", config);
+    agent.start();
+    agent.write_manifest(
+        "chatty.yaml",
+        &pod_yaml(
+            "chatty",
+            &node.test_image,
+            &[
+                "sh",
+                "-c",
+                "while true; do echo 0123456789abcdefghijklmnopqrstuvwxyz; sleep 0.01; done",
+            ],
+            "",
+        ),
+    );
+    let pod = agent
+        .wait_pod("chatty", MINUTE, |p| phase(p) == "Running")
+        .await;
+    let id = first_container(&pod)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("container id")
+        .to_owned();
+    let uid = pod["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let name = format!("chatty-{}", agent.node_name);
+    let link = agent
+        .dir
+        .join("containers")
+        .join(format!("{name}_default_main-{id}.log"));
+    let pod_logs = agent.dir.join("logs").join(format!("default_{name}_{uid}"));
+    let log_dir = pod_logs.join("main");
+    assert_eq!(
+        std::fs::canonicalize(&link).ok(),
+        std::fs::canonicalize(log_dir.join("0.log")).ok(),
+        "the link leads to the container's log"
+    );
+    // Rotated: at most 4 files, the older ones compressed, the live one
+    // written on.
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&log_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut seen = Vec::new();
+    for _ in 0..150 {
+        seen = files();
+        if seen.iter().any(|n| n.ends_with(".gz")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen.iter().any(|n| n.ends_with(".gz")), "{seen:?}");
+    assert!(seen.len() <= 4, "{seen:?}");
+    // The runtime made the live log anew when asked to reopen it, and
+    // writes to it (or it has been rotated once more).
+    let size = || std::fs::metadata(log_dir.join("0.log")).map_or(0, |m| m.len());
+    let (before, rotated_before) = (size(), files());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        size() > before || files() != rotated_before,
+        "the reopened log is written: {:?}",
+        files()
+    );
+    assert!(log_dir.join("0.log").exists(), "{:?}", files());
+
+    agent.remove_manifest("chatty.yaml");
+    agent.wait_gone("chatty", MINUTE).await;
+    for _ in 0..50 {
+        if !pod_logs.exists() && std::fs::symlink_metadata(&link).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pod_logs.exists(), "{} is removed", pod_logs.display());
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is removed"
+    );
+    agent.finish().await;
+}

@@ -197,6 +197,8 @@ async fn main() {
     let mut cfg = AgentConfig::new(agent_name.clone());
     cfg.sources = vec!["bench".into()];
     cfg.log_root = logs.clone();
+    cfg.container_logs_dir = logs.join("containers");
+    cfg.root_dir = logs.join("root");
     let agent = Agent::new(
         runtime.clone(),
         AdmitAll,

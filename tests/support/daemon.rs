@@ -196,11 +196,12 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\nrootDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
+                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\ncontainerLogsDir: {}\nrootDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
                 self.node_name,
                 self.manifests.display(),
                 self.plugin_dir.display(),
                 self.dir.join("logs").display(),
+                self.dir.join("containers").display(),
                 self.root_dir().display(),
                 self.address.port(),
                 self.config

@@ -19,6 +19,7 @@ use crate::events::Recorder;
 use crate::handlers::ContainerHandlers;
 use crate::health::Heartbeat;
 use crate::kuberuntime::{PodSyncer, SyncConfig};
+use crate::logs::{self, rotation::RotationPolicy};
 use crate::metrics::AgentMetrics;
 use crate::metrics::SourceLabels;
 use crate::network::DnsSettings;
@@ -36,6 +37,10 @@ pub struct AgentConfig {
     /// The node's address (a host-network pod's IP).
     pub host_ip: Option<IpAddr>,
     pub log_root: PathBuf,
+    /// Links to the containers' logs, for log collectors.
+    pub container_logs_dir: PathBuf,
+    /// When container logs are rotated.
+    pub log_rotation: RotationPolicy,
     /// Pod directories and their volumes live under `<root_dir>/pods`.
     pub root_dir: PathBuf,
     pub runtime_handler: String,
@@ -66,6 +71,8 @@ impl AgentConfig {
             node_name: node_name.into(),
             host_ip: None,
             log_root: PathBuf::from("/var/log/pods"),
+            container_logs_dir: PathBuf::from("/var/log/containers"),
+            log_rotation: RotationPolicy::default(),
             root_dir: PathBuf::from("/var/lib/wasmlet"),
             runtime_handler: String::new(),
             sources: Vec::new(),
@@ -198,6 +205,12 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         }));
         let (pleg_tx, pleg_rx) = mpsc::channel(1024);
         let (report_tx, report_rx) = mpsc::channel(1024);
+        let rotation = logs::rotation::run(
+            runtime.clone(),
+            view.cache.clone(),
+            cfg.log_rotation,
+            shutdown.clone(),
+        );
         let pleg = Pleg::new(
             runtime.clone(),
             cfg.node_name.clone(),
@@ -212,6 +225,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                 config: SyncConfig {
                     agent: cfg.node_name.clone(),
                     log_root: cfg.log_root.clone(),
+                    container_logs_dir: cfg.container_logs_dir.clone(),
                     runtime_handler: cfg.runtime_handler.clone(),
                     host_ip: cfg.host_ip,
                     allocatable: cfg.allocatable.clone(),
@@ -258,6 +272,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         };
         tokio::join!(
             pleg.run(cfg.relist_period, shutdown.clone()),
+            rotation,
             sync_loop.run(inputs, shutdown, cfg.drain),
         );
     }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod handlers;
 pub mod health;
 pub mod kuberuntime;
+pub mod logs;
 pub mod metrics;
 pub mod network;
 pub mod pleg;

@@ -77,7 +77,10 @@ fn start_with(runtime: &FakeRuntime, handlers: Arc<dyn ContainerHandlers>) -> Ru
     cfg.relist_period = Duration::from_millis(20);
     cfg.timings.sync_tick = Duration::from_millis(20);
     cfg.timings.housekeeping = Duration::from_millis(50);
-    cfg.log_root = std::env::temp_dir().join(format!("wasmlet-agent-fake-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!("wasmlet-agent-fake-{}", std::process::id()));
+    cfg.log_root = scratch.join("pods");
+    cfg.container_logs_dir = scratch.join("containers");
+    cfg.root_dir = scratch.join("root");
     let agent = Agent::new(
         Arc::new(runtime.clone()),
         LabelPolicy,

@@ -48,7 +48,10 @@ pub const MIN_GRACE: Duration = Duration::from_secs(2);
 pub struct SyncConfig {
     /// Labels every runtime object, so this agent finds its own.
     pub agent: String,
+    /// Pod log directories (`podLogsDir`).
     pub log_root: PathBuf,
+    /// Where links to the containers' logs go (`/var/log/containers`).
+    pub container_logs_dir: PathBuf,
     pub runtime_handler: String,
     /// The node's address: a host-network pod's IP, the downward API's hostIP.
     pub host_ip: Option<IpAddr>,

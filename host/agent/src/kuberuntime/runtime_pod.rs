@@ -14,6 +14,7 @@ use wasmlet_rules::quantity;
 
 use super::security_context::has_privileged_container;
 use super::termination_message;
+use crate::logs;
 use crate::network;
 use crate::pod_ext::{PodExt, PodUidExt};
 use crate::sysctl;
@@ -181,14 +182,14 @@ pub fn pod_ip(pod: &Pod, runtime: &RuntimePod, host_ip: Option<IpAddr>) -> Optio
     }
 }
 
-/// `<root>/<namespace>_<name>_<uid>`, the kubelet's pod log directory.
+/// `pod`'s log directory under `log_root` ([`logs::pod_log_dir`]).
 pub fn pod_log_dir(log_root: &Path, pod: &Pod) -> PathBuf {
-    log_root.join(format!(
-        "{}_{}_{}",
+    logs::pod_log_dir(
+        log_root,
         pod.namespace_or_default(),
         pod.name_str(),
-        pod.uid_str()
-    ))
+        pod.uid_str(),
+    )
 }
 
 fn pod_labels(pod: &Pod, agent: &str) -> Labels {

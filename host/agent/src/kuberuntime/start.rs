@@ -3,6 +3,7 @@
 //! image and its postStart hook (`startContainer`).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -25,6 +26,7 @@ use super::{PodState, PodSyncer, pod_grace};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
 use crate::handlers::{HandlerTarget, HookError};
+use crate::logs;
 use crate::network::dns::{ResolvConf, pod_dns};
 use crate::network::{self, hosts};
 use crate::pod_ext::{PodExt, PodUidExt};
@@ -183,6 +185,28 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         Ok(dns.config)
     }
 
+    /// Links the new container's log where log collectors look; as the
+    /// kubelet, a failure is logged and the container starts anyway.
+    async fn link_log(&self, pod: &Pod, name: &str, id: &ContainerId, log: PathBuf) {
+        let link = logs::link_path(
+            &self.config.container_logs_dir,
+            pod.name_str(),
+            pod.namespace_or_default(),
+            name,
+            id.as_str(),
+        );
+        let made = tokio::task::spawn_blocking({
+            let link = link.clone();
+            move || logs::create_link(&link, &log)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|made| made);
+        if let Err(error) = made {
+            tracing::warn!(%error, link = %link.display(), "linking the container's log");
+        }
+    }
+
     /// The kubelet's FailedCreatePodSandBox, as an event and an error.
     fn sandbox_failed(&self, pod: &Pod, kind: ErrorKind, message: String) -> RuntimeError {
         self.sandbox_error(pod, RuntimeError::new("RunPodSandbox", kind, message))
@@ -337,6 +361,13 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             "Created",
             format!("Created container {name}"),
         );
+        self.link_log(
+            pod,
+            &name,
+            &id,
+            sandbox_config.log_directory.join(&config.log_path),
+        )
+        .await;
         if let Err(error) = self.runtime.start_container(&id).await {
             self.failed(pod, &name, WaitingReason::RunContainerError, &error, state);
             return None;

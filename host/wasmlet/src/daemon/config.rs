@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Taint;
 use serde::Deserialize;
 use wasmlet_agent::AgentConfig;
+use wasmlet_agent::logs::rotation::RotationPolicy;
 use wasmlet_agent::network::DnsSettings;
 use wasmlet_cri::CriConfig;
 use wasmlet_plugin_host::{Capabilities, FieldError, LimitCaps};
@@ -86,6 +87,17 @@ pub struct AgentFileConfig {
     pub plugin_limits: PluginLimits,
     /// Container logs: `<podLogsDir>/<namespace>_<name>_<uid>/<container>/<n>.log`.
     pub pod_logs_dir: PathBuf,
+    /// Links to every container's log, named
+    /// `<pod>_<namespace>_<container>-<id>.log`, where log collectors look
+    /// on a kubelet node (the kubelet's fixed `/var/log/containers`).
+    pub container_logs_dir: PathBuf,
+    /// A container log bigger than this is rotated (a quantity: `10Mi`).
+    pub container_log_max_size: String,
+    /// Log files kept per container, the live one included (at least 2).
+    pub container_log_max_files: usize,
+    /// How often container logs are checked for rotation.
+    #[serde(with = "humantime_serde")]
+    pub container_log_monitor_interval: Duration,
     /// The agent's state: pod directories with their volumes, as the
     /// kubelet's `--root-dir`.
     pub root_dir: PathBuf,
@@ -135,6 +147,10 @@ impl Default for AgentFileConfig {
             plugin_grants: BTreeMap::new(),
             plugin_limits: PluginLimits::default(),
             pod_logs_dir: agent.log_root,
+            container_logs_dir: agent.container_logs_dir,
+            container_log_max_size: format!("{}Mi", agent.log_rotation.max_size >> 20),
+            container_log_max_files: agent.log_rotation.max_files,
+            container_log_monitor_interval: agent.log_rotation.interval,
             root_dir: agent.root_dir,
             allowed_unsafe_sysctls: Vec::new(),
             cluster_dns: agent.dns.cluster_dns,
@@ -160,6 +176,7 @@ impl From<&AgentFileConfig> for AgentConfig {
         let mut agent = AgentConfig::new(config.node_name());
         agent.host_ip = config.node_ip;
         agent.log_root = config.pod_logs_dir.clone();
+        agent.container_logs_dir = config.container_logs_dir.clone();
         agent.root_dir = config.root_dir.clone();
         agent.dns = DnsSettings {
             cluster_dns: config.cluster_dns.clone(),
@@ -167,6 +184,8 @@ impl From<&AgentFileConfig> for AgentConfig {
             resolv_conf: (!config.resolv_conf.as_os_str().is_empty())
                 .then(|| config.resolv_conf.clone()),
         };
+        // Checked when the file was loaded.
+        agent.log_rotation = config.log_rotation().unwrap_or_default();
         agent.relist_period = config.relist_period;
         agent.resync = config.sync_frequency;
         agent.drain = config.shutdown_grace_period;
@@ -238,6 +257,31 @@ impl AgentFileConfig {
         Ok(config)
     }
 
+    /// `containerLogMaxSize`, `containerLogMaxFiles` and
+    /// `containerLogMonitorInterval`, checked.
+    pub fn log_rotation(&self) -> Result<RotationPolicy, FieldError> {
+        let size = wasmlet_rules::quantity::milli(&self.container_log_max_size)
+            .map_err(|e| FieldError::new("containerLogMaxSize", e))?
+            / 1000;
+        if size <= 0 {
+            return Err(FieldError::new(
+                "containerLogMaxSize",
+                "must be greater than 0",
+            ));
+        }
+        if self.container_log_max_files < 2 {
+            return Err(FieldError::new(
+                "containerLogMaxFiles",
+                "must be greater than 1",
+            ));
+        }
+        Ok(RotationPolicy {
+            max_size: u64::try_from(size).unwrap_or(u64::MAX),
+            max_files: self.container_log_max_files,
+            interval: self.container_log_monitor_interval,
+        })
+    }
+
     /// What no deserializer checks: errors name the field.
     pub fn validate(&self) -> Result<(), FieldError> {
         let periods = [
@@ -246,12 +290,17 @@ impl AgentFileConfig {
             ("syncFrequency", self.sync_frequency),
             ("relistPeriod", self.relist_period),
             ("runtimeRequestTimeout", self.runtime_request_timeout),
+            (
+                "containerLogMonitorInterval",
+                self.container_log_monitor_interval,
+            ),
         ];
         for (field, value) in periods {
             if value.is_zero() {
                 return Err(FieldError::new(field, "must be longer than 0s"));
             }
         }
+        self.log_rotation()?;
         if self.read_only_port == 0 {
             return Err(FieldError::new(
                 "readOnlyPort",
