@@ -454,6 +454,11 @@ async fn admission_plugins_reject_what_they_should_and_start_nothing() {
             "UnsupportedPodSpec",
         ),
         (
+            "windows",
+            "  os: {name: windows}\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1']}\n",
+            "PodOSNotSupported",
+        ),
+        (
             "with-nfs",
             "  volumes: [{name: data, nfs: {server: 10.0.0.1, path: /exports}}]\n  containers:\n  - {name: main, image: IMAGE, command: [sleep, '1'], volumeMounts: [{name: data, mountPath: /data}]}\n",
             "UnsupportedPodSpec",

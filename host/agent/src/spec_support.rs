@@ -60,6 +60,9 @@ pub fn refusal(pod: &Pod, node: &NodeSupport) -> Option<Refusal> {
             message: field.to_string(),
         });
     }
+    if let Some(refusal) = os_refusal(pod) {
+        return Some(refusal);
+    }
     if !node.apparmor && security::requires_apparmor(pod) {
         return Some(Refusal {
             reason: "AppArmor",
@@ -89,6 +92,31 @@ fn api_object(field: impl Into<String>, what: &str) -> FieldError {
         field,
         format!("a static pod may not reference {what}: API objects exist only in a cluster"),
     )
+}
+
+/// The kubelet's OS checks: a pod for another OS, by `spec.os` or by a
+/// `kubernetes.io/os` node selector, is not for this node.
+fn os_refusal(pod: &Pod) -> Option<Refusal> {
+    const OS: &str = "linux";
+    let spec = pod.spec.as_ref()?;
+    let selected = spec
+        .node_selector
+        .as_ref()
+        .and_then(|s| s.get("kubernetes.io/os"));
+    if selected.is_some_and(|os| os != OS) {
+        return Some(Refusal {
+            reason: "PodOSSelectorNodeLabelDoesNotMatch",
+            message: "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"
+                .into(),
+        });
+    }
+    spec.os
+        .as_ref()
+        .filter(|os| os.name != OS)
+        .map(|_| Refusal {
+            reason: "PodOSNotSupported",
+            message: "Failed to admit pod as the OS field doesn't match node OS".into(),
+        })
 }
 
 fn unsupported(field: impl Into<String>, what: &str) -> FieldError {
@@ -461,6 +489,26 @@ mod tests {
         let p = pod(spec);
         assert_eq!(field(&p), None);
         assert_eq!(refusal(&p, &NodeSupport::default()), None);
+    }
+
+    #[test]
+    fn a_pod_for_another_os_is_not_for_this_node() {
+        let mut spec = PodSpec {
+            containers: vec![container()],
+            os: Some(k8s_openapi::api::core::v1::PodOS {
+                name: "windows".into(),
+            }),
+            ..Default::default()
+        };
+        let node = NodeSupport::default();
+        let refused = refusal(&pod(spec.clone()), &node).map(|r| r.reason);
+        assert_eq!(refused, Some("PodOSNotSupported"));
+        spec.os = None;
+        spec.node_selector = Some([("kubernetes.io/os".into(), "windows".into())].into());
+        let refused = refusal(&pod(spec.clone()), &node).map(|r| r.reason);
+        assert_eq!(refused, Some("PodOSSelectorNodeLabelDoesNotMatch"));
+        spec.node_selector = Some([("kubernetes.io/os".into(), "linux".into())].into());
+        assert_eq!(refusal(&pod(spec), &node), None);
     }
 
     #[test]

@@ -291,11 +291,19 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
         self.admit_next();
     }
 
-    /// Starts admitting the next pod, against those admitted so far.
+    /// Starts admitting the next pod, against those admitted so far that
+    /// are still active: a finished pod (Succeeded or Failed) no longer
+    /// holds resources or ports, unless it is still being stopped (the
+    /// kubelet's `filterOutInactivePods`).
     fn admit_next(&mut self) {
-        let active = &self.active;
-        self.admission
-            .start_next(|| active.values().cloned().collect());
+        let (active, statuses, workers) = (&self.active, &self.statuses, &self.workers);
+        self.admission.start_next(|| {
+            active
+                .iter()
+                .filter(|(uid, _)| !statuses.is_finished(uid) || workers.is_terminating(uid))
+                .map(|(_, pod)| pod.clone())
+                .collect()
+        });
     }
 
     /// A verdict: the pod starts, or is rejected with a status that says why.

@@ -32,19 +32,29 @@ fn pod(name: &str, policy: &str, containers: &[&str]) -> Pod {
     .expect("pod")
 }
 
-/// Rejects pods labelled `reject: yes`; never decides on those labelled
-/// `stall: yes` (a plugin that thinks for ever).
+fn labelled(pod: &Pod, key: &str) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.get(key).is_some_and(|v| v == "yes"))
+}
+
+/// Rejects pods labelled `reject: yes`, and those labelled `solo: yes`
+/// while another active pod is (as a host port would); never decides on
+/// those labelled `stall: yes` (a plugin that thinks for ever).
 #[derive(Debug, Clone, Copy)]
 struct LabelPolicy;
 
 impl Admit for LabelPolicy {
-    async fn admit(&self, pod: &Arc<Pod>, _active: &[Arc<Pod>]) -> Admission {
-        let label = |key: &str| {
-            pod.metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.get(key).is_some_and(|v| v == "yes"))
-        };
+    async fn admit(&self, pod: &Arc<Pod>, active: &[Arc<Pod>]) -> Admission {
+        let label = |key: &str| labelled(pod, key);
+        if label("solo") && active.iter().any(|p| labelled(p, "solo")) {
+            return Admission {
+                admit: false,
+                reason: "Solo".into(),
+                message: "another solo pod is active".into(),
+            };
+        }
         if label("stall") {
             std::future::pending::<()>().await;
         }
@@ -713,5 +723,45 @@ async fn a_pod_past_its_active_deadline_fails_and_stops() {
             .any(|e| e.reason.as_deref() == Some("DeadlineExceeded")),
         "{events:?}"
     );
+    agent.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_pod_no_longer_counts_against_admission() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start(&runtime);
+    let solo = |name: &str| {
+        let mut p = pod(name, "Never", &["app"]);
+        p.metadata.labels = Some([("solo".to_owned(), "yes".to_owned())].into());
+        p
+    };
+    agent.give(vec![solo("first")]).await;
+    agent
+        .wait_for("first Running", |a| {
+            phase(&a.status("first")) == Some("Running")
+        })
+        .await;
+    agent.give(vec![solo("first"), solo("second")]).await;
+    agent
+        .wait_for("second rejected while first runs", |a| {
+            phase(&a.status("second")) == Some("Failed")
+        })
+        .await;
+    for c in containers(&runtime).await {
+        runtime.exit_container(&c.id, 0, "").expect("exit");
+    }
+    agent
+        .wait_for("first Succeeded", |a| {
+            phase(&a.status("first")) == Some("Succeeded")
+        })
+        .await;
+    let mut third = solo("third");
+    third.metadata.uid = Some("uid-third".into());
+    agent.give(vec![solo("first"), third]).await;
+    agent
+        .wait_for("third admitted and Running", |a| {
+            phase(&a.status("third")) == Some("Running")
+        })
+        .await;
     agent.stop().await;
 }
