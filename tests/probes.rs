@@ -261,15 +261,20 @@ async fn post_start_runs_before_the_container_goes_on_and_a_failing_one_restarts
 async fn pre_stop_runs_before_sigterm_and_a_hung_one_is_cut_at_the_grace() {
     let node = Node::from_env();
     let agent = Daemon::started(&node, "prestop");
-    // On SIGTERM the container says whether preStop's file was there already.
+    // On SIGTERM the container says whether preStop's file was there
+    // already, in a host directory (its logs go with the pod).
+    let out = agent.dir.join("out");
     agent.write_manifest(
         "observer.yaml",
         &pod(
             "observer",
             &node.test_image,
-            "[sh, -c, 'trap \"[ -f /tmp/prestop ] && echo PRESTOP-BEFORE-TERM; exit 0\" TERM; while true; do sleep 0.1; done']",
-            "    lifecycle: {preStop: {exec: {command: [touch, /tmp/prestop]}}}\n",
-            "",
+            "[sh, -c, 'trap \"[ -f /tmp/prestop ] && echo PRESTOP-BEFORE-TERM > /out/said; exit 0\" TERM; while true; do sleep 0.1; done']",
+            "    lifecycle: {preStop: {exec: {command: [touch, /tmp/prestop]}}}\n    volumeMounts: [{name: out, mountPath: /out}]\n",
+            &format!(
+                "  volumes: [{{name: out, hostPath: {{path: {}, type: DirectoryOrCreate}}}}]\n",
+                out.display()
+            ),
         ),
     );
     agent.write_manifest(
@@ -288,26 +293,15 @@ async fn pre_stop_runs_before_sigterm_and_a_hung_one_is_cut_at_the_grace() {
     agent
         .wait_pod("hung", MINUTE, |p| phase(p) == "Running")
         .await;
-    let uid = observer["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let log = agent.dir.join("logs").join(format!(
-        "default_observer-{}_{uid}/main/0.log",
-        agent.node_name
-    ));
+    assert_eq!(phase(&observer), "Running");
 
     agent.remove_manifest("observer.yaml");
     agent.remove_manifest("hung.yaml");
     agent.wait_gone("observer", MINUTE).await;
     // A preStop of 10 minutes, cut at the 3 s grace period.
     agent.wait_gone("hung", MINUTE).await;
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        text.contains("PRESTOP-BEFORE-TERM"),
-        "container log {}: {text:?}",
-        log.display()
-    );
+    let said = std::fs::read_to_string(out.join("said")).unwrap_or_default();
+    assert_eq!(said, "PRESTOP-BEFORE-TERM\n");
     assert!(has_event(
         &agent.events().await,
         "FailedPreStopHook",

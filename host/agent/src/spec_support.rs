@@ -157,7 +157,21 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
     if set(&spec.image_pull_secrets) {
         return Some(api_object("spec.imagePullSecrets", "secrets"));
     }
-    let checks: [(bool, &str, &str); 4] = [
+    if set(&spec.resource_claims) {
+        return Some(api_object("spec.resourceClaims", "resource claims"));
+    }
+    let checks: [(bool, &str, &str); 7] = [
+        (
+            set(&spec.readiness_gates),
+            "readinessGates",
+            "readiness gates (no one can set a static pod's conditions)",
+        ),
+        (spec.overhead.is_some(), "overhead", "pod overhead"),
+        (
+            spec.hostname_override.is_some(),
+            "hostnameOverride",
+            "a hostname override",
+        ),
         (
             set(&spec.ephemeral_containers),
             "ephemeralContainers",
@@ -252,8 +266,27 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
     if set(&c.env_from) {
         return Some(api_object(format!("{at}.envFrom"), "configmaps or secrets"));
     }
-    let checks: [(bool, &str, &str); 1] =
-        [(set(&c.volume_devices), "volumeDevices", "volume devices")];
+    if c.resources.as_ref().is_some_and(|r| set(&r.claims)) {
+        return Some(api_object(
+            format!("{at}.resources.claims"),
+            "resource claims",
+        ));
+    }
+    let checks: [(bool, &str, &str); 3] = [
+        (set(&c.volume_devices), "volumeDevices", "volume devices"),
+        (
+            set(&c.restart_policy_rules),
+            "restartPolicyRules",
+            "container restart rules",
+        ),
+        (
+            c.lifecycle
+                .as_ref()
+                .is_some_and(|l| l.stop_signal.is_some()),
+            "lifecycle.stopSignal",
+            "a stop signal",
+        ),
+    ];
     let mounts = c.volume_mounts.iter().flatten().enumerate();
     let recursive = |(i, m): (usize, &VolumeMount)| {
         (m.recursive_read_only.as_deref() == Some("Enabled")).then(|| {
@@ -628,6 +661,26 @@ mod tests {
             "spec.initContainers[0].securityContext.seLinuxOptions"
         );
         assert!(e.to_string().contains("not implemented"), "{e}");
+
+        let gated = PodSpec {
+            containers: vec![container()],
+            readiness_gates: Some(vec![Default::default()]),
+            ..Default::default()
+        };
+        assert_eq!(field(&pod(gated)).as_deref(), Some("spec.readinessGates"));
+        let mut stopping = container();
+        stopping.lifecycle = Some(k8s_openapi::api::core::v1::Lifecycle {
+            stop_signal: Some("SIGUSR1".into()),
+            ..Default::default()
+        });
+        let spec = PodSpec {
+            containers: vec![stopping],
+            ..Default::default()
+        };
+        assert_eq!(
+            field(&pod(spec)).as_deref(),
+            Some("spec.containers[0].lifecycle.stopSignal")
+        );
 
         let localhost = PodSpec {
             containers: vec![container()],
