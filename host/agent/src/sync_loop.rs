@@ -99,6 +99,10 @@ pub struct SyncLoop<R, A> {
     rejected: HashMap<PodUid, k8s_openapi::api::core::v1::PodStatus>,
     /// When each pod's worker wants its next sync.
     due: BTreeMap<PodUid, Instant>,
+    /// Admitted pods waiting for an older pod of the same full name (an
+    /// edited static pod's old UID) to stop, as the kubelet's pod workers
+    /// hold a static pod back: two never run at once.
+    waiting_to_start: BTreeMap<PodUid, Arc<Pod>>,
 }
 
 fn uid_of(pod: &Pod) -> PodUid {
@@ -135,6 +139,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             active: HashMap::new(),
             rejected: HashMap::new(),
             due: BTreeMap::new(),
+            waiting_to_start: BTreeMap::new(),
         }
     }
 
@@ -237,6 +242,10 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 Op::Update => {
                     for pod in update.pods {
                         let uid = uid_of(&pod);
+                        if let Some(waiting) = self.waiting_to_start.get_mut(&uid) {
+                            *waiting = pod;
+                            continue;
+                        }
                         // One waiting for admission is judged as it then is.
                         if !self.rejected.contains_key(&uid)
                             && !self.admission.contains(uid.as_str())
@@ -251,6 +260,9 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     for pod in update.pods {
                         let uid = uid_of(&pod);
                         self.admission.remove(uid.as_str());
+                        if self.waiting_to_start.remove(&uid).is_some() {
+                            continue; // it never started
+                        }
                         if self.rejected.contains_key(&uid) {
                             if remove {
                                 self.rejected.remove(&uid);
@@ -357,9 +369,40 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     .unwrap_or_default()
             ),
         );
-        self.active.insert(uid, pod.clone());
+        if self.namesake_stopping(&pod) {
+            self.waiting_to_start.insert(uid, pod);
+            return;
+        }
+        self.start(pod);
+    }
+
+    fn start(&mut self, pod: Arc<Pod>) {
+        self.active.insert(uid_of(&pod), pod.clone());
         self.prober.add_pod(&pod);
         self.workers.update(pod, UpdateKind::Create);
+    }
+
+    /// Whether another pod of `pod`'s full name is still being stopped.
+    fn namesake_stopping(&self, pod: &Pod) -> bool {
+        let (uid, name) = (uid_of(pod), pod.full_name());
+        self.active
+            .iter()
+            .any(|(u, p)| *u != uid && p.full_name() == name && self.workers.is_terminating(u))
+    }
+
+    /// Starts the waiting pods whose namesake has stopped.
+    fn start_unblocked(&mut self) {
+        let free: Vec<PodUid> = self
+            .waiting_to_start
+            .iter()
+            .filter(|(_, pod)| !self.namesake_stopping(pod))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in free {
+            if let Some(pod) = self.waiting_to_start.remove(&uid) {
+                self.start(pod);
+            }
+        }
     }
 
     fn handle_pleg(&mut self, event: PodLifecycleEvent) {
@@ -418,6 +461,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 {
                     self.add_pods(vec![pod]);
                 }
+                self.start_unblocked();
             }
         }
         self.reap_workers();

@@ -765,3 +765,89 @@ async fn a_finished_pod_no_longer_counts_against_admission() {
         .await;
     agent.stop().await;
 }
+
+/// A preStop hook that takes 3 s: a pod's stop that can be seen.
+struct SlowPreStop;
+
+impl ContainerHandlers for SlowPreStop {
+    fn probe<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _probe: &'a k8s_openapi::api::core::v1::Probe,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Checked> {
+        Box::pin(async {
+            Checked {
+                outcome: Outcome::Success,
+                message: String::new(),
+            }
+        })
+    }
+
+    fn hook<'a>(
+        &'a self,
+        _target: &'a HandlerTarget,
+        _handler: &'a k8s_openapi::api::core::v1::LifecycleHandler,
+        _pre_stop: bool,
+        _within: Duration,
+    ) -> BoxFuture<'a, Result<(), HookError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edited_pod_starts_once_its_old_self_has_stopped() {
+    let runtime = FakeRuntime::new().with_image(IMAGE);
+    let agent = start_with(&runtime, Arc::new(SlowPreStop));
+    let web = |uid: &str| {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": uid},
+            "spec": {"terminationGracePeriodSeconds": 10, "containers": [{
+                "name": "app", "image": IMAGE,
+                "lifecycle": {"preStop": {"exec": {"command": ["true"]}}}
+            }]}
+        }))
+        .expect("pod");
+        p.metadata.labels = Some([("edit".to_owned(), uid.to_owned())].into());
+        p
+    };
+    agent.give(vec![web("uid-old")]).await;
+    agent
+        .wait_for("old Running", |a| {
+            phase(
+                &a.view
+                    .statuses
+                    .get(&"uid-old".into())
+                    .and_then(|p| p.status),
+            ) == Some("Running")
+        })
+        .await;
+    // The manifest edited: a new UID under the same name.
+    agent.give(vec![web("uid-new")]).await;
+    agent
+        .wait_for("new Running", |a| {
+            phase(
+                &a.view
+                    .statuses
+                    .get(&"uid-new".into())
+                    .and_then(|p| p.status),
+            ) == Some("Running")
+        })
+        .await;
+    let calls = runtime.calls();
+    let last_stop = calls.iter().rposition(|c| *c == "StopPodSandbox");
+    let second_run = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == "RunPodSandbox")
+        .nth(1)
+        .map(|(i, _)| i);
+    assert!(
+        matches!((last_stop, second_run), (Some(stop), Some(run)) if stop < run),
+        "the old sandbox stops before the new one runs: {calls:?}"
+    );
+    agent.stop().await;
+}
