@@ -848,3 +848,27 @@ async fn container_logs_are_linked_rotated_and_go_with_the_pod() {
     );
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_requests_fit_the_node_s_disk_and_unknown_extended_resources_are_dropped() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "disk");
+    let requests = "    resources: {requests: {ephemeral-storage: 1Mi, example.com/gpu: '1'}, limits: {example.com/gpu: '1'}}\n";
+    let fits = pod_yaml("fits", &node.test_image, &["sleep", "3600"], "")
+        .replace("    command: [", &format!("{requests}    command: ["));
+    agent.write_manifest("fits.yaml", &fits);
+    let huge = pod_yaml("huge", &node.test_image, &["sleep", "3600"], "").replace(
+        "    command: [",
+        "    resources: {requests: {ephemeral-storage: 1Ei}}\n    command: [",
+    );
+    agent.write_manifest("huge.yaml", &huge);
+    let pod = agent
+        .wait_pod("fits", MINUTE, |p| matches!(phase(p), "Running" | "Failed"))
+        .await;
+    assert_eq!(phase(&pod), "Running", "{pod}");
+    let huge = agent
+        .wait_pod("huge", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(huge["status"]["reason"], "OutOfephemeral-storage", "{huge}");
+    agent.finish().await;
+}

@@ -33,12 +33,14 @@ pub fn message(text: String) -> String {
     bounded(escaped, MAX_MESSAGE)
 }
 
-/// A reason, also a metric label: ASCII letters and digits only, bounded;
-/// anything else is dropped, and nothing left is `Rejected`.
+/// A reason, also a metric label: ASCII letters and digits, and the `-`,
+/// `.` and `/` of resource names (the kubelet's `OutOfephemeral-storage`,
+/// `OutOfexample.com/gpu`), bounded; anything else is dropped, and nothing
+/// left is `Rejected`.
 pub fn reason(text: &str) -> String {
     let plain: String = text
         .chars()
-        .filter(char::is_ascii_alphanumeric)
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '/'))
         .take(MAX_REASON)
         .collect();
     if plain.is_empty() {
@@ -65,6 +67,7 @@ mod tests {
         assert_eq!(message("fine".into()), "fine");
         assert_eq!(reason("Out Of\ncpu{x=\"1\"}"), "OutOfcpux1");
         assert_eq!(reason("\n\n"), "Rejected");
+        assert_eq!(reason("OutOfephemeral-storage"), "OutOfephemeral-storage");
         assert_eq!(reason(&"A".repeat(1000)).len(), MAX_REASON);
     }
 }

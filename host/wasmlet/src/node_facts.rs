@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Node, NodeStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -47,10 +48,21 @@ fn memory_total_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The node with its real CPU count and memory, the well-known labels, no taints.
-pub fn local_node(name: &str) -> Node {
+/// The size of the filesystem holding `path` (or its nearest existing
+/// ancestor: the root directory may not be made yet), in bytes.
+fn filesystem_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let stat = rustix::fs::statvfs(existing).ok()?;
+    Some(stat.f_blocks.saturating_mul(stat.f_frsize))
+}
+
+/// The node with its real CPU count and memory, the well-known labels, no
+/// taints; with `root_dir`, its `ephemeral-storage` is the size of the
+/// filesystem holding it, as the kubelet's (nothing is held back for
+/// eviction: there is no eviction manager).
+pub fn local_node(name: &str, root_dir: Option<&Path>) -> Node {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let resources = BTreeMap::from([
+    let mut resources = BTreeMap::from([
         ("cpu".to_owned(), Quantity(cpus.to_string())),
         (
             "memory".to_owned(),
@@ -58,6 +70,9 @@ pub fn local_node(name: &str) -> Node {
         ),
         ("pods".to_owned(), Quantity("110".into())),
     ]);
+    if let Some(bytes) = root_dir.and_then(filesystem_bytes) {
+        resources.insert("ephemeral-storage".to_owned(), Quantity(bytes.to_string()));
+    }
     Node {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),

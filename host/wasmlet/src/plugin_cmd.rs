@@ -211,7 +211,7 @@ fn inspect(tools: &Tools, file: &Path) -> anyhow::Result<ExitCode> {
 fn node_or_local(node: Option<&Path>) -> anyhow::Result<wasmlet_plugin_host::types::NodeInfo> {
     let node = match node {
         Some(path) => read_yaml::<k8s::Node>(path)?,
-        None => node_facts::local_node(&node_facts::hostname()),
+        None => node_facts::local_node(&node_facts::hostname(), None),
     };
     node_view(&node).map_err(|e| anyhow::anyhow!("node: {e}"))
 }

@@ -312,7 +312,7 @@ impl App {
             .filter(|p| p.kind() == Kind::PodSource)
             .cloned()
             .collect();
-        let mut node = node_facts::local_node(&node_name);
+        let mut node = node_facts::local_node(&node_name, Some(&config.root_dir));
         if let Some(labels) = node.metadata.labels.as_mut() {
             labels.extend(config.node_labels.clone());
         }

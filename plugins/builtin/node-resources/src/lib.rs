@@ -71,6 +71,12 @@ fn shown(name: &str, milli: i64) -> i64 {
     }
 }
 
+/// An extended resource (`example.com/gpu`): a domain-qualified name
+/// outside `kubernetes.io`, and not a quota's `requests.` name.
+fn is_extended(name: &str) -> bool {
+    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+}
+
 /// The first resource that does not fit, as (reason, message).
 pub fn misfit(pod: &Pod, node: &NodeInfo, active: &[Pod]) -> Option<(String, String)> {
     let allocatable = if node.allocatable.is_empty() {
@@ -91,7 +97,13 @@ pub fn misfit(pod: &Pod, node: &NodeInfo, active: &[Pod]) -> Option<(String, Str
         if requested <= 0 {
             continue;
         }
-        let capacity = lookup(allocatable, &name).unwrap_or(0);
+        let capacity = lookup(allocatable, &name);
+        // As the kubelet (removeMissingExtendedResources): a request for an
+        // extended resource the node does not list is dropped, not failed.
+        if capacity.is_none() && is_extended(&name) {
+            continue;
+        }
+        let capacity = capacity.unwrap_or(0);
         let in_use = used.get(&name).copied().unwrap_or(0);
         if requested.saturating_add(in_use) > capacity {
             return Some((
