@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use wasmlet_core::{ContainerRuntime, ExecTimeout};
 use wasmlet_tests::Node;
 use wasmlet_tests::daemon::{Daemon, condition, first_container, phase};
 
@@ -360,5 +361,50 @@ async fn probes_go_to_the_host_they_name_or_the_node_for_host_network_pods() {
     );
     let named = agent.wait_pod("named", MINUTE, ready).await;
     assert_eq!(restarts(&named), 0, "the liveness probe passes: {named}");
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_is_probed_and_its_readiness_is_the_pod_s() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "sideprobe");
+    let image = &node.test_image;
+    agent.write_manifest(
+        "sided.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: sided}}\nspec:\n  terminationGracePeriodSeconds: 1\n  initContainers:\n  - name: proxy\n    image: {image}\n    restartPolicy: Always\n    command: [sleep, '3600']\n    readinessProbe: {{exec: {{command: [test, -f, /tmp/ready]}}, periodSeconds: 1}}\n  containers:\n  - {{name: app, image: {image}, command: [sleep, '3600']}}\n"
+        ),
+    );
+    let sidecar = |pod: &Value| {
+        pod["status"]["initContainerStatuses"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == "proxy"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let pod = agent
+        .wait_pod("sided", MINUTE, |p| phase(p) == "Running")
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pod = agent.pod("sided").await.unwrap_or(pod);
+    assert_eq!(sidecar(&pod)["ready"], false, "{pod}");
+    assert_eq!(condition(&pod, "Ready").as_deref(), Some("False"), "{pod}");
+    // Its probe passes once the file is there: the sidecar, then the pod, is ready.
+    let id = sidecar(&pod)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .expect("sidecar id")
+        .to_owned();
+    let touch = ["touch".to_owned(), "/tmp/ready".to_owned()];
+    node.client()
+        .exec_sync(&id.into(), &touch, ExecTimeout::After(MINUTE))
+        .await
+        .expect("exec");
+    let pod = agent
+        .wait_pod("sided", MINUTE, |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    assert_eq!(sidecar(&pod)["ready"], true, "{pod}");
     agent.finish().await;
 }
