@@ -263,6 +263,16 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
             return Some(unsupported(at, "an env value from a file"));
         }
     }
+    if let Some(policy) = c.termination_message_policy.as_deref()
+        && !matches!(policy, "File" | "FallbackToLogsOnError")
+    {
+        return Some(FieldError::new(
+            format!("{at}.terminationMessagePolicy"),
+            format!(
+                "Unsupported value: {policy:?}: supported values: \"File\", \"FallbackToLogsOnError\""
+            ),
+        ));
+    }
     if set(&c.env_from) {
         return Some(api_object(format!("{at}.envFrom"), "configmaps or secrets"));
     }
@@ -662,6 +672,16 @@ mod tests {
         );
         assert!(e.to_string().contains("not implemented"), "{e}");
 
+        let mut typo = container();
+        typo.termination_message_policy = Some("FallbackToLog".into());
+        let spec = PodSpec {
+            containers: vec![typo],
+            ..Default::default()
+        };
+        assert_eq!(
+            field(&pod(spec)).as_deref(),
+            Some("spec.containers[0].terminationMessagePolicy")
+        );
         let gated = PodSpec {
             containers: vec![container()],
             readiness_gates: Some(vec![Default::default()]),
