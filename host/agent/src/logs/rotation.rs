@@ -73,25 +73,28 @@ async fn rotate_if_due<R: ContainerRuntime>(
     log: PathBuf,
     policy: RotationPolicy,
 ) -> io::Result<()> {
-    let blocking = |f: Box<dyn FnOnce() -> io::Result<Option<PathBuf>> + Send>| async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(io::Error::other)?
-    };
     let due = {
         let log = log.clone();
-        blocking(Box::new(move || prepare(&log, policy)))
+        off_runtime(move || prepare(&log, policy)).await?
     };
-    let Some(rotated) = due.await? else {
+    let Some(rotated) = due else {
         return Ok(());
     };
     if let Err(error) = runtime.reopen_container_log(id).await {
         // The runtime still writes to the renamed file: put it back.
-        let (from, to) = (rotated.clone(), log.clone());
-        blocking(Box::new(move || fs::rename(&from, &to).map(|()| None))).await?;
+        off_runtime(move || fs::rename(&rotated, &log)).await?;
         return Err(io::Error::other(format!("ReopenContainerLog: {error}")));
     }
     Ok(())
+}
+
+/// Runs blocking filesystem work on the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// If `log` is over the size: cleans up its rotated files and renames it,
