@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p wasmlet-plugin-host --bench probes` after
 //! scripts/build-plugins.sh. Prints a table; asserts nothing.
-//! WASMLET_BENCH_PROBES (default 2000) checks per row.
+//! WASMLET_BENCH_PROBES (default 2000) checks per row; WASMLET_BENCH_PROBE
+//! names the one row to time.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -190,11 +191,20 @@ async fn measure() {
     let exec_target =
         ContainerCall::new(exec_grant, "bench", "default", "app", &[]).expect("a target");
     let exec_handler = Handler::Exec(vec!["true".into()]);
+    // WASMLET_BENCH_PROBE=httpGet (say) times that row alone.
+    let only = std::env::var("WASMLET_BENCH_PROBE").ok();
+    let checks = |row: &str| {
+        if only.as_deref().is_none_or(|o| o == row) {
+            n
+        } else {
+            0
+        }
+    };
     let rows = [
         (
             "exec*",
             time_pair(
-                n,
+                checks("exec*"),
                 || direct_exec(&runtime, &container),
                 || plugin_check(&exec, &exec_target, &exec_handler),
             )
@@ -203,7 +213,7 @@ async fn measure() {
         (
             "httpGet",
             time_pair(
-                n,
+                checks("httpGet"),
                 || direct_http(port),
                 || plugin_check(&http, &target, &http_handler),
             )
@@ -212,7 +222,7 @@ async fn measure() {
         (
             "tcpSocket",
             time_pair(
-                n,
+                checks("tcpSocket"),
                 || direct_tcp(port),
                 || plugin_check(&tcp, &target, &tcp_handler),
             )
@@ -231,7 +241,7 @@ async fn measure() {
         "overhead p99"
     );
     println!("* exec runs against the in-memory fake runtime: the plugin path alone, no I/O");
-    for (name, [direct, plugin]) in rows {
+    for (name, [direct, plugin]) in rows.into_iter().filter(|(_, [d, _])| !d.is_empty()) {
         let (d50, d99) = (percentile(&direct, 50.0), percentile(&direct, 99.0));
         let (p50, p99) = (percentile(&plugin, 50.0), percentile(&plugin, 99.0));
         println!(
