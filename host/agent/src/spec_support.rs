@@ -166,28 +166,36 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
             "readinessGates",
             "readiness gates (no one can set a static pod's conditions)",
         ),
-        (spec.overhead.is_some(), "overhead", "pod overhead"),
+        (
+            spec.overhead.is_some(),
+            "overhead",
+            "pod overhead (it comes with a RuntimeClass)",
+        ),
         (
             spec.hostname_override.is_some(),
             "hostnameOverride",
-            "a hostname override",
+            "a hostname override (alpha in Kubernetes 1.34)",
         ),
         (
             set(&spec.ephemeral_containers),
             "ephemeralContainers",
-            "ephemeral containers",
+            "ephemeral containers (the API adds them to a running pod; no pod is created with them)",
         ),
         (
             spec.runtime_class_name.is_some(),
             "runtimeClassName",
-            "a runtime class",
+            "a runtime class (a RuntimeClass is an API object; the node has one handler)",
         ),
         (
             spec.host_users == Some(false),
             "hostUsers",
-            "user namespaces",
+            "user namespaces (they need containerd 2.0 or later)",
         ),
-        (spec.resources.is_some(), "resources", "pod-level resources"),
+        (
+            spec.resources.is_some(),
+            "resources",
+            "pod-level resources (the PodLevelResources feature)",
+        ),
     ];
     let mut volumes = spec.volumes.iter().flatten().enumerate();
     volumes
@@ -197,14 +205,15 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
 }
 
 /// The volume kinds the node provides by itself: `emptyDir` (without a
-/// disk `sizeLimit`, which needs the eviction manager), `hostPath`,
+/// disk `sizeLimit`, which the kubelet enforces only by evicting a pod that
+/// is not static), `hostPath`,
 /// `downwardAPI` and `projected` downward API items.
 fn volume(at: &str, v: &Volume) -> Option<FieldError> {
     if let Some(dir) = &v.empty_dir {
         return match dir.medium.as_deref() {
             None | Some("") if dir.size_limit.is_some() => Some(unsupported(
                 format!("{at}.emptyDir.sizeLimit"),
-                "a sizeLimit on a disk-backed emptyDir (it needs eviction)",
+                "a sizeLimit on a disk-backed emptyDir (the kubelet enforces it by evicting the pod, and it never evicts a static pod)",
             )),
             None | Some("" | "Memory") => None,
             Some(medium) => Some(unsupported(
@@ -283,18 +292,22 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
         ));
     }
     let checks: [(bool, &str, &str); 3] = [
-        (set(&c.volume_devices), "volumeDevices", "volume devices"),
+        (
+            set(&c.volume_devices),
+            "volumeDevices",
+            "volume devices (raw block volumes come from PersistentVolumeClaims)",
+        ),
         (
             set(&c.restart_policy_rules),
             "restartPolicyRules",
-            "container restart rules",
+            "container restart rules (alpha in Kubernetes 1.34)",
         ),
         (
             c.lifecycle
                 .as_ref()
                 .is_some_and(|l| l.stop_signal.is_some()),
             "lifecycle.stopSignal",
-            "a stop signal",
+            "a stop signal (containerd before 2.1 takes it from the image)",
         ),
     ];
     let mounts = c.volume_mounts.iter().flatten().enumerate();
@@ -302,7 +315,7 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
         (m.recursive_read_only.as_deref() == Some("Enabled")).then(|| {
             unsupported(
                 format!("{at}.volumeMounts[{i}].recursiveReadOnly"),
-                "recursiveReadOnly Enabled",
+                "recursiveReadOnly Enabled (it needs containerd 2.0 or later)",
             )
         })
     };
@@ -379,7 +392,7 @@ fn pod_security(sc: &PodSecurityContext) -> Option<FieldError> {
         (
             sc.supplemental_groups_policy.as_deref() == Some("Strict"),
             "supplementalGroupsPolicy",
-            "supplementalGroupsPolicy Strict",
+            "supplementalGroupsPolicy Strict (it needs containerd 2.0 or later)",
         ),
     ];
     first_set(&at, checks).or_else(|| {
