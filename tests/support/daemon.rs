@@ -232,7 +232,7 @@ impl Daemon {
             )
             .env(
                 "RUST_LOG",
-                "wasmlet=info,wasmlet_agent=info,wasmlet_plugin_host=info",
+                "wasmlet=info,wasmlet_agent=info,wasmlet_plugin_host=info,wasmlet_kube=info",
             )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())

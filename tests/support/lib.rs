@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apiserver;
 pub mod daemon;
 pub mod grpc_health;
 pub mod https;

@@ -21,6 +21,7 @@ pub mod kuberuntime;
 pub mod logs;
 pub mod metrics;
 pub mod network;
+pub mod node_status;
 pub mod pleg;
 pub mod pod_ext;
 pub mod pod_workers;

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use k8s_openapi::api::core::v1::{Node, NodeStatus, NodeSystemInfo};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use wasmlet_agent::node_status::Pressure;
 
 /// `hostname`, or `localhost` if it cannot be read.
 pub fn hostname() -> String {
@@ -37,15 +38,12 @@ pub async fn detect_node_ip(hostname: &str) -> Option<IpAddr> {
     (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
 }
 
-fn memory_total_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// A `/proc/meminfo` field, in KiB.
+fn meminfo_kib(field: &str) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The size of the filesystem holding `path` (or its nearest existing
@@ -66,7 +64,7 @@ pub fn local_node(name: &str, root_dir: Option<&Path>) -> Node {
         ("cpu".to_owned(), Quantity(cpus.to_string())),
         (
             "memory".to_owned(),
-            Quantity(format!("{}Ki", memory_total_kib())),
+            Quantity(format!("{}Ki", meminfo_kib("MemTotal").unwrap_or(0))),
         ),
         ("pods".to_owned(), Quantity("110".into())),
     ]);
@@ -101,5 +99,61 @@ fn arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+fn first_line(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `PRETTY_NAME` of /etc/os-release, as the kubelet reports the OS image.
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// The Node's `nodeInfo`; `runtime` as `containerd://1.6.20`.
+pub fn system_info(runtime: &str) -> NodeSystemInfo {
+    NodeSystemInfo {
+        machine_id: first_line("/etc/machine-id"),
+        system_uuid: first_line("/sys/class/dmi/id/product_uuid"),
+        boot_id: first_line("/proc/sys/kernel/random/boot_id"),
+        kernel_version: first_line("/proc/sys/kernel/osrelease"),
+        os_image: os_image(),
+        container_runtime_version: runtime.to_owned(),
+        kubelet_version: format!("v1.34.0-wasmlet.{}", env!("CARGO_PKG_VERSION")),
+        operating_system: std::env::consts::OS.into(),
+        architecture: arch().into(),
+        ..NodeSystemInfo::default()
+    }
+}
+
+/// Whether the node is under pressure by the kubelet's default hard
+/// eviction thresholds: `memory.available<100Mi` (the kernel's
+/// MemAvailable), `nodefs.available<10%` and `nodefs.inodesFree<5%` on the
+/// root directory's filesystem. The kubelet has no default PID threshold.
+pub fn pressure(root_dir: &Path) -> Pressure {
+    let available_kib = meminfo_kib("MemAvailable");
+    let disk = root_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| rustix::fs::statvfs(p).ok())
+        .is_some_and(|s| {
+            let low =
+                |free: u64, total: u64, percent: u64| total > 0 && free * 100 < total * percent;
+            low(s.f_bavail, s.f_blocks, 10) || low(s.f_favail, s.f_files, 5)
+        });
+    Pressure {
+        memory: available_kib.is_some_and(|kib| kib < 100 * 1024),
+        disk,
+        pid: false,
     }
 }

@@ -119,6 +119,21 @@ pub struct AgentFileConfig {
     /// How long shutdown waits for the pod workers.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
+    /// A kubeconfig: cluster mode (the Node, its Lease). Default: none,
+    /// standalone.
+    pub kubeconfig: Option<PathBuf>,
+    /// Register the Node in cluster mode.
+    pub register_node: bool,
+    /// The node Lease's duration; it is renewed every quarter of it.
+    pub node_lease_duration_seconds: u32,
+    /// How often the Node's status is computed (and patched when it changed).
+    #[serde(with = "humantime_serde")]
+    pub node_status_update_frequency: Duration,
+    /// How often an unchanged Node status is patched anyway.
+    #[serde(with = "humantime_serde")]
+    pub node_status_report_frequency: Duration,
+    /// The port the Node advertises as its kubelet endpoint.
+    pub port: u16,
 }
 
 /// The agent's and the CRI client's own defaults are the file's: one
@@ -159,6 +174,12 @@ impl Default for AgentFileConfig {
             address: IpAddr::from([127, 0, 0, 1]),
             read_only_port: 10255,
             shutdown_grace_period: agent.drain,
+            kubeconfig: None,
+            register_node: true,
+            node_lease_duration_seconds: 40,
+            node_status_update_frequency: Duration::from_secs(10),
+            node_status_report_frequency: Duration::from_secs(300),
+            port: 10250,
         }
     }
 }
@@ -294,6 +315,14 @@ impl AgentFileConfig {
                 "containerLogMonitorInterval",
                 self.container_log_monitor_interval,
             ),
+            (
+                "nodeStatusUpdateFrequency",
+                self.node_status_update_frequency,
+            ),
+            (
+                "nodeStatusReportFrequency",
+                self.node_status_report_frequency,
+            ),
         ];
         for (field, value) in periods {
             if value.is_zero() {
@@ -301,6 +330,12 @@ impl AgentFileConfig {
             }
         }
         self.log_rotation()?;
+        if self.node_lease_duration_seconds == 0 {
+            return Err(FieldError::new(
+                "nodeLeaseDurationSeconds",
+                "must be greater than 0",
+            ));
+        }
         if self.read_only_port == 0 {
             return Err(FieldError::new(
                 "readOnlyPort",

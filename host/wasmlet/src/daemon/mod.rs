@@ -1,6 +1,7 @@
 //! `wasmlet run`: the node agent as a daemon. Config → build → spawn → wait
 //! for a signal → drain. Pods keep running when the agent stops.
 
+mod cluster;
 mod config;
 mod handlers;
 mod http;
@@ -58,6 +59,9 @@ pub struct RunArgs {
     pub read_only_port: Option<u16>,
     #[arg(long, value_parser = humantime::parse_duration)]
     pub file_check_frequency: Option<Duration>,
+    /// A kubeconfig: join that cluster (register the Node, keep its Lease).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// What the global flags say, when given.
@@ -98,6 +102,9 @@ pub fn effective_config(
     }
     if let Some(v) = args.file_check_frequency {
         config.file_check_frequency = v;
+    }
+    if let Some(v) = &args.kubeconfig {
+        config.kubeconfig = (!v.as_os_str().is_empty()).then(|| v.clone());
     }
     if let Some(v) = globals.runtime_endpoint {
         config.container_runtime_endpoint = v;
@@ -262,6 +269,8 @@ struct App {
     plugin_metrics: PluginMetrics,
     listener: tokio::net::TcpListener,
     endpoints: Arc<http::Endpoints>,
+    /// Cluster mode's, with the runtime it reports on.
+    cluster: Option<(cluster::Cluster, Arc<CriClient>)>,
 }
 
 /// The core tasks, running until a signal or until one of them ends.
@@ -327,13 +336,15 @@ impl App {
             .as_ref()
             .and_then(|s| s.allocatable.clone())
             .unwrap_or_default();
-        let node = node_view(&node).map_err(anyhow::Error::msg)?;
-
         let mut agent_config = AgentConfig::from(&config);
         if agent_config.host_ip.is_none() {
             agent_config.host_ip = node_facts::detect_node_ip(&node_name).await;
             tracing::info!(node_ip = ?agent_config.host_ip, "nodeIP not set; detected");
         }
+        let cluster = cluster::Cluster::connect(&config, node.clone(), agent_config.host_ip)
+            .await?
+            .map(|c| (c, runtime.clone()));
+        let node = node_view(&node).map_err(anyhow::Error::msg)?;
         let sysctls = Allowlist::new(&config.allowed_unsafe_sysctls)
             .map_err(|e| anyhow::anyhow!("allowedUnsafeSysctls: {e}"))?;
         agent_config.node_support = NodeSupport::detect(sysctls);
@@ -380,6 +391,7 @@ impl App {
             plugin_metrics,
             listener,
             endpoints,
+            cluster,
         })
     }
 
@@ -408,6 +420,14 @@ impl App {
             );
         }
         drop(updates);
+        if let Some((cluster, runtime)) = self.cluster {
+            cluster.spawn(
+                &mut tasks,
+                runtime,
+                self.endpoints.view.pleg.clone(),
+                &shutdown,
+            );
+        }
         tasks.spawn(
             "http server",
             http::serve(self.listener, self.endpoints, shutdown.clone()),

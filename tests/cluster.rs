@@ -1,0 +1,238 @@
+//! Cluster mode against the stand-in API server (tests/support/apiserver),
+//! with the agent on the real containerd: the Node registered and kept, the
+//! node Lease renewed through conflicts and outages.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wasmlet_tests::Node;
+use wasmlet_tests::apiserver::{ApiServer, PatchType};
+use wasmlet_tests::daemon::Daemon;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An agent joined to `api`, with its Lease renewed every second and its
+/// status computed every second (`extra`: more config lines).
+fn joined(api: &ApiServer, tag: &str, extra: &str) -> Daemon {
+    let mut daemon = Daemon::new(&Node::from_env(), tag, "");
+    join(&mut daemon, api, extra);
+    daemon.start();
+    daemon
+}
+
+/// Points `daemon` (not started yet) at `api`.
+fn join(daemon: &mut Daemon, api: &ApiServer, extra: &str) {
+    let kubeconfig = daemon.dir.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    daemon.set_config(&format!(
+        "kubeconfig: {}\nnodeLeaseDurationSeconds: 4\nnodeStatusUpdateFrequency: 1s\n{extra}",
+        kubeconfig.display()
+    ));
+}
+
+async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn condition<'a>(node: &'a Value, kind: &str) -> &'a Value {
+    node["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+fn status_patches(api: &ApiServer, node: &str) -> usize {
+    let path = format!("/api/v1/nodes/{node}/status");
+    api.seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn the_node_registers_reports_ready_and_patches_only_changes() {
+    let api = ApiServer::start().await;
+    let agent = joined(
+        &api,
+        "cluster-node",
+        "nodeLabels:\n  team: blue\nregisterWithTaints:\n- key: dedicated\n  value: wasm\n  effect: NoSchedule\nnodeStatusReportFrequency: 1h\n",
+    );
+    let name = agent.node_name.clone();
+    let node = wait_for("a Ready node", || {
+        api.get("Node", "", &name)
+            .filter(|n| condition(n, "Ready")["status"] == "True")
+    })
+    .await;
+    let labels = &node["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/hostname"], name.as_str());
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(
+        labels["beta.kubernetes.io/arch"],
+        labels["kubernetes.io/arch"]
+    );
+    assert_eq!(labels["team"], "blue");
+    assert_eq!(
+        node["spec"]["taints"],
+        json!([{"key": "dedicated", "value": "wasm", "effect": "NoSchedule"}])
+    );
+    let status = &node["status"];
+    for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(
+            status["capacity"][resource].is_string(),
+            "capacity {resource}: {status}"
+        );
+        assert!(
+            status["allocatable"][resource].is_string(),
+            "allocatable {resource}"
+        );
+    }
+    assert!(
+        status["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("containerd://")),
+        "{}",
+        status["nodeInfo"]
+    );
+    assert_eq!(status["nodeInfo"]["operatingSystem"], "linux");
+    assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
+    assert!(
+        status["addresses"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|a| a["type"] == "Hostname" && a["address"] == name.as_str())),
+        "{}",
+        status["addresses"]
+    );
+    assert_eq!(condition(&node, "Ready")["reason"], "KubeletReady");
+    for (kind, reason) in [
+        ("MemoryPressure", "KubeletHasSufficientMemory"),
+        ("DiskPressure", "KubeletHasNoDiskPressure"),
+        ("PIDPressure", "KubeletHasSufficientPID"),
+    ] {
+        assert_eq!(condition(&node, kind)["reason"], reason, "{kind}");
+    }
+    // Computed every second, the same status is not sent again within the
+    // report period.
+    let sent = status_patches(&api, &name);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        status_patches(&api, &name),
+        sent,
+        "an unchanged status was patched"
+    );
+    agent.finish().await;
+}
+
+#[tokio::test]
+async fn an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_is_reported() {
+    let api = ApiServer::start().await;
+    let node = Node::from_env();
+    // The name the daemon will use: known only once it exists, so register
+    // a node under it before the agent starts.
+    let mut agent = Daemon::new(&node, "cluster-existing", "");
+    let name = agent.node_name.clone();
+    api.create(json!({
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/arch": "s390x", "team": "red"}},
+    }))
+    .expect("a node");
+    join(&mut agent, &api, "nodeStatusReportFrequency: 2s\n");
+    // The API server fails the first requests: registration retries.
+    api.fail_next(3, 500);
+    agent.start();
+    let node = wait_for("the node reconciled", || {
+        api.get("Node", "", &name)
+            .filter(|n| n["metadata"]["labels"]["kubernetes.io/arch"] != "s390x")
+    })
+    .await;
+    assert_eq!(
+        node["metadata"]["labels"]["team"], "red",
+        "other labels are the operator's"
+    );
+    let beat = |n: &Value| {
+        condition(n, "Ready")["lastHeartbeatTime"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let first = wait_for("a reported status", || {
+        api.get("Node", "", &name).as_ref().and_then(beat)
+    })
+    .await;
+    wait_for("the status reported again", || {
+        api.get("Node", "", &name)
+            .as_ref()
+            .and_then(beat)
+            .filter(|b| *b != first)
+    })
+    .await;
+    agent.finish().await;
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_through_a_conflict_and_an_outage() {
+    let api = ApiServer::start().await;
+    let agent = joined(&api, "cluster-lease", "");
+    let name = agent.node_name.clone();
+    let lease = wait_for("the node lease", || {
+        api.get("Lease", "kube-node-lease", &name)
+    })
+    .await;
+    assert_eq!(lease["spec"]["holderIdentity"], name.as_str());
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 4);
+    let renewed = |after: &Value| {
+        let after = after["spec"]["renewTime"].clone();
+        let api = &api;
+        let name = name.clone();
+        move || {
+            api.get("Lease", "kube-node-lease", &name).filter(|l| {
+                l["spec"]["renewTime"] != after && l["spec"]["holderIdentity"] == name.as_str()
+            })
+        }
+    };
+    let lease = wait_for("a renewal", renewed(&lease)).await;
+    // The Node is registered by now: the lease is owned by it.
+    let owner = wait_for("the lease owned by the node", || {
+        api.get("Lease", "kube-node-lease", &name)
+            .filter(|l| l["metadata"]["ownerReferences"].is_array())
+    })
+    .await;
+    let node = api.get("Node", "", &name).expect("the node");
+    assert_eq!(
+        owner["metadata"]["ownerReferences"][0]["uid"],
+        node["metadata"]["uid"]
+    );
+
+    // Someone else writes the lease: the agent's next PUT is stale (409),
+    // and it must read the lease again to renew it.
+    let theirs = api
+        .patch(
+            "Lease",
+            "kube-node-lease",
+            &name,
+            PatchType::Merge,
+            &json!({"spec": {"holderIdentity": "someone-else"}}),
+            false,
+        )
+        .expect("a patch");
+    wait_for("a renewal after the conflict", renewed(&theirs)).await;
+
+    // Down for a few seconds (longer than the renew interval), then back.
+    api.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = api
+        .get("Lease", "kube-node-lease", &name)
+        .expect("the lease");
+    api.resume().await;
+    wait_for("a renewal after the outage", renewed(&before)).await;
+    drop(lease);
+    agent.finish().await;
+}
