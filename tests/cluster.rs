@@ -236,3 +236,81 @@ async fn the_lease_is_renewed_through_a_conflict_and_an_outage() {
     drop(lease);
     agent.finish().await;
 }
+
+/// A pod the scheduler bound to `node`, as the API server holds it.
+fn bound_pod(name: &str, node: &str) -> Value {
+    json!({
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{
+                "name": "main",
+                "image": Node::from_env().test_image,
+                "command": ["sleep", "3600"],
+                "imagePullPolicy": "IfNotPresent",
+            }],
+        },
+    })
+}
+
+fn container_id(pod: &Value) -> String {
+    pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn running(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+}
+
+#[tokio::test]
+async fn pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_outages() {
+    let api = ApiServer::start().await;
+    api.set_bookmark_interval(Duration::from_millis(500));
+    let agent = joined(&api, "cluster-pods", "");
+    let name = agent.node_name.clone();
+    // One pod for this node, one for another: only the first is this node's.
+    api.create(bound_pod("web", &name)).expect("a pod");
+    api.create(bound_pod("elsewhere", "another-node"))
+        .expect("a pod");
+    let pod = agent.wait_pod("web", WAIT, running).await;
+    let id = container_id(&pod);
+    assert!(
+        agent.pod("elsewhere").await.is_none(),
+        "another node's pod ran here"
+    );
+    let uid = api.get("Pod", "default", "web").expect("the pod")["metadata"]["uid"].clone();
+    assert_eq!(pod["metadata"]["uid"], uid, "the API's UID is the pod's");
+
+    // A second pod arrives through the watch.
+    api.create(bound_pod("late", &name)).expect("a pod");
+    agent.wait_pod("late", WAIT, running).await;
+
+    // A dropped watch, then an outage during which a pod is bound and the
+    // log is compacted past the agent's resourceVersion: its watch is 410
+    // Gone and it must list again to see the pod. Nothing restarts.
+    api.drop_watches();
+    api.stop();
+    api.create(bound_pod("after", &name)).expect("a pod");
+    api.compact();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    api.resume().await;
+    agent.wait_pod("after", WAIT, running).await;
+    let pod = agent.pod("web").await.expect("web still there");
+    assert_eq!(container_id(&pod), id, "the container was replaced");
+    assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // Deleted on the server (grace 0, as after a graceful deletion): gone here.
+    api.delete("Pod", "default", "late", &json!({"gracePeriodSeconds": 0}))
+        .expect("deleted");
+    agent.wait_gone("late", WAIT).await;
+    assert!(agent.pod("web").await.is_some());
+    for pod in ["web", "after"] {
+        api.delete("Pod", "default", pod, &json!({"gracePeriodSeconds": 0}))
+            .expect("deleted");
+    }
+    agent.finish().await;
+}

@@ -56,6 +56,7 @@ async fn exec_runs_in_the_target_container_and_only_when_granted() {
     let host = Arc::new(HostContext {
         node_name: "test-node".into(),
         exec: Some(Arc::new(runtime.clone())),
+        kube: None,
     });
     let grant = CallTarget {
         pod_uid: pod.config.metadata.uid.clone(),

@@ -297,13 +297,14 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    /// The pod named `name` (without the node suffix), if the agent lists it.
+    /// The pod named `name` (a static pod's without the node suffix), if
+    /// the agent lists it.
     pub async fn pod(&self, name: &str) -> Option<Value> {
         let full = format!("{name}-{}", self.node_name);
-        self.pods()
-            .await
-            .into_iter()
-            .find(|p| p["metadata"]["name"] == full.as_str())
+        self.pods().await.into_iter().find(|p| {
+            let listed = &p["metadata"]["name"];
+            listed == full.as_str() || listed == name
+        })
     }
 
     pub async fn events(&self) -> Vec<Value> {

@@ -155,6 +155,7 @@ async fn measure() {
         HostContext {
             node_name: "bench".into(),
             exec: Some(Arc::new(runtime.clone())),
+            kube: None,
         },
     )
     .await;

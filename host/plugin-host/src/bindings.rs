@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
             import wasmlet:plugin/exec@0.1.0;
             import wasmlet:plugin/changes@0.1.0;
             import wasmlet:plugin/net@0.1.0;
+            import wasmlet:plugin/kube-api@0.1.0;
             export wasmlet:plugin/admission-handler@0.1.0;
             export wasmlet:plugin/probe-handler@0.1.0;
             export wasmlet:plugin/lifecycle-handler@0.1.0;
@@ -25,12 +26,16 @@ wasmtime::component::bindgen!({
         "wasmlet:plugin/exec.run": async,
         "wasmlet:plugin/changes.wait": async,
         "wasmlet:plugin/net": async,
+        "wasmlet:plugin/kube-api": async,
     },
-    with: { "wasmlet:plugin/net.connection": crate::connection::Connection },
+    with: {
+        "wasmlet:plugin/net.connection": crate::connection::Connection,
+        "wasmlet:plugin/kube-api.watch-stream": crate::imports::kube_api::HostWatch,
+    },
     exports: { default: async },
 });
 
 pub use exports::wasmlet::plugin::{
     admission_handler, lifecycle_handler, pod_source_handler, probe_handler,
 };
-pub use wasmlet::plugin::{changes, exec, host, net, types};
+pub use wasmlet::plugin::{changes, exec, host, kube_api, net, types};

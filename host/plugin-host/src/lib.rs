@@ -40,14 +40,16 @@ pub use bindings::admission_handler::Decision;
 pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};
 pub use bindings::probe_handler::{Outcome, ProbeResult};
 pub use bindings::types;
-pub use capability::{ContainerExec, HostContext};
+pub use capability::{
+    ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, ContainerExec, HostContext, WatchEnd,
+};
 pub use contract::{ComponentFacts, Kind, WIT_VERSION, wit_compatible};
 pub use directory::{PluginSet, Skipped};
 pub use engine::{EngineError, PluginEngine};
 pub use error::{CallError, Failure, FieldError, LoadError, ManifestError};
 pub use grants::CallTarget;
 pub use manifest::{
-    Capabilities, Destination, FailurePolicy, Grant, LimitCaps, Limits, Manifest, Mode,
+    ApiAccess, Capabilities, Destination, FailurePolicy, Grant, LimitCaps, Limits, Manifest, Mode,
 };
 pub use metrics::PluginMetrics;
 pub use plugin::Plugin;

@@ -79,6 +79,44 @@ pub struct Capabilities {
     /// Probe/lifecycle: may exec in the container a call is about.
     #[serde(default)]
     pub exec: bool,
+    /// Pod sources: what they may list and watch of the Kubernetes API.
+    #[serde(default)]
+    pub kube_api: Vec<ApiAccess>,
+}
+
+/// One thing a plugin may read of the Kubernetes API: a resource, in one
+/// namespace or all, with exactly this field selector (none: any).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ApiAccess {
+    pub resource: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub field_selector: Option<String>,
+}
+
+impl ApiAccess {
+    /// Whether a query of `resource` in `namespace` with `selector` is this.
+    pub fn allows(&self, resource: &str, namespace: Option<&str>, selector: Option<&str>) -> bool {
+        self.resource == resource
+            && (self.namespace.is_none() || self.namespace.as_deref() == namespace)
+            && (self.field_selector.is_none() || self.field_selector.as_deref() == selector)
+    }
+
+    /// What both allow, if they overlap.
+    fn intersect(&self, other: &Self) -> Option<Self> {
+        let narrower = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (None, x) | (x, None) => Some(x.clone()),
+            (Some(a), Some(b)) => (a == b).then(|| Some(a.clone())),
+        };
+        (self.resource == other.resource).then_some(())?;
+        Some(Self {
+            resource: self.resource.clone(),
+            namespace: narrower(&self.namespace, &other.namespace)?,
+            field_selector: narrower(&self.field_selector, &other.field_selector)?,
+        })
+    }
 }
 
 impl Capabilities {
@@ -180,6 +218,7 @@ pub struct Grant {
     pub connect: Vec<Destination>,
     pub target_pod: bool,
     pub exec: bool,
+    pub kube_api: Vec<ApiAccess>,
 }
 
 impl Grant {
@@ -200,6 +239,7 @@ impl Grant {
                 connect: requested.into_iter().collect(),
                 target_pod: request.target_pod,
                 exec: request.exec,
+                kube_api: request.kube_api.clone(),
             });
         };
         let allowed = parse(&operator.connect)?;
@@ -217,6 +257,11 @@ impl Grant {
             connect: connect.into_iter().collect(),
             target_pod: request.target_pod && operator.target_pod,
             exec: request.exec && operator.exec,
+            kube_api: request
+                .kube_api
+                .iter()
+                .flat_map(|r| operator.kube_api.iter().filter_map(|a| r.intersect(a)))
+                .collect(),
         })
     }
 
@@ -235,6 +280,14 @@ impl Grant {
         if self.exec {
             parts.push("exec".into());
         }
+        parts.extend(self.kube_api.iter().map(|a| {
+            let selector = a
+                .field_selector
+                .as_deref()
+                .map(|s| format!("?{s}"))
+                .unwrap_or_default();
+            format!("kube-api:{}{selector}", a.resource)
+        }));
         if parts.is_empty() {
             "-".into()
         } else {
@@ -438,6 +491,16 @@ impl Manifest {
             )
             .into());
         }
+        if !manifest.capabilities.kube_api.is_empty() && manifest.kind != Kind::PodSource {
+            return Err(FieldError::new(
+                "capabilities.kube-api",
+                format!(
+                    "only pod sources read the Kubernetes API (kind = {:?})",
+                    manifest.kind.world()
+                ),
+            )
+            .into());
+        }
         manifest
             .capabilities
             .validate()
@@ -577,6 +640,11 @@ mod tests {
             connect: vec!["127.0.0.1:8080".into(), "10.0.0.1".into()],
             target_pod: true,
             exec: true,
+            kube_api: vec![ApiAccess {
+                resource: "pods".into(),
+                namespace: None,
+                field_selector: Some("spec.nodeName=n1".into()),
+            }],
         };
         let all = Grant::effective(&request, None).expect("valid");
         assert_eq!(all.read_dirs.len(), 2);
@@ -588,6 +656,19 @@ mod tests {
             connect: vec!["127.0.0.1:8080".into(), "127.0.0.1:9090".into()],
             target_pod: true,
             exec: false,
+            // Any selector on pods covers the request's; secrets were not asked for.
+            kube_api: vec![
+                ApiAccess {
+                    resource: "pods".into(),
+                    namespace: None,
+                    field_selector: None,
+                },
+                ApiAccess {
+                    resource: "secrets".into(),
+                    namespace: None,
+                    field_selector: None,
+                },
+            ],
         };
         let narrowed = Grant::effective(&request, Some(&operator)).expect("valid");
         assert_eq!(
@@ -600,6 +681,15 @@ mod tests {
         );
         assert!(narrowed.target_pod);
         assert!(!narrowed.exec, "the operator did not grant exec");
+        assert_eq!(narrowed.kube_api, request.kube_api);
+        let pods = &narrowed.kube_api[0];
+        assert!(pods.allows("pods", None, Some("spec.nodeName=n1")));
+        assert!(
+            !pods.allows("pods", None, Some("spec.nodeName=n2")),
+            "another node's pods"
+        );
+        assert!(!pods.allows("pods", None, None), "every pod");
+        assert!(!pods.allows("secrets", None, Some("spec.nodeName=n1")));
     }
 
     #[test]

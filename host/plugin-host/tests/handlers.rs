@@ -448,6 +448,7 @@ async fn exec_probes_and_hooks_run_in_the_target_container() {
         HostContext {
             node_name: "test-node".into(),
             exec: Some(Arc::new(runtime.clone())),
+            kube: None,
         },
     );
     let t = target_in(id.as_str(), 80);

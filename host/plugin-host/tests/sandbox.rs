@@ -219,6 +219,7 @@ async fn exec_is_refused_when_not_granted_and_runs_in_the_target_when_granted() 
         HostContext {
             node_name: "test-node".into(),
             exec: Some(std::sync::Arc::new(runtime.clone())),
+            kube: None,
         },
     );
     let probe = "kind = \"probe\"\nwit = \"0.1.0\"\n";
@@ -566,6 +567,7 @@ async fn exec_output_reaches_the_plugin_bounded() {
         HostContext {
             node_name: "test-node".into(),
             exec: Some(std::sync::Arc::new(runtime.clone())),
+            kube: None,
         },
     );
     let probe = "kind = \"probe\"\nwit = \"0.1.0\"\n[capabilities]\nexec = true\n";

@@ -82,6 +82,7 @@ impl Tools {
             host: Arc::new(HostContext {
                 node_name: node_facts::hostname(),
                 exec: None,
+                kube: None,
             }),
             metrics: PluginMetrics::default(),
         })

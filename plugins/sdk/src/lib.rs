@@ -232,6 +232,8 @@ pub mod pod_source {
 
     pub use exports::wasmlet::plugin::pod_source_handler::{Guest, Problem, Snapshot, SourcePod};
     pub use wasmlet::plugin::changes;
+    /// Lists and watches of the Kubernetes API, as granted (`kube-api`).
+    pub use wasmlet::plugin::kube_api;
     pub use wasmlet::plugin::types::*;
 
     pub mod host {

@@ -78,9 +78,10 @@ impl ApiServer {
             .await
             .expect("bind the stand-in API server");
         let addr = listener.local_addr().expect("its address");
+        let seed = random_u64();
         let shared = Arc::new(Shared {
-            token: format!("wasmlet-test-{:x}", fastrand_u64()),
-            store: Mutex::default(),
+            token: format!("wasmlet-test-{seed:x}"),
+            store: Mutex::new(Store::seeded(seed)),
             changes: broadcast::channel(16_384).0,
             watch_generation: watch::channel(0).0,
             faults: Mutex::default(),
@@ -256,7 +257,9 @@ impl Drop for ApiServer {
     }
 }
 
-fn fastrand_u64() -> u64 {
+/// Random enough for tokens and UIDs of one test run (std's hasher keys
+/// are random per process and per map).
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());

@@ -174,6 +174,15 @@ pub enum PatchType {
 }
 
 impl Store {
+    /// A store whose UIDs start at a random place, as a real cluster's are
+    /// unique: runtimes remember sandboxes by UID.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            uids: seed & 0xffff_ffff_0000,
+            ..Self::default()
+        }
+    }
+
     pub fn resource_version(&self) -> u64 {
         self.rv
     }

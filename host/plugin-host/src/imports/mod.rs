@@ -6,5 +6,6 @@ pub(crate) mod changes;
 pub(crate) mod exec;
 pub(crate) mod host;
 pub(crate) mod http;
+pub(crate) mod kube_api;
 pub(crate) mod net;
 pub(crate) mod sockets;

@@ -72,6 +72,7 @@ impl Harness {
             HostContext {
                 node_name: "test-node".into(),
                 exec: None,
+                kube: None,
             },
         )
     }

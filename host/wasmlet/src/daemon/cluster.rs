@@ -21,6 +21,8 @@ use wasmlet_cri::CriClient;
 use wasmlet_kube::ApiClient;
 use wasmlet_kube::lease::{self, LeaseSettings};
 use wasmlet_kube::node::NodeApi;
+use wasmlet_kube::reader::{self, Query, Reader};
+use wasmlet_plugin_host::{ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, WatchEnd};
 
 use super::AgentFileConfig;
 use super::tasks::CoreTasks;
@@ -37,21 +39,94 @@ pub struct Cluster {
     root_dir: std::path::PathBuf,
 }
 
+/// The cluster's client, if a kubeconfig is configured (cluster mode).
+pub async fn connect(config: &AgentFileConfig) -> anyhow::Result<Option<ApiClient>> {
+    let Some(path) = &config.kubeconfig else {
+        return Ok(None);
+    };
+    let client = ApiClient::from_kubeconfig(path)
+        .await
+        .context("cluster mode")?;
+    tracing::info!(server = %client.server(), "cluster mode");
+    Ok(Some(client))
+}
+
+/// The plugins' `kube-api` reads, through the cluster's client.
+pub fn reads(client: &ApiClient) -> Arc<dyn ApiReader> {
+    Arc::new(ApiReads(Reader::new(client)))
+}
+
+struct ApiReads(Reader);
+
+struct Watched(reader::Watch);
+
+fn query(q: &ApiQuery) -> Query {
+    Query {
+        resource: q.resource.clone(),
+        namespace: q.namespace.clone(),
+        field_selector: q.field_selector.clone(),
+        label_selector: q.label_selector.clone(),
+    }
+}
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl ApiReader for ApiReads {
+    fn list<'a>(&'a self, q: &'a ApiQuery) -> Boxed<'a, Result<ApiList, String>> {
+        Box::pin(async move {
+            let (resource_version, items) =
+                self.0.list(&query(q)).await.map_err(|e| e.to_string())?;
+            Ok(ApiList {
+                resource_version,
+                items,
+            })
+        })
+    }
+
+    fn watch<'a>(
+        &'a self,
+        q: &'a ApiQuery,
+        resource_version: &'a str,
+    ) -> Boxed<'a, Result<Box<dyn ApiWatch>, String>> {
+        Box::pin(async move {
+            let watch = self
+                .0
+                .watch(&query(q), resource_version)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(Watched(watch)) as Box<dyn ApiWatch>)
+        })
+    }
+}
+
+impl ApiWatch for Watched {
+    fn next(&mut self) -> Boxed<'_, Result<(ApiEventKind, String), WatchEnd>> {
+        Box::pin(async move {
+            match self.0.next().await {
+                Ok((kind, object)) => {
+                    let kind = match kind {
+                        "ADDED" => ApiEventKind::Added,
+                        "MODIFIED" => ApiEventKind::Modified,
+                        "DELETED" => ApiEventKind::Deleted,
+                        _ => ApiEventKind::Bookmark,
+                    };
+                    Ok((kind, object))
+                }
+                Err(reader::WatchEnd::Gone) => Err(WatchEnd::Gone),
+                Err(reader::WatchEnd::Closed(why)) => Err(WatchEnd::Closed(why)),
+            }
+        })
+    }
+}
+
 impl Cluster {
-    /// `None` without a kubeconfig (standalone). `node` is the Node as
-    /// admission sees it (labels, taints, capacity).
-    pub async fn connect(
+    /// `node` is the Node as admission sees it (labels, taints, capacity).
+    pub fn new(
+        client: ApiClient,
         config: &AgentFileConfig,
         mut node: Node,
         node_ip: Option<std::net::IpAddr>,
-    ) -> anyhow::Result<Option<Self>> {
-        let Some(path) = &config.kubeconfig else {
-            return Ok(None);
-        };
-        let client = ApiClient::from_kubeconfig(path)
-            .await
-            .context("cluster mode")?;
-        tracing::info!(server = %client.server(), "cluster mode");
+    ) -> Self {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(labels) = node.metadata.labels.as_mut() {
             // The kubelet also sets the deprecated beta labels.
@@ -83,7 +158,7 @@ impl Cluster {
                 port: i32::from(config.port),
             }),
         });
-        Ok(Some(Self {
+        Self {
             client,
             node,
             register: config.register_node,
@@ -91,7 +166,7 @@ impl Cluster {
             update_every: config.node_status_update_frequency,
             report_every: config.node_status_report_frequency,
             root_dir: config.root_dir.clone(),
-        }))
+        }
     }
 
     pub fn spawn(

@@ -35,6 +35,7 @@ use crate::node_facts;
 /// The built-in sources, configured from the agent's own settings.
 const FILE_SOURCE: &str = "file-source";
 const HTTP_SOURCE: &str = "http-source";
+const API_SOURCE: &str = "api-source";
 
 /// Flags of `wasmlet run`; each overrides the config file's field.
 #[derive(Debug, Default, clap::Args)]
@@ -181,6 +182,18 @@ fn configure_builtin(
             manifest.capabilities.connect = vec![destination.clone()];
             Ok(true)
         }
+        API_SOURCE => {
+            if config.kubeconfig.is_none() {
+                return Ok(false);
+            }
+            // This node's pods, as the kubelet watches them.
+            manifest.capabilities.kube_api = vec![wasmlet_plugin_host::ApiAccess {
+                resource: "pods".into(),
+                namespace: None,
+                field_selector: Some(format!("spec.nodeName={}", config.node_name())),
+            }];
+            Ok(true)
+        }
         _ => Ok(true),
     }
 }
@@ -288,9 +301,11 @@ impl App {
 
         let runtime = Arc::new(CriClient::new(CriConfig::from(&config)));
         let engine = Arc::new(PluginEngine::new(config.plugin_cache()).context("plugin engine")?);
+        let client = cluster::connect(&config).await?;
         let host = Arc::new(HostContext {
             node_name: node_name.clone(),
             exec: Some(runtime.clone()),
+            kube: client.as_ref().map(cluster::reads),
         });
         let plugin_metrics = PluginMetrics::default();
         let set = PluginSet::load_dir_with(
@@ -341,9 +356,11 @@ impl App {
             agent_config.host_ip = node_facts::detect_node_ip(&node_name).await;
             tracing::info!(node_ip = ?agent_config.host_ip, "nodeIP not set; detected");
         }
-        let cluster = cluster::Cluster::connect(&config, node.clone(), agent_config.host_ip)
-            .await?
-            .map(|c| (c, runtime.clone()));
+        let cluster = client.map(|client| {
+            let cluster =
+                cluster::Cluster::new(client, &config, node.clone(), agent_config.host_ip);
+            (cluster, runtime.clone())
+        });
         let node = node_view(&node).map_err(anyhow::Error::msg)?;
         let sysctls = Allowlist::new(&config.allowed_unsafe_sysctls)
             .map_err(|e| anyhow::anyhow!("allowedUnsafeSysctls: {e}"))?;
@@ -519,6 +536,7 @@ fn configured_sources(
             "staticPodPath",
         ),
         (HTTP_SOURCE, config.static_pod_url.is_some(), "staticPodURL"),
+        (API_SOURCE, config.kubeconfig.is_some(), "kubeconfig"),
     ];
     for (name, configured, field) in builtins {
         let known = running
