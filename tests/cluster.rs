@@ -314,3 +314,80 @@ async fn pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_o
     }
     agent.finish().await;
 }
+
+#[tokio::test]
+async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out_an_outage() {
+    let api = ApiServer::start().await;
+    let agent = joined(&api, "cluster-status", "");
+    let name = agent.node_name.clone();
+    let mut short = bound_pod("short", &name);
+    short["spec"]["restartPolicy"] = json!("Never");
+    short["spec"]["containers"][0]["command"] = json!(["sleep", "4"]);
+    api.create(bound_pod("web", &name)).expect("a pod");
+    api.create(short).expect("a pod");
+    // A condition someone else owns (a readiness gate's, say).
+    let gate = json!({"type": "example.com/Gate", "status": "True"});
+    api.patch(
+        "Pod",
+        "default",
+        "web",
+        PatchType::Strategic,
+        &json!({"status": {"conditions": [gate]}}),
+        true,
+    )
+    .expect("a status patch");
+    let local = agent.wait_pod("web", WAIT, running).await;
+    let served = wait_for("web's status on the server", || {
+        api.get("Pod", "default", "web")
+            .filter(|p| p["status"]["phase"] == "Running" && !container_id(p).is_empty())
+    })
+    .await;
+    assert_eq!(container_id(&served), container_id(&local));
+    assert_eq!(served["status"]["hostIP"], local["status"]["hostIP"]);
+    let conditions = served["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions.contains(&gate),
+        "another's condition was dropped: {conditions:?}"
+    );
+    assert!(
+        conditions.iter().any(|c| c["type"] == "Ready"),
+        "{conditions:?}"
+    );
+    let uid = served["metadata"]["uid"].clone();
+    for patch in api
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.path == "/api/v1/namespaces/default/pods/web/status")
+    {
+        assert_eq!(
+            patch.body["metadata"]["uid"], uid,
+            "a status patch without the UID precondition"
+        );
+        assert!(
+            patch
+                .content_type
+                .starts_with("application/strategic-merge-patch+json")
+        );
+    }
+
+    // The short pod finishes while the API server is down; its status
+    // arrives once it is back.
+    api.stop();
+    agent
+        .wait_pod("short", WAIT, |p| p["status"]["phase"] == "Succeeded")
+        .await;
+    api.resume().await;
+    wait_for("short's Succeeded on the server", || {
+        api.get("Pod", "default", "short")
+            .filter(|p| p["status"]["phase"] == "Succeeded")
+    })
+    .await;
+    for pod in ["web", "short"] {
+        api.delete("Pod", "default", pod, &json!({"gracePeriodSeconds": 0}))
+            .expect("deleted");
+    }
+    agent.finish().await;
+}

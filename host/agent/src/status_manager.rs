@@ -12,9 +12,20 @@ use wasmlet_core::PodUid;
 use crate::api_status::time;
 use crate::pod_ext::PodUidExt;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PodStatuses {
     pods: Mutex<BTreeMap<PodUid, Pod>>,
+    /// Bumped on every change, for whoever sends statuses on (the API).
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for PodStatuses {
+    fn default() -> Self {
+        Self {
+            pods: Mutex::default(),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 fn uid_of(pod: &Pod) -> PodUid {
@@ -43,11 +54,23 @@ impl PodStatuses {
         }
         let mut entry = Pod::clone(pod);
         entry.status = Some(status);
+        let same = pods.get(&uid) == Some(&entry);
         pods.insert(uid, entry);
+        drop(pods);
+        if !same {
+            self.changed.send_modify(|n| *n += 1);
+        }
     }
 
     pub fn remove(&self, uid: &PodUid) {
-        self.lock().remove(uid);
+        if self.lock().remove(uid).is_some() {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Wakes on every change of a status (or of the set of pods).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Whether the pod's phase is Succeeded or Failed: it runs nothing again.

@@ -6,6 +6,7 @@
 
 pub mod lease;
 pub mod node;
+pub mod pods;
 pub mod reader;
 
 use std::path::Path;

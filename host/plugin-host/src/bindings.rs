@@ -30,7 +30,7 @@ wasmtime::component::bindgen!({
     },
     with: {
         "wasmlet:plugin/net.connection": crate::connection::Connection,
-        "wasmlet:plugin/kube-api.watch-stream": crate::imports::kube_api::HostWatch,
+        "wasmlet:plugin/kube-api.watch-stream": crate::watch_stream::HostWatch,
     },
     exports: { default: async },
 });

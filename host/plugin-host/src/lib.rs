@@ -35,6 +35,7 @@ mod slots;
 mod source;
 mod state;
 mod tls;
+mod watch_stream;
 
 pub use bindings::admission_handler::Decision;
 pub use bindings::pod_source_handler::{Problem, Snapshot, SourcePod};

@@ -8,18 +8,16 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 
 use crate::bindings::{kube_api, types};
-use crate::capability::{ApiEventKind, ApiQuery, ApiWatch, WatchEnd};
+use crate::capability::{ApiEventKind, ApiQuery, WatchEnd};
 use crate::imports::changes::MAX_WAIT;
 use crate::state::CallState;
+use crate::watch_stream::HostWatch;
 
 /// Largest list a guest gets (JSON bytes, all items): a node's pods are far
 /// below it, and the guest's memory cap holds below anyway.
 const MAX_LIST_BYTES: usize = 64 << 20;
 /// Largest single object: etcd's own limit is 1.5 MiB.
 const MAX_OBJECT_BYTES: usize = 4 << 20;
-
-/// An open watch, as the guest's `watch` resource.
-pub struct HostWatch(Box<dyn ApiWatch>);
 
 impl CallState {
     /// The query, if the plugin is granted it and the node is in a cluster.

@@ -11,16 +11,22 @@ use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::HashMap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use wasmlet_agent::agent::AgentView;
 use wasmlet_agent::health::Heartbeat;
 use wasmlet_agent::node_status::{self, NodeHealth};
 use wasmlet_agent::pleg::RELIST_THRESHOLD;
+use wasmlet_agent::status_manager::PodStatuses;
 use wasmlet_core::RuntimeInfo;
 use wasmlet_cri::CriClient;
 use wasmlet_kube::ApiClient;
 use wasmlet_kube::lease::{self, LeaseSettings};
 use wasmlet_kube::node::NodeApi;
+use wasmlet_kube::pods::PodApi;
 use wasmlet_kube::reader::{self, Query, Reader};
 use wasmlet_plugin_host::{ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, WatchEnd};
 
@@ -173,10 +179,19 @@ impl Cluster {
         self,
         tasks: &mut CoreTasks,
         runtime: Arc<CriClient>,
-        pleg: Arc<Heartbeat>,
+        view: &AgentView,
         shutdown: &CancellationToken,
     ) {
+        let pleg = view.pleg.clone();
         let name = self.node.metadata.name.clone().unwrap_or_default();
+        tasks.spawn(
+            "pod status",
+            report_pod_statuses(
+                PodApi::new(&self.client),
+                view.statuses.clone(),
+                shutdown.clone(),
+            ),
+        );
         tasks.spawn(
             "node lease",
             lease::run(
@@ -287,4 +302,75 @@ fn now() -> Time {
         .unwrap_or_default();
     let seconds = i64::try_from(since.as_secs()).unwrap_or(0);
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap_or_default())
+}
+
+/// The source annotation the config mux's pods carry (`api` for the API
+/// server's pods; a static pod's status goes to its mirror pod instead).
+const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
+/// Every status is looked at again this often, changed or not (the
+/// kubelet's status manager syncs all pods every 10 s).
+const STATUS_RESYNC: Duration = Duration::from_secs(10);
+const STATUS_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+
+fn from_api(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_SOURCE))
+        .is_some_and(|s| s == "api")
+}
+
+/// Sends the API server's pods' statuses when they change: one task, so a
+/// slow or absent API server never holds up the sync loop; a failed round is
+/// retried with back-off. After a restart every status is sent once again.
+async fn report_pod_statuses(api: PodApi, statuses: Arc<PodStatuses>, shutdown: CancellationToken) {
+    let mut changed = statuses.subscribe();
+    let mut sent: HashMap<String, PodStatus> = HashMap::new();
+    let mut retry = STATUS_RETRY.0;
+    let mut failed = false;
+    loop {
+        let wait = if failed { retry } else { STATUS_RESYNC };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = changed.changed(), if !failed => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        let pods = statuses.list();
+        sent.retain(|uid, _| pods.iter().any(|p| p.metadata.uid.as_deref() == Some(uid)));
+        failed = false;
+        for pod in pods.iter().filter(|p| from_api(p)) {
+            let (Some(namespace), Some(name), Some(uid), Some(status)) = (
+                pod.metadata.namespace.as_deref(),
+                pod.metadata.name.as_deref(),
+                pod.metadata.uid.as_deref(),
+                pod.status.as_ref(),
+            ) else {
+                continue;
+            };
+            if sent.get(uid) == Some(status) {
+                continue;
+            }
+            match api.patch_status(namespace, name, uid, status).await {
+                Ok(()) => {
+                    sent.insert(uid.to_owned(), status.clone());
+                }
+                // Gone, or replaced by a namesake: nothing to write to.
+                Err(e) if e.is_not_found() || e.is_conflict() => {
+                    tracing::debug!(pod = %name, error = %e, "pod status not written");
+                    sent.insert(uid.to_owned(), status.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "failed to update the pod's status; retrying in {retry:?}");
+                    failed = true;
+                    // The server is unwell: the rest waits for the retry too.
+                    break;
+                }
+            }
+        }
+        retry = if failed {
+            (retry * 2).min(STATUS_RETRY.1)
+        } else {
+            STATUS_RETRY.0
+        };
+    }
 }

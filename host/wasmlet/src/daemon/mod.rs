@@ -438,12 +438,7 @@ impl App {
         }
         drop(updates);
         if let Some((cluster, runtime)) = self.cluster {
-            cluster.spawn(
-                &mut tasks,
-                runtime,
-                self.endpoints.view.pleg.clone(),
-                &shutdown,
-            );
+            cluster.spawn(&mut tasks, runtime, &self.endpoints.view, &shutdown);
         }
         tasks.spawn(
             "http server",

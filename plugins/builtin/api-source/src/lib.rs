@@ -38,13 +38,21 @@ fn query() -> Query {
     }
 }
 
-fn meta(object: &str) -> Option<(String, String)> {
-    let v: Value = serde_json::from_str(object).ok()?;
-    let m = &v["metadata"];
-    Some((
-        m["uid"].as_str().unwrap_or_default().to_owned(),
-        m["resourceVersion"].as_str().unwrap_or_default().to_owned(),
-    ))
+/// The pod's UID and resourceVersion, and its JSON with the source
+/// annotation every source's pods carry (the kubelet's
+/// `kubernetes.io/config.source`: `api` for these).
+fn read(object: &str) -> Option<(String, String, String)> {
+    let mut v: Value = serde_json::from_str(object).ok()?;
+    let m = &mut v["metadata"];
+    let uid = m["uid"].as_str().unwrap_or_default().to_owned();
+    let rv = m["resourceVersion"].as_str().unwrap_or_default().to_owned();
+    if m.get("uid").is_some() {
+        if !m["annotations"].is_object() {
+            m["annotations"] = Value::Object(Default::default());
+        }
+        m["annotations"]["kubernetes.io/config.source"] = Value::from("api");
+    }
+    Some((uid, rv, v.to_string()))
 }
 
 impl Reflector {
@@ -54,7 +62,10 @@ impl Reflector {
         self.pods = list
             .items
             .into_iter()
-            .filter_map(|item| Some((meta(&item)?.0, item)))
+            .filter_map(|item| {
+                let (uid, _, json) = read(&item)?;
+                Some((uid, json))
+            })
             .collect();
         self.resource_version = Some(list.resource_version);
         Ok(())
@@ -76,7 +87,7 @@ impl Reflector {
 
     /// Applies one event; whether the pods changed.
     fn apply(&mut self, kind: EventKind, object: &str) -> bool {
-        let Some((uid, rv)) = meta(object) else {
+        let Some((uid, rv, object)) = read(object) else {
             return false;
         };
         if !rv.is_empty() {
@@ -85,7 +96,7 @@ impl Reflector {
         match kind {
             EventKind::Bookmark => false,
             EventKind::Added | EventKind::Modified => {
-                self.pods.insert(uid, object.to_owned()).as_deref() != Some(object)
+                self.pods.insert(uid, object.clone()).as_deref() != Some(object.as_str())
             }
             EventKind::Deleted => self.pods.remove(&uid).is_some(),
         }

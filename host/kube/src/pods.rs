@@ -1,0 +1,39 @@
+//! Pods' status through the status subresource, as the kubelet's status
+//! manager writes it: a strategic merge patch (conditions merge by type, so
+//! those others own stay) carrying the pod's UID as a precondition, so a
+//! status never lands on a namesake that replaced the pod (409).
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use crate::{ApiClient, KubeError, bounded};
+
+#[derive(Debug, Clone)]
+pub struct PodApi {
+    client: ApiClient,
+}
+
+impl PodApi {
+    pub fn new(client: &ApiClient) -> Self {
+        Self {
+            client: client.clone(),
+        }
+    }
+
+    /// Writes `status` to pod `namespace/name`, if it is still the one with `uid`.
+    pub async fn patch_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        status: &PodStatus,
+    ) -> Result<(), KubeError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.kube(), namespace);
+        let patch = json!({"metadata": {"uid": uid}, "status": status});
+        bounded(pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(patch)))
+            .await
+            .map(|_| ())
+    }
+}
