@@ -391,3 +391,32 @@ async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out
     }
     agent.finish().await;
 }
+
+#[tokio::test]
+async fn a_deleted_pod_is_stopped_with_its_grace_then_deleted_for_good_with_its_uid() {
+    let api = ApiServer::start().await;
+    let agent = joined(&api, "cluster-delete", "");
+    let name = agent.node_name.clone();
+    api.create(bound_pod("web", &name)).expect("a pod");
+    agent.wait_pod("web", WAIT, running).await;
+    let uid = api.get("Pod", "default", "web").expect("the pod")["metadata"]["uid"].clone();
+    // A user's delete: the server only marks the bound pod (grace 2 s).
+    let marked = api
+        .delete("Pod", "default", "web", &json!({}))
+        .expect("marked");
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    wait_for("the pod gone from the server", || {
+        api.get("Pod", "default", "web").is_none().then_some(())
+    })
+    .await;
+    let deletes: Vec<_> = api
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "DELETE" && s.path == "/api/v1/namespaces/default/pods/web")
+        .collect();
+    let last = deletes.last().expect("the agent's delete");
+    assert_eq!(last.body["gracePeriodSeconds"], 0, "{}", last.body);
+    assert_eq!(last.body["preconditions"]["uid"], uid, "{}", last.body);
+    agent.wait_gone("web", WAIT).await;
+    agent.finish().await;
+}

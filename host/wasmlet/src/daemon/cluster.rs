@@ -320,6 +320,26 @@ fn from_api(pod: &Pod) -> bool {
         .is_some_and(|s| s == "api")
 }
 
+/// A pod marked for deletion whose containers have all stopped and whose
+/// sandbox is down (the kubelet's canBeDeleted).
+fn can_be_deleted(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    let stopped = status
+        .init_container_statuses
+        .iter()
+        .chain(status.container_statuses.iter())
+        .flatten()
+        .all(|c| c.state.as_ref().is_none_or(|s| s.running.is_none()));
+    let sandbox_down = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "PodReadyToStartContainers" && c.status == "False");
+    pod.metadata.deletion_timestamp.is_some() && stopped && sandbox_down
+}
+
 /// Sends the API server's pods' statuses when they change: one task, so a
 /// slow or absent API server never holds up the sync loop; a failed round is
 /// retried with back-off. After a restart every status is sent once again.
@@ -351,6 +371,20 @@ async fn report_pod_statuses(api: PodApi, statuses: Arc<PodStatuses>, shutdown: 
                 continue;
             }
             match api.patch_status(namespace, name, uid, status).await {
+                Ok(()) if can_be_deleted(pod) => {
+                    // The kubelet's last word on a deleted pod: its final
+                    // status, then the delete that removes it from the API.
+                    match api.delete(namespace, name, uid).await {
+                        Ok(()) => tracing::info!(pod = %name, "pod deleted from the API server"),
+                        Err(e) if e.is_not_found() || e.is_conflict() => {}
+                        Err(e) => {
+                            tracing::warn!(pod = %name, error = %e, "failed to delete the pod; retrying in {retry:?}");
+                            failed = true;
+                            break;
+                        }
+                    }
+                    sent.insert(uid.to_owned(), status.clone());
+                }
                 Ok(()) => {
                     sent.insert(uid.to_owned(), status.clone());
                 }
