@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount,
 };
 use wasmlet_rules::FieldError;
+use wasmlet_rules::pod::PodExt;
 use wasmlet_rules::security;
 
 use crate::sysctl::{self, Allowlist};
@@ -87,11 +88,18 @@ const API_OBJECT_KINDS: [&str; 6] = [
     "ephemeral",
 ];
 
-fn api_object(field: impl Into<String>, what: &str) -> FieldError {
-    FieldError::new(
-        field,
-        format!("a static pod may not reference {what}: API objects exist only in a cluster"),
-    )
+/// A reference to an API object: a static pod may not have one (the
+/// kubelet's message); an API server's pod may, but wasmlet does not read
+/// them for pods yet.
+fn api_object(static_pod: bool, field: impl Into<String>, what: &str) -> FieldError {
+    if static_pod {
+        FieldError::new(
+            field,
+            format!("a static pod may not reference {what}: API objects exist only in a cluster"),
+        )
+    } else {
+        unsupported(field, &format!("reading {what} from the API server"))
+    }
 }
 
 /// The kubelet's OS checks: a pod for another OS, by `spec.os` or by a
@@ -129,12 +137,13 @@ fn unsupported(field: impl Into<String>, what: &str) -> FieldError {
 /// The first field of `pod` wasmlet would not honour, if any.
 pub fn first_unsupported(pod: &Pod) -> Option<FieldError> {
     let spec = pod.spec.as_ref()?;
-    pod_level(spec).or_else(|| {
+    let static_pod = pod.is_static();
+    pod_level(spec, static_pod).or_else(|| {
         let init = spec.init_containers.iter().flatten().enumerate();
         let app = spec.containers.iter().enumerate();
         init.map(|(i, c)| (format!("spec.initContainers[{i}]"), c))
             .chain(app.map(|(i, c)| (format!("spec.containers[{i}]"), c)))
-            .find_map(|(at, c)| container_level(&at, c))
+            .find_map(|(at, c)| container_level(&at, c, static_pod))
     })
 }
 
@@ -153,12 +162,16 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
     list.as_ref().is_some_and(|l| !l.is_empty())
 }
 
-fn pod_level(spec: &PodSpec) -> Option<FieldError> {
+fn pod_level(spec: &PodSpec, static_pod: bool) -> Option<FieldError> {
     if set(&spec.image_pull_secrets) {
-        return Some(api_object("spec.imagePullSecrets", "secrets"));
+        return Some(api_object(static_pod, "spec.imagePullSecrets", "secrets"));
     }
     if set(&spec.resource_claims) {
-        return Some(api_object("spec.resourceClaims", "resource claims"));
+        return Some(api_object(
+            static_pod,
+            "spec.resourceClaims",
+            "resource claims",
+        ));
     }
     let checks: [(bool, &str, &str); 7] = [
         (
@@ -199,7 +212,7 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
     ];
     let mut volumes = spec.volumes.iter().flatten().enumerate();
     volumes
-        .find_map(|(i, v)| volume(&format!("spec.volumes[{i}]"), v))
+        .find_map(|(i, v)| volume(&format!("spec.volumes[{i}]"), v, static_pod))
         .or_else(|| first_set("spec", checks))
         .or_else(|| spec.security_context.as_ref().and_then(pod_security))
 }
@@ -208,7 +221,7 @@ fn pod_level(spec: &PodSpec) -> Option<FieldError> {
 /// disk `sizeLimit`, which the kubelet enforces only by evicting a pod that
 /// is not static), `hostPath`,
 /// `downwardAPI` and `projected` downward API items.
-fn volume(at: &str, v: &Volume) -> Option<FieldError> {
+fn volume(at: &str, v: &Volume, static_pod: bool) -> Option<FieldError> {
     if let Some(dir) = &v.empty_dir {
         return match dir.medium.as_deref() {
             None | Some("") if dir.size_limit.is_some() => Some(unsupported(
@@ -235,7 +248,7 @@ fn volume(at: &str, v: &Volume) -> Option<FieldError> {
                 .and_then(|o| o.keys().find(|k| *k != "downwardAPI").cloned())?;
             let field = format!("{at}.projected.sources[{j}].{kind}");
             Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
-                api_object(field, &format!("{kind} sources"))
+                api_object(static_pod, field, &format!("{kind} sources"))
             } else {
                 unsupported(field, &format!("projected {kind}"))
             })
@@ -249,13 +262,13 @@ fn volume(at: &str, v: &Volume) -> Option<FieldError> {
         .unwrap_or_else(|| "source".into());
     let field = format!("{at}.{kind}");
     Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
-        api_object(field, &format!("{kind} volumes"))
+        api_object(static_pod, field, &format!("{kind} volumes"))
     } else {
         unsupported(field, &format!("{kind} volumes"))
     })
 }
 
-fn container_level(at: &str, c: &Container) -> Option<FieldError> {
+fn container_level(at: &str, c: &Container, static_pod: bool) -> Option<FieldError> {
     // fieldRef and resourceFieldRef are the downward API's; ConfigMaps and
     // Secrets are API objects; files are not read yet.
     let sources = c.env.iter().flatten().enumerate();
@@ -263,10 +276,18 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
     for (i, source) in other {
         let at = format!("{at}.env[{i}].valueFrom");
         if source.config_map_key_ref.is_some() {
-            return Some(api_object(format!("{at}.configMapKeyRef"), "configmaps"));
+            return Some(api_object(
+                static_pod,
+                format!("{at}.configMapKeyRef"),
+                "configmaps",
+            ));
         }
         if source.secret_key_ref.is_some() {
-            return Some(api_object(format!("{at}.secretKeyRef"), "secrets"));
+            return Some(api_object(
+                static_pod,
+                format!("{at}.secretKeyRef"),
+                "secrets",
+            ));
         }
         if source.field_ref.is_none() && source.resource_field_ref.is_none() {
             return Some(unsupported(at, "an env value from a file"));
@@ -283,10 +304,15 @@ fn container_level(at: &str, c: &Container) -> Option<FieldError> {
         ));
     }
     if set(&c.env_from) {
-        return Some(api_object(format!("{at}.envFrom"), "configmaps or secrets"));
+        return Some(api_object(
+            static_pod,
+            format!("{at}.envFrom"),
+            "configmaps or secrets",
+        ));
     }
     if c.resources.as_ref().is_some_and(|r| set(&r.claims)) {
         return Some(api_object(
+            static_pod,
             format!("{at}.resources.claims"),
             "resource claims",
         ));
@@ -608,10 +634,26 @@ mod tests {
             containers: vec![container()],
             ..Default::default()
         };
-        let e = first_unsupported(&pod(volumes)).expect("rejected");
+        let mut from_api = pod(volumes);
+        let e = first_unsupported(&from_api).expect("rejected");
         assert_eq!(e.field, "spec.volumes[1].configMap");
         assert!(
             e.problem.contains("may not reference configMap volumes"),
+            "{e}"
+        );
+        // The API server's pod may name one; wasmlet does not read it yet.
+        from_api.metadata.annotations = Some(
+            [(
+                wasmlet_rules::pod::CONFIG_SOURCE.to_owned(),
+                "api".to_owned(),
+            )]
+            .into(),
+        );
+        let e = first_unsupported(&from_api).expect("rejected");
+        assert_eq!(e.field, "spec.volumes[1].configMap");
+        assert!(
+            e.problem
+                .contains("reading configMap volumes from the API server"),
             "{e}"
         );
         let sized = PodSpec {

@@ -17,6 +17,9 @@ impl ContainerExt for Container {
 }
 
 /// The pod accessors the agent and the plugins use.
+/// Which source a pod came from: `file`, `http`, `api`.
+pub const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
+
 pub trait PodExt {
     /// `metadata.uid` ("" when unset: sources always set it).
     fn uid_str(&self) -> &str;
@@ -38,6 +41,9 @@ pub trait PodExt {
     fn grace_period_seconds(&self) -> i64;
     /// `spec.hostNetwork`.
     fn host_network(&self) -> bool;
+    /// Not from the API server (the kubelet's IsStaticPod: its
+    /// `kubernetes.io/config.source` annotation is not `api`).
+    fn is_static(&self) -> bool;
     /// `spec.initContainers` (sidecars among them), none without a spec.
     fn init_containers(&self) -> &[Container];
     /// `spec.containers`, none without a spec.
@@ -76,6 +82,15 @@ impl PodExt for Pod {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false)
+    }
+
+    fn is_static(&self) -> bool {
+        let source = self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_SOURCE));
+        source.is_none_or(|s| s != "api")
     }
 
     fn init_containers(&self) -> &[Container] {

@@ -29,6 +29,7 @@ use wasmlet_kube::node::NodeApi;
 use wasmlet_kube::pods::PodApi;
 use wasmlet_kube::reader::{self, Query, Reader};
 use wasmlet_plugin_host::{ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, WatchEnd};
+use wasmlet_rules::PodExt;
 
 use super::AgentFileConfig;
 use super::tasks::CoreTasks;
@@ -304,20 +305,14 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap_or_default())
 }
 
-/// The source annotation the config mux's pods carry (`api` for the API
-/// server's pods; a static pod's status goes to its mirror pod instead).
-const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
 /// Every status is looked at again this often, changed or not (the
 /// kubelet's status manager syncs all pods every 10 s).
 const STATUS_RESYNC: Duration = Duration::from_secs(10);
 const STATUS_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
+/// The API server's pods (a static pod's status goes to its mirror pod).
 fn from_api(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONFIG_SOURCE))
-        .is_some_and(|s| s == "api")
+    !pod.is_static()
 }
 
 /// A pod marked for deletion whose containers have all stopped and whose
