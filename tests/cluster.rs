@@ -420,3 +420,274 @@ async fn a_deleted_pod_is_stopped_with_its_grace_then_deleted_for_good_with_its_
     agent.wait_gone("web", WAIT).await;
     agent.finish().await;
 }
+
+fn mirrors(api: &ApiServer) -> Vec<Value> {
+    api.list("Pod")
+        .into_iter()
+        .filter(|p| p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_goes_with_it() {
+    let api = ApiServer::start().await;
+    let mut agent = Daemon::new(&Node::from_env(), "cluster-mirror", "");
+    join(&mut agent, &api, "");
+    let image = Node::from_env().test_image;
+    agent.add_pod("web", &image, &["sleep", "3600"]);
+    agent.start();
+    let node = agent.node_name.clone();
+    let pod_name = format!("web-{node}");
+    let local = agent.wait_pod("web", WAIT, running).await;
+    let mirror = wait_for("a Running mirror pod", || {
+        api.get("Pod", "default", &pod_name)
+            .filter(|p| running(p) && !container_id(p).is_empty())
+    })
+    .await;
+    let annotations = &mirror["metadata"]["annotations"];
+    assert_eq!(
+        annotations["kubernetes.io/config.mirror"],
+        local["metadata"]["annotations"]["kubernetes.io/config.hash"]
+    );
+    let owner = &mirror["metadata"]["ownerReferences"][0];
+    let registered = api.get("Node", "", &node).expect("the node");
+    assert_eq!(
+        (&owner["kind"], &owner["name"], &owner["uid"]),
+        (&json!("Node"), &json!(node), &registered["metadata"]["uid"])
+    );
+    assert_eq!(mirror["spec"]["nodeName"], node.as_str());
+    assert_ne!(
+        mirror["metadata"]["uid"], local["metadata"]["uid"],
+        "the server gives a mirror its own UID"
+    );
+    assert_eq!(container_id(&mirror), container_id(&local));
+    let status_path = format!("/api/v1/namespaces/default/pods/{pod_name}/status");
+    for patch in api
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.path == status_path)
+    {
+        assert_eq!(patch.body["metadata"]["uid"], mirror["metadata"]["uid"]);
+    }
+
+    // Deleted by a user (graceful, as kubectl does): a new mirror, with a
+    // new UID, and the static pod runs on.
+    let first = mirror["metadata"]["uid"].clone();
+    api.delete("Pod", "default", &pod_name, &json!({}))
+        .expect("marked");
+    let again = wait_for("a new Running mirror", || {
+        api.get("Pod", "default", &pod_name).filter(|p| {
+            p["metadata"]["uid"] != first
+                && p["metadata"]["deletionTimestamp"].is_null()
+                && running(p)
+        })
+    })
+    .await;
+
+    // Killed and started again: the same mirror stays, nothing restarts.
+    agent.kill_9();
+    agent.start();
+    agent.wait_pod("web", WAIT, running).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = agent.pod("web").await.expect("web");
+    assert_eq!(container_id(&after), container_id(&local), "restarted");
+    let now = mirrors(&api);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(
+        now[0]["metadata"]["uid"], again["metadata"]["uid"],
+        "the mirror was made again after a restart"
+    );
+
+    // The manifest goes: so does its mirror.
+    agent.remove_manifest("web.yaml");
+    wait_for("the mirror gone", || {
+        api.get("Pod", "default", &pod_name).is_none().then_some(())
+    })
+    .await;
+    agent.finish().await;
+}
+
+#[tokio::test]
+async fn events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy() {
+    let api = ApiServer::start().await;
+    let agent = joined(&api, "cluster-events", "");
+    let node = agent.node_name.clone();
+    let mut pod = bound_pod("flaky", &node);
+    pod["spec"]["containers"][0]["readinessProbe"] =
+        json!({"exec": {"command": ["false"]}, "periodSeconds": 1});
+    api.create(pod).expect("a pod");
+    let uid = wait_for("the pod's UID", || {
+        api.get("Pod", "default", "flaky")
+            .map(|p| p["metadata"]["uid"].clone())
+    })
+    .await;
+    let unhealthy = |api: &ApiServer| -> Vec<Value> {
+        api.list("Event")
+            .into_iter()
+            .filter(|e| e["reason"] == "Unhealthy" && e["involvedObject"]["name"] == "flaky")
+            .collect()
+    };
+    let event = wait_for("an Unhealthy event counted three times", || {
+        unhealthy(&api)
+            .into_iter()
+            .find(|e| e["count"].as_i64().is_some_and(|c| c >= 3))
+    })
+    .await;
+    assert_eq!(unhealthy(&api).len(), 1, "a repeat was written anew");
+    let object = &event["involvedObject"];
+    assert_eq!(
+        (
+            &object["kind"],
+            &object["apiVersion"],
+            &object["namespace"],
+            &object["uid"]
+        ),
+        (&json!("Pod"), &json!("v1"), &json!("default"), &uid)
+    );
+    assert_eq!(object["fieldPath"], "spec.containers{main}");
+    assert_eq!(
+        event["source"],
+        json!({"component": "kubelet", "host": node})
+    );
+    assert_eq!(event["reportingInstance"], node.as_str());
+    assert_eq!(event["type"], "Warning");
+    assert_ne!(event["firstTimestamp"], event["lastTimestamp"]);
+    let name = event["metadata"]["name"].as_str().unwrap_or_default();
+    let path = format!("/api/v1/namespaces/default/events/{name}");
+    assert!(
+        api.seen()
+            .iter()
+            .any(|s| s.method == "PATCH" && s.path == path),
+        "a repeat is a patch of the first copy"
+    );
+    assert!(
+        api.list("Event")
+            .iter()
+            .any(|e| e["reason"] == "Started" && e["involvedObject"]["uid"] == uid),
+        "no Started event"
+    );
+    api.delete("Pod", "default", "flaky", &json!({"gracePeriodSeconds": 0}))
+        .expect("deleted");
+    agent.finish().await;
+}
+
+#[tokio::test]
+async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
+    let api = ApiServer::start().await;
+    let agent = joined(&api, "cluster-objects", "syncFrequency: 2s\n");
+    let node = agent.node_name.clone();
+    let created = [
+        json!({"kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"},
+               "data": {"greeting": "hello", "mode": "fast", "not=a-name": "x"}}),
+        // "s3cret"
+        json!({"kind": "Secret", "metadata": {"name": "creds", "namespace": "default"},
+               "data": {"password": "czNjcmV0"}}),
+        json!({"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": "default"}}),
+    ];
+    for object in created {
+        api.create(object).expect("created");
+    }
+    let mut pod = bound_pod("reader", &node);
+    pod["spec"]["serviceAccountName"] = json!("reader");
+    pod["spec"]["volumes"] = json!([
+        {"name": "settings", "configMap": {"name": "settings"}},
+        {"name": "creds", "secret": {"secretName": "creds",
+            "items": [{"key": "password", "path": "db/password", "mode": 0o400}]}},
+        {"name": "api-access", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"configMap": {"name": "settings", "items": [{"key": "greeting", "path": "greeting"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+        ]}},
+    ]);
+    let container = &mut pod["spec"]["containers"][0];
+    container["volumeMounts"] = json!([
+        {"name": "settings", "mountPath": "/etc/settings"},
+        {"name": "creds", "mountPath": "/etc/creds"},
+        {"name": "api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+    ]);
+    container["env"] = json!([
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+        {"name": "ABSENT", "valueFrom": {"configMapKeyRef":
+            {"name": "nowhere", "key": "x", "optional": true}}},
+    ]);
+    container["envFrom"] = json!([{"prefix": "CFG_", "configMapRef": {"name": "settings"}}]);
+    api.create(pod).expect("a pod");
+    let local = agent.wait_pod("reader", WAIT, running).await;
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let read = wasmlet_tests::daemon::exec_in(
+        &Node::from_env(),
+        &local,
+        "main",
+        &format!(
+            "cat /etc/settings/greeting; echo; cat /etc/creds/db/password; echo; \
+             stat -c %a /etc/creds/db/password; echo \"$GREETING $PASSWORD $CFG_mode ${{ABSENT-unset}}\"; \
+             cat {sa}/greeting; echo; cat {sa}/namespace; echo; cat {sa}/token"
+        ),
+    )
+    .await
+    .expect("read inside the container");
+    let tokens = api.tokens();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let token = tokens[0]["status"]["token"].as_str().unwrap_or_default();
+    assert_eq!(
+        read.lines().collect::<Vec<_>>(),
+        [
+            "hello",
+            "s3cret",
+            "400",
+            "hello s3cret fast unset",
+            "hello",
+            "default",
+            token
+        ]
+    );
+    let spec = &tokens[0]["spec"];
+    assert_eq!(spec["expirationSeconds"], 3607);
+    assert_eq!(spec["boundObjectRef"]["kind"], "Pod");
+    assert_eq!(spec["boundObjectRef"]["uid"], local["metadata"]["uid"]);
+    assert_eq!(tokens[0]["metadata"]["name"], "reader");
+    agent
+        .wait_event("InvalidEnvironmentVariableNames", "not=a-name", WAIT)
+        .await;
+
+    // The ConfigMap changes: its files follow (the environment does not).
+    api.patch(
+        "ConfigMap",
+        "default",
+        "settings",
+        PatchType::Merge,
+        &json!({"data": {"greeting": "bonjour"}}),
+        false,
+    )
+    .expect("patched");
+    let node_env = Node::from_env();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = wasmlet_tests::daemon::exec_in(
+            &node_env,
+            &local,
+            "main",
+            &format!("cat /etc/settings/greeting {sa}/greeting; echo \" $GREETING\""),
+        )
+        .await
+        .unwrap_or_default();
+        if now == "bonjourbonjour hello" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the files did not follow the ConfigMap: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    api.delete(
+        "Pod",
+        "default",
+        "reader",
+        &json!({"gracePeriodSeconds": 0}),
+    )
+    .expect("deleted");
+    agent.finish().await;
+}

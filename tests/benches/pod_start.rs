@@ -87,7 +87,13 @@ async fn floor_pod(
         std::path::Path::new("/var/lib/wasmlet/seccomp"),
     )
     .expect("security context");
-    let env = environment(pod, &spec.containers[0], Default::default()).expect("env");
+    let (env, _) = environment(
+        pod,
+        &spec.containers[0],
+        Default::default(),
+        &Default::default(),
+    )
+    .expect("env");
     let config = container_config(
         pod,
         &spec.containers[0],

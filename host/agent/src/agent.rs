@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use wasmlet_core::Runtime;
 
 use crate::admission::Admit;
+use crate::api_objects::ApiObjects;
 use crate::cache::PodCache;
 use crate::config_mux::{ConfigMux, SourceReadiness, SourceState};
 use crate::events::Recorder;
@@ -22,6 +23,7 @@ use crate::kuberuntime::{PodSyncer, SyncConfig};
 use crate::logs::{self, rotation::RotationPolicy};
 use crate::metrics::AgentMetrics;
 use crate::metrics::SourceLabels;
+use crate::mirror_pods::MirrorPods;
 use crate::network::DnsSettings;
 use crate::pleg::{Pleg, RELIST_THRESHOLD};
 use crate::pod_workers::{PodWorkers, WorkerContext};
@@ -97,6 +99,7 @@ pub struct AgentView {
     pub pleg: Arc<Heartbeat>,
     pub sync_loop: Arc<Heartbeat>,
     pub sources: Arc<SourceReadiness>,
+    pub mirror_pods: Arc<MirrorPods>,
 }
 
 impl AgentView {
@@ -113,6 +116,7 @@ pub struct Agent<R, A> {
     runtime: Arc<R>,
     admit: A,
     handlers: Arc<dyn ContainerHandlers>,
+    objects: Option<Arc<dyn ApiObjects>>,
     config: AgentConfig,
     metrics: AgentMetrics,
     prober_metrics: ProberMetrics,
@@ -143,6 +147,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             pleg: Arc::default(),
             sync_loop: Arc::default(),
             sources: Arc::default(),
+            mirror_pods: Arc::default(),
         };
         for source in &config.sources {
             view.sources.set(source, SourceState::Waiting);
@@ -164,11 +169,19 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             runtime,
             admit,
             handlers,
+            objects: None,
             config,
             metrics,
             prober_metrics: ProberMetrics::default(),
             view,
         }
+    }
+
+    /// Where the ConfigMaps, Secrets and tokens that pods name are read
+    /// (cluster mode).
+    pub fn with_api_objects(mut self, objects: Arc<dyn ApiObjects>) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     /// The prober's metrics (`prober_probe_total`, ...), to register.
@@ -186,6 +199,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             runtime,
             admit,
             handlers,
+            objects,
             config: cfg,
             metrics,
             prober_metrics,
@@ -236,6 +250,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
                 recorder: view.events.clone(),
                 handlers,
                 probes: probe_results,
+                objects,
             },
             cache: view.cache.clone(),
             statuses: view.statuses.clone(),
@@ -263,6 +278,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         );
         sync_loop.timings = cfg.timings;
         sync_loop.host_ip = cfg.host_ip;
+        sync_loop.mirrors = view.mirror_pods.clone();
         sync_loop.set_node_support(cfg.node_support.clone());
         let inputs = LoopInputs {
             config,

@@ -48,6 +48,8 @@ pub struct Merge {
     /// In kubelet order: REMOVE, ADD, UPDATE, DELETE, RECONCILE.
     pub updates: Vec<PodUpdate>,
     pub dropped: Vec<Dropped>,
+    /// The source's mirror pods changed.
+    pub mirrors_changed: bool,
 }
 
 /// What the agent must act on: everything but the status.
@@ -119,6 +121,9 @@ pub struct ConfigMux {
     seen: BTreeSet<String>,
     /// source → UID → pod.
     pods: BTreeMap<String, BTreeMap<String, Arc<Pod>>>,
+    /// source → full name → mirror pod: set aside, as the kubelet's pod
+    /// manager keeps them, never run (their static pod is what runs).
+    mirrors: BTreeMap<String, BTreeMap<String, Arc<Pod>>>,
 }
 
 impl ConfigMux {
@@ -144,6 +149,14 @@ impl ConfigMux {
     /// Every desired pod, from every source.
     pub fn pods(&self) -> impl Iterator<Item = &Arc<Pod>> {
         self.pods.values().flat_map(BTreeMap::values)
+    }
+
+    /// Every source's mirror pods, by full name.
+    pub fn mirror_pods(&self) -> BTreeMap<String, Arc<Pod>> {
+        self.mirrors
+            .values()
+            .flat_map(|m| m.iter().map(|(name, pod)| (name.clone(), pod.clone())))
+            .collect()
     }
 
     /// Who, other than `source`, already has a pod of this full name.
@@ -175,6 +188,14 @@ impl ConfigMux {
         let mut current: BTreeMap<String, Arc<Pod>> = BTreeMap::new();
         let mut by_op: BTreeMap<Op, Vec<Arc<Pod>>> = BTreeMap::new();
         let mut names = BTreeSet::new();
+        let (mirrors, snapshot): (Vec<Pod>, Vec<Pod>) =
+            snapshot.into_iter().partition(PodExt::is_mirror);
+        let mirrors: BTreeMap<String, Arc<Pod>> = mirrors
+            .into_iter()
+            .map(|pod| (pod.full_name(), Arc::new(pod)))
+            .collect();
+        merge.mirrors_changed = self.mirrors.get(source).unwrap_or(&BTreeMap::new()) != &mirrors;
+        self.mirrors.insert(source.to_owned(), mirrors);
 
         for pod in snapshot {
             let name = pod.full_name();
@@ -291,6 +312,34 @@ mod tests {
         let merge = mux.apply("http", Vec::new());
         assert_eq!(ops(&merge), vec![(Op::Add, Vec::new())]);
         assert!(mux.seen_all_sources());
+    }
+
+    #[test]
+    fn a_mirror_pod_is_set_aside_not_run_and_does_not_hide_its_static_pod() {
+        let mut mux = ConfigMux::new(["api", "file"]);
+        let mut mirror = pod("web", "mirror-uid", "img");
+        mirror.metadata.annotations = Some(
+            [(
+                wasmlet_rules::pod::CONFIG_MIRROR.to_owned(),
+                "h1".to_owned(),
+            )]
+            .into(),
+        );
+        // The API source may speak first (after a restart, say).
+        let merge = mux.apply("api", vec![mirror]);
+        assert_eq!(ops(&merge), vec![(Op::Add, Vec::new())]);
+        assert!(merge.mirrors_changed);
+        assert_eq!(mux.pods().count(), 0, "a mirror pod is never run");
+        let merge = mux.apply("file", vec![pod("web", "static-uid", "img")]);
+        assert!(merge.dropped.is_empty(), "{:?}", merge.dropped);
+        assert_eq!(ops(&merge), vec![(Op::Add, vec!["web_default".into()])]);
+        assert!(!merge.mirrors_changed);
+        assert_eq!(
+            mux.mirror_pods().keys().collect::<Vec<_>>(),
+            ["web_default"]
+        );
+        let merge = mux.apply("api", Vec::new());
+        assert!(merge.mirrors_changed && mux.mirror_pods().is_empty());
     }
 
     #[test]

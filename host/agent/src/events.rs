@@ -1,6 +1,7 @@
 //! Events about pods (Scheduled, Pulling, Started, Killing, BackOff, ...), as
-//! Kubernetes v1 Events: logged, and kept (the newest few hundred) for
-//! `/events` and tests.
+//! Kubernetes v1 Events: logged, kept (the newest few hundred) for
+//! `/events` and tests, and broadcast to whoever sends them on (the API
+//! server, in cluster mode).
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -16,10 +17,25 @@ pub enum EventType {
     Warning,
 }
 
-#[derive(Debug, Default)]
+/// Events a slow reader may fall behind by before it misses some (the
+/// queue of client-go's broadcaster).
+const BROADCAST: usize = 1000;
+
+#[derive(Debug)]
 pub struct Recorder {
     events: Mutex<VecDeque<Event>>,
-    next: Mutex<u64>,
+    last: Mutex<u64>,
+    broadcast: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            last: Mutex::default(),
+            broadcast: tokio::sync::broadcast::channel(BROADCAST).0,
+        }
+    }
 }
 
 impl Recorder {
@@ -44,12 +60,18 @@ impl Recorder {
                 tracing::warn!(pod = %name, namespace, container, reason, "{message}")
             }
         }
+        // Named `<pod>.<unix nanoseconds in hex>` as client-go names them, so
+        // a restarted agent's names are new; never the same twice.
+        let wall = std::time::SystemTime::now();
         let n = {
-            let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
+            let nanos = wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            *last = nanos.max(*last + 1);
+            *last
         };
-        let now = crate::api_status::time(std::time::SystemTime::now());
+        let now = crate::api_status::time(wall);
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(format!("{name}.{n:x}")),
@@ -58,6 +80,7 @@ impl Recorder {
             },
             involved_object: ObjectReference {
                 kind: Some("Pod".into()),
+                api_version: Some("v1".into()),
                 name: Some(name),
                 namespace: Some(namespace),
                 uid: meta.uid.clone(),
@@ -75,11 +98,18 @@ impl Recorder {
             count: Some(1),
             ..Default::default()
         };
+        // No receiver (standalone mode) is fine.
+        let _ = self.broadcast.send(event.clone());
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         if events.len() == KEEP {
             events.pop_front();
         }
         events.push_back(event);
+    }
+
+    /// Every event recorded from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.broadcast.subscribe()
     }
 
     /// The kept events, oldest first.

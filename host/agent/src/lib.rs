@@ -11,6 +11,7 @@
 pub mod active_deadline;
 pub mod admission;
 pub mod agent;
+pub mod api_objects;
 pub mod api_status;
 pub mod cache;
 pub mod config_mux;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod kuberuntime;
 pub mod logs;
 pub mod metrics;
+pub mod mirror_pods;
 pub mod network;
 pub mod node_status;
 pub mod pleg;

@@ -106,6 +106,11 @@ impl<R: Runtime + 'static> PodWorkers<R> {
         self.workers.get(uid).map(|w| w.borrow().pod.clone())
     }
 
+    /// The pods that have a worker, running or stopping.
+    pub fn pods(&self) -> impl Iterator<Item = Arc<Pod>> + '_ {
+        self.workers.values().map(|w| w.borrow().pod.clone())
+    }
+
     pub fn is_terminating(&self, uid: &PodUid) -> bool {
         self.workers
             .get(uid)

@@ -88,6 +88,10 @@ const API_OBJECT_KINDS: [&str; 6] = [
     "ephemeral",
 ];
 
+/// What of the API wasmlet reads for an API server's pod: ConfigMaps,
+/// Secrets and service account tokens.
+const READ_FROM_THE_API: [&str; 3] = ["configMap", "secret", "serviceAccountToken"];
+
 /// A reference to an API object: a static pod may not have one (the
 /// kubelet's message); an API server's pod may, but wasmlet does not read
 /// them for pods yet.
@@ -100,6 +104,16 @@ fn api_object(static_pod: bool, field: impl Into<String>, what: &str) -> FieldEr
     } else {
         unsupported(field, &format!("reading {what} from the API server"))
     }
+}
+
+/// A reference to a ConfigMap, Secret or token: refused for a static pod,
+/// read from the API for an API server's pod.
+fn readable_api_object(
+    static_pod: bool,
+    field: impl Into<String>,
+    what: &str,
+) -> Option<FieldError> {
+    static_pod.then(|| api_object(true, field, what))
 }
 
 /// The kubelet's OS checks: a pod for another OS, by `spec.os` or by a
@@ -247,11 +261,13 @@ fn volume(at: &str, v: &Volume, static_pod: bool) -> Option<FieldError> {
                 .as_object()
                 .and_then(|o| o.keys().find(|k| *k != "downwardAPI").cloned())?;
             let field = format!("{at}.projected.sources[{j}].{kind}");
-            Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
-                api_object(static_pod, field, &format!("{kind} sources"))
+            if READ_FROM_THE_API.contains(&kind.as_str()) {
+                readable_api_object(static_pod, field, &format!("{kind} sources"))
+            } else if API_OBJECT_KINDS.contains(&kind.as_str()) {
+                Some(api_object(static_pod, field, &format!("{kind} sources")))
             } else {
-                unsupported(field, &format!("projected {kind}"))
-            })
+                Some(unsupported(field, &format!("projected {kind}")))
+            }
         });
     }
     // Any other source, named by its field (there are dozens).
@@ -261,11 +277,13 @@ fn volume(at: &str, v: &Volume, static_pod: bool) -> Option<FieldError> {
         .and_then(|o| o.keys().find(|k| *k != "name").cloned())
         .unwrap_or_else(|| "source".into());
     let field = format!("{at}.{kind}");
-    Some(if API_OBJECT_KINDS.contains(&kind.as_str()) {
-        api_object(static_pod, field, &format!("{kind} volumes"))
+    if READ_FROM_THE_API.contains(&kind.as_str()) {
+        readable_api_object(static_pod, field, &format!("{kind} volumes"))
+    } else if API_OBJECT_KINDS.contains(&kind.as_str()) {
+        Some(api_object(static_pod, field, &format!("{kind} volumes")))
     } else {
-        unsupported(field, &format!("{kind} volumes"))
-    })
+        Some(unsupported(field, &format!("{kind} volumes")))
+    }
 }
 
 fn container_level(at: &str, c: &Container, static_pod: bool) -> Option<FieldError> {
@@ -276,20 +294,18 @@ fn container_level(at: &str, c: &Container, static_pod: bool) -> Option<FieldErr
     for (i, source) in other {
         let at = format!("{at}.env[{i}].valueFrom");
         if source.config_map_key_ref.is_some() {
-            return Some(api_object(
-                static_pod,
-                format!("{at}.configMapKeyRef"),
-                "configmaps",
-            ));
-        }
-        if source.secret_key_ref.is_some() {
-            return Some(api_object(
-                static_pod,
-                format!("{at}.secretKeyRef"),
-                "secrets",
-            ));
-        }
-        if source.field_ref.is_none() && source.resource_field_ref.is_none() {
+            if let Some(e) =
+                readable_api_object(static_pod, format!("{at}.configMapKeyRef"), "configmaps")
+            {
+                return Some(e);
+            }
+        } else if source.secret_key_ref.is_some() {
+            if let Some(e) =
+                readable_api_object(static_pod, format!("{at}.secretKeyRef"), "secrets")
+            {
+                return Some(e);
+            }
+        } else if source.field_ref.is_none() && source.resource_field_ref.is_none() {
             return Some(unsupported(at, "an env value from a file"));
         }
     }
@@ -303,12 +319,11 @@ fn container_level(at: &str, c: &Container, static_pod: bool) -> Option<FieldErr
             ),
         ));
     }
-    if set(&c.env_from) {
-        return Some(api_object(
-            static_pod,
-            format!("{at}.envFrom"),
-            "configmaps or secrets",
-        ));
+    if set(&c.env_from)
+        && let Some(e) =
+            readable_api_object(static_pod, format!("{at}.envFrom"), "configmaps or secrets")
+    {
+        return Some(e);
     }
     if c.resources.as_ref().is_some_and(|r| set(&r.claims)) {
         return Some(api_object(
@@ -641,7 +656,8 @@ mod tests {
             e.problem.contains("may not reference configMap volumes"),
             "{e}"
         );
-        // The API server's pod may name one; wasmlet does not read it yet.
+        // The API server's pod may name one: it is read from the API. A
+        // claim is not.
         from_api.metadata.annotations = Some(
             [(
                 wasmlet_rules::pod::CONFIG_SOURCE.to_owned(),
@@ -649,11 +665,19 @@ mod tests {
             )]
             .into(),
         );
+        assert_eq!(first_unsupported(&from_api), None);
+        if let Some(volumes) = from_api.spec.as_mut().and_then(|s| s.volumes.as_mut()) {
+            volumes[1] = Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(Default::default()),
+                ..Default::default()
+            };
+        }
         let e = first_unsupported(&from_api).expect("rejected");
-        assert_eq!(e.field, "spec.volumes[1].configMap");
+        assert_eq!(e.field, "spec.volumes[1].persistentVolumeClaim");
         assert!(
             e.problem
-                .contains("reading configMap volumes from the API server"),
+                .contains("reading persistentVolumeClaim volumes from the API server"),
             "{e}"
         );
         let sized = PodSpec {

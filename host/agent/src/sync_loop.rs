@@ -20,6 +20,7 @@ use crate::events::{EventType, Recorder};
 use crate::health::Heartbeat;
 use crate::kuberuntime::runtime_pod::{GRACE_PERIOD, POD_NAME, POD_NAMESPACE, RuntimePod};
 use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels, StateLabels};
+use crate::mirror_pods::{MirrorPods, MirrorSet};
 use crate::pleg::{EventKind, PodLifecycleEvent};
 use crate::pod_ext::{PodExt, PodUidExt};
 use crate::pod_workers::{PodWorkers, UpdateKind, WorkerReport, kill_grace};
@@ -93,6 +94,8 @@ pub struct SyncLoop<R, A> {
     pub prober: Prober,
     pub timings: LoopTimings,
     pub host_ip: Option<IpAddr>,
+    /// Where the static and mirror pods are published, for the mirror pods' writer.
+    pub mirrors: Arc<MirrorPods>,
     /// Admitted pods that are not terminated: what admission weighs against.
     active: HashMap<PodUid, Arc<Pod>>,
     /// Pods admission refused, with the status that says why.
@@ -136,6 +139,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
             heartbeat,
             timings: LoopTimings::default(),
             host_ip: None,
+            mirrors: Arc::default(),
             active: HashMap::new(),
             rejected: HashMap::new(),
             due: BTreeMap::new(),
@@ -278,6 +282,30 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                 Op::Reconcile => {}
             }
         }
+        self.publish_mirrors();
+    }
+
+    /// The static pods (and those still stopping) beside the mirror pods.
+    fn publish_mirrors(&self) {
+        let static_pods: BTreeMap<String, Arc<Pod>> = self
+            .mux
+            .pods()
+            .filter(|p| p.is_static())
+            .map(|p| (p.full_name(), p.clone()))
+            .collect();
+        let terminating = self
+            .workers
+            .pods()
+            .filter(|p| p.is_static())
+            .map(|p| p.full_name())
+            .filter(|name| !static_pods.contains_key(name))
+            .collect();
+        self.mirrors.publish(MirrorSet {
+            static_pods,
+            terminating,
+            mirrors: self.mux.mirror_pods(),
+            sources_ready: self.mux.seen_all_sources(),
+        });
     }
 
     /// New pods, oldest first, queued for admission.
@@ -462,6 +490,7 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                     self.add_pods(vec![pod]);
                 }
                 self.start_unblocked();
+                self.publish_mirrors();
             }
         }
         self.reap_workers();

@@ -1,11 +1,13 @@
 //! wasmlet's side of the Kubernetes API, and the only crate that sees it
 //! (kube-rs over rustls): the kubeconfig and its credentials, the Node's
-//! registration and status, and its Lease.
+//! registration and status, its Lease, pods' status, mirror pods and events.
 
 #![forbid(unsafe_code)]
 
+pub mod events;
 pub mod lease;
 pub mod node;
+pub mod objects;
 pub mod pods;
 pub mod reader;
 

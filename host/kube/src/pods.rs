@@ -2,11 +2,12 @@
 //! manager writes it: a strategic merge patch (conditions merge by type, so
 //! those others own stay) carrying the pod's UID as a precondition, so a
 //! status never lands on a namesake that replaced the pod (409); and the
-//! final delete of a pod whose graceful deletion the node has carried out.
+//! final delete of a pod whose graceful deletion the node has carried out;
+//! and the mirror pods of static pods, created and deleted.
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 
 use crate::{ApiClient, KubeError, bounded};
@@ -51,5 +52,12 @@ impl PodApi {
             ..DeleteParams::default()
         };
         bounded(pods.delete(name, &params)).await.map(|_| ())
+    }
+
+    /// Creates `pod`; the API server's copy (with its UID) comes back.
+    pub async fn create(&self, pod: &Pod) -> Result<Pod, KubeError> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let pods: Api<Pod> = Api::namespaced(self.client.kube(), namespace);
+        bounded(pods.create(&PostParams::default(), pod)).await
     }
 }

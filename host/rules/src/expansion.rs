@@ -63,19 +63,24 @@ pub struct Expanded {
     pub args: Vec<String>,
 }
 
-/// Expands `container`'s env, command and args, a `valueFrom` variable
-/// taking what `value_from` says (as it is: a resolved value is not
-/// expanded, as in the kubelet's `makeEnvironmentVariables`).
+/// Expands `container`'s env, command and args, after the variables of its
+/// `envFrom` (`from`, taken as they are), a `valueFrom` variable taking what
+/// `value_from` says (as it is: a resolved value is not expanded, as in the
+/// kubelet's `makeEnvironmentVariables`; None leaves the variable out).
 pub fn container<E>(
     container: &Container,
-    mut value_from: impl FnMut(&EnvVarSource) -> Result<String, E>,
+    from: Vec<(String, String)>,
+    mut value_from: impl FnMut(&EnvVarSource) -> Result<Option<String>, E>,
 ) -> Result<Expanded, E> {
-    let mut defined: HashMap<String, String> = HashMap::new();
-    let mut env = Vec::new();
+    let mut defined: HashMap<String, String> = from.iter().cloned().collect();
+    let mut env = from;
     for var in container.env.iter().flatten() {
         let raw = var.value.as_deref().unwrap_or_default();
         let value = match &var.value_from {
-            Some(source) if raw.is_empty() => value_from(source)?,
+            Some(source) if raw.is_empty() => match value_from(source)? {
+                Some(value) => value,
+                None => continue,
+            },
             _ => expand(raw, |name| defined.get(name).map(String::as_str)),
         };
         defined.insert(var.name.clone(), value.clone());
@@ -133,7 +138,7 @@ mod tests {
             args: Some(vec!["$$(NAME)".into()]),
             ..Default::default()
         };
-        let e = container(&c, |_| Err("no valueFrom here")).expect("expanded");
+        let e = container(&c, Vec::new(), |_| Err("no valueFrom here")).expect("expanded");
         assert_eq!(
             e.env,
             [
@@ -164,9 +169,43 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let e = container(&c, |_| Ok::<_, ()>("$(WHO)".into())).expect("expanded");
+        let e =
+            container(&c, Vec::new(), |_| Ok::<_, ()>(Some("$(WHO)".into()))).expect("expanded");
         assert_eq!(e.env[0].1, "$(WHO)", "not expanded");
         assert_eq!(e.env[1].1, "pod $(WHO)");
-        assert_eq!(container(&c, |_| Err("broken")), Err("broken"));
+        assert_eq!(container(&c, Vec::new(), |_| Err("broken")), Err("broken"));
+        // Left out (an optional reference to nothing): never defined.
+        let e = container(&c, Vec::new(), |_| Ok::<_, ()>(None)).expect("expanded");
+        assert_eq!(e.env, [("WHO".to_owned(), "pod $(POD)".to_owned())]);
+    }
+
+    #[test]
+    fn env_from_comes_first_unexpanded_and_env_sees_and_overrides_it() {
+        let c = Container {
+            name: "app".into(),
+            env: Some(vec![
+                EnvVar {
+                    name: "URL".into(),
+                    value: Some("http://$(HOST)".into()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "HOST".into(),
+                    value: Some("override".into()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        let from = vec![("HOST".to_owned(), "db$(X)".to_owned())];
+        let e = container(&c, from, |_| Err::<Option<String>, ()>(())).expect("expanded");
+        assert_eq!(
+            e.env,
+            [
+                ("HOST".to_owned(), "db$(X)".to_owned()),
+                ("URL".to_owned(), "http://db$(X)".to_owned()),
+                ("HOST".to_owned(), "override".to_owned()),
+            ]
+        );
     }
 }

@@ -19,6 +19,11 @@ impl ContainerExt for Container {
 /// The pod accessors the agent and the plugins use.
 /// Which source a pod came from: `file`, `http`, `api`.
 pub const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
+/// A static pod's hash of its manifest (sources set it).
+pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
+/// Marks a mirror pod: the API server's copy of a static pod, with that
+/// pod's config hash as its value.
+pub const CONFIG_MIRROR: &str = "kubernetes.io/config.mirror";
 
 pub trait PodExt {
     /// `metadata.uid` ("" when unset: sources always set it).
@@ -44,6 +49,11 @@ pub trait PodExt {
     /// Not from the API server (the kubelet's IsStaticPod: its
     /// `kubernetes.io/config.source` annotation is not `api`).
     fn is_static(&self) -> bool;
+    /// The API server's copy of a static pod (the kubelet's IsMirrorPod):
+    /// shown, never run.
+    fn is_mirror(&self) -> bool;
+    /// An annotation's value, if set.
+    fn annotation(&self, key: &str) -> Option<&str>;
     /// `spec.initContainers` (sidecars among them), none without a spec.
     fn init_containers(&self) -> &[Container];
     /// `spec.containers`, none without a spec.
@@ -85,12 +95,19 @@ impl PodExt for Pod {
     }
 
     fn is_static(&self) -> bool {
-        let source = self
-            .metadata
+        self.annotation(CONFIG_SOURCE).is_none_or(|s| s != "api")
+    }
+
+    fn is_mirror(&self) -> bool {
+        self.annotation(CONFIG_MIRROR).is_some()
+    }
+
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(CONFIG_SOURCE));
-        source.is_none_or(|s| s != "api")
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
     }
 
     fn init_containers(&self) -> &[Container] {

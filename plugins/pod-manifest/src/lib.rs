@@ -210,7 +210,7 @@ pub fn apply_defaults(pod: &mut Pod, node_name: &str, origin: Origin<'_>) {
     }
     let annotations = meta.annotations.get_or_insert_default();
     let uid = meta.uid.clone().unwrap_or_default();
-    annotations.insert("kubernetes.io/config.hash".into(), uid);
+    annotations.insert(wasmlet_rules::pod::CONFIG_HASH.into(), uid);
     annotations.insert("kubernetes.io/config.source".into(), origin.source().into());
 
     let spec = pod.spec.get_or_insert_default();

@@ -58,6 +58,8 @@ struct Shared {
     faults: Mutex<Faults>,
     seen: Mutex<Vec<Seen>>,
     bookmark_every: Mutex<Duration>,
+    /// The TokenRequests answered, with their tokens.
+    tokens: Mutex<Vec<Value>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +89,7 @@ impl ApiServer {
             faults: Mutex::default(),
             seen: Mutex::default(),
             bookmark_every: Mutex::new(Duration::from_secs(2)),
+            tokens: Mutex::default(),
         });
         let server = Self {
             addr,
@@ -181,6 +184,11 @@ impl ApiServer {
     }
 
     /// Requests seen so far.
+    /// The TokenRequests answered (with `status.token`), oldest first.
+    pub fn tokens(&self) -> Vec<Value> {
+        lock(&self.shared.tokens).clone()
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.shared.seen).clone()
     }
@@ -321,6 +329,8 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// A service account's `token` subresource (TokenRequest).
+    token: bool,
 }
 
 fn target(path: &str) -> Result<Target, Failure> {
@@ -356,9 +366,10 @@ fn target(path: &str) -> Result<Target, Failure> {
     if kind.namespaced != namespace.is_some() && name.is_some() {
         return Err(not_found());
     }
-    let status = match sub {
-        None => false,
-        Some("status") if kind.status => true,
+    let (status, token) = match sub {
+        None => (false, false),
+        Some("status") if kind.status => (true, false),
+        Some("token") if kind.kind == "ServiceAccount" => (false, true),
         Some(_) => return Err(not_found()),
     };
     Ok(Target {
@@ -366,6 +377,7 @@ fn target(path: &str) -> Result<Target, Failure> {
         namespace,
         name,
         status,
+        token,
     })
 }
 
@@ -583,6 +595,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         Err(f) => return failure(&f),
     };
     let q = query(&raw_query);
+    if target.token {
+        return match (&parts.method, &target.name) {
+            (&Method::POST, Some(name)) => match token_request(shared, &target, name, body) {
+                Ok(answer) => json_answer(201, &answer),
+                Err(f) => failure(&f),
+            },
+            _ => failure(&Failure::new(
+                405,
+                "MethodNotAllowed",
+                "the method is not allowed",
+            )),
+        };
+    }
     let result = match (&parts.method, &target.name) {
         (&Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             return watch(shared, &target, &q);
@@ -650,6 +675,63 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         Ok((code, object)) => json_answer(code, &object),
         Err(f) => failure(&f),
     }
+}
+
+/// A TokenRequest, checked as the API server checks it: the service account
+/// exists, the token lives at least 10 minutes, and a pod it is bound to
+/// exists with that UID. The token is random; its request is kept.
+fn token_request(
+    shared: &Arc<Shared>,
+    target: &Target,
+    name: &str,
+    mut request: Value,
+) -> Result<Value, Failure> {
+    let namespace = target.namespace.as_deref().unwrap_or_default();
+    let store = lock(&shared.store);
+    if store.get(&key(target.kind, namespace, name)).is_none() {
+        return Err(Failure::new(
+            404,
+            "NotFound",
+            format!("serviceaccounts \"{name}\" not found"),
+        ));
+    }
+    let spec = &request["spec"];
+    let seconds = spec["expirationSeconds"].as_i64().unwrap_or(3600);
+    if seconds < 600 {
+        return Err(Failure::new(
+            422,
+            "Invalid",
+            "spec.expirationSeconds: may not specify a duration less than 10 minutes",
+        ));
+    }
+    let bound = &spec["boundObjectRef"];
+    if bound["kind"] == "Pod" {
+        let pod = bound["name"].as_str().unwrap_or_default();
+        let held = store.get(&key(
+            store::kind_named("Pod").expect("pods"),
+            namespace,
+            pod,
+        ));
+        if held.is_none_or(|p| p["metadata"]["uid"] != bound["uid"]) {
+            return Err(Failure::new(
+                409,
+                "Conflict",
+                format!(
+                    "the bound pod {namespace}/{pod} does not exist with UID {}",
+                    bound["uid"]
+                ),
+            ));
+        }
+    }
+    drop(store);
+    request["status"] = json!({
+        "token": format!("stand-in-token-{:016x}", random_u64()),
+        "expirationTimestamp": store::in_seconds(seconds),
+    });
+    request["metadata"]["namespace"] = json!(namespace);
+    request["metadata"]["name"] = json!(name);
+    lock(&shared.tokens).push(request.clone());
+    Ok(request)
 }
 
 fn filter(target: &Target, q: &HashMap<String, String>) -> Result<Filter, Failure> {

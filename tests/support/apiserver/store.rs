@@ -64,6 +64,14 @@ pub const KINDS: &[Kind] = &[
         status: false,
     },
     Kind {
+        prefix: "api/v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        api_version: "v1",
+        namespaced: true,
+        status: false,
+    },
+    Kind {
         prefix: "apis/coordination.k8s.io/v1",
         plural: "leases",
         kind: "Lease",
@@ -557,14 +565,18 @@ fn validate_event(event: &Value, namespace: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// RFC 3339, seconds, UTC: the API's `metav1.Time`.
-pub fn now() -> String {
+/// RFC 3339, seconds, UTC: the API's `metav1.Time`, `seconds` from now.
+pub fn in_seconds(seconds: i64) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0))
+    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0) + seconds)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+pub fn now() -> String {
+    in_seconds(0)
 }
 
 #[cfg(test)]

@@ -32,13 +32,14 @@ use self::actions::PodActions;
 use self::backoff::Backoff;
 use self::runtime_pod::RuntimePod;
 use crate::active_deadline;
+use crate::api_objects::ApiObjects;
 use crate::api_status::Waiting;
 use crate::events::{EventType, Recorder};
 use crate::handlers::ContainerHandlers;
 use crate::network::DnsSettings;
 use crate::pod_ext::PodExt;
 use crate::prober::results::ProbeResults;
-use crate::volumes::Volumes;
+use crate::volumes::{self, Volumes};
 
 /// The kubelet's floor for a grace period.
 pub const MIN_GRACE: Duration = Duration::from_secs(2);
@@ -113,6 +114,8 @@ pub struct PodSyncer<R> {
     pub handlers: Arc<dyn ContainerHandlers>,
     /// Liveness and startup results: a failed one restarts its container.
     pub probes: Arc<ProbeResults>,
+    /// ConfigMaps, Secrets and tokens, in cluster mode.
+    pub objects: Option<Arc<dyn ApiObjects>>,
 }
 
 impl<R> std::fmt::Debug for PodSyncer<R> {
@@ -146,6 +149,11 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         state.init_failed = actions.init_failed;
         self.collect_garbage(runtime).await;
         if actions.is_empty() {
+            if runtime.is_running() && volumes::refreshable(pod) {
+                // The kubelet's remount: files from the API follow their
+                // objects (a failure is a FailedMount event; the pod runs on).
+                let _ = self.set_up_volumes(pod).await;
+            }
             return SyncOutcome {
                 terminal: actions.init_failed || !runtime.is_running(),
                 wake: deadline,

@@ -14,6 +14,7 @@ use wasmlet_rules::quantity;
 
 use super::security_context::has_privileged_container;
 use super::termination_message;
+use crate::api_objects::{Fetched, ObjectKind};
 use crate::logs;
 use crate::network;
 use crate::pod_ext::{PodExt, PodUidExt};
@@ -290,25 +291,95 @@ fn protocol(name: Option<&str>) -> Protocol {
     }
 }
 
-/// A container's environment as the kubelet makes it: `fieldRef` and
-/// `resourceFieldRef` read through the downward API, `$(VAR)` references
+/// A container's environment as the kubelet makes it: `envFrom` first (a
+/// ConfigMap's or Secret's keys, prefixed), then `env`, with `fieldRef` and
+/// `resourceFieldRef` read through the downward API and
+/// `configMapKeyRef`/`secretKeyRef` from `objects`, and `$(VAR)` references
 /// expanded (env in declaration order, then command and args against the
-/// whole environment). An error is a container config error.
+/// whole environment). Also what was left out, and why (keys that are no
+/// variable names). An error is a container config error.
 pub fn environment(
     pod: &Pod,
     container: &Container,
     facts: RuntimeFacts<'_>,
-) -> Result<Expanded, String> {
-    wasmlet_rules::expansion::container(container, |source| {
-        if let Some(field) = &source.field_ref {
-            downward::field_value(pod, field, facts)
-        } else if let Some(resource) = &source.resource_field_ref {
-            downward::resource_value(pod, Some(container), resource, facts)
+    objects: &Fetched,
+) -> Result<(Expanded, Vec<String>), String> {
+    let mut skipped = Vec::new();
+    let mut from = Vec::new();
+    let namespace = pod.namespace_or_default();
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.as_deref().unwrap_or_default();
+        let (kind, name, optional) = if let Some(c) = &source.config_map_ref {
+            (ObjectKind::ConfigMap, c.name.as_str(), c.optional)
+        } else if let Some(s) = &source.secret_ref {
+            (ObjectKind::Secret, s.name.as_str(), s.optional)
         } else {
-            // Admission refuses the other sources; this is a backstop.
-            Err("only fieldRef and resourceFieldRef env sources are supported".into())
+            continue;
+        };
+        let Some(data) = objects.object(kind, name)? else {
+            if optional.unwrap_or(false) {
+                continue;
+            }
+            return Err(format!("{} {name:?} not found", kind.lowercase()));
+        };
+        let mut invalid = Vec::new();
+        for (key, value) in data {
+            let variable = format!("{prefix}{key}");
+            if is_env_var_name(&variable) {
+                from.push((variable, String::from_utf8_lossy(value).into_owned()));
+            } else {
+                invalid.push(key.as_str());
+            }
         }
-    })
+        if !invalid.is_empty() {
+            skipped.push(format!(
+                "Keys [{}] from the EnvFrom {} {namespace}/{name} were skipped since they are invalid environment variable names.",
+                invalid.join(", "),
+                kind.lowercase()
+            ));
+        }
+    }
+    let key_ref = |kind: ObjectKind, name: &str, key: &str, optional: Option<bool>| {
+        let optional = optional.unwrap_or(false);
+        let Some(data) = objects.object(kind, name)? else {
+            return if optional {
+                Ok(None)
+            } else {
+                Err(format!("{} {name:?} not found", kind.lowercase()))
+            };
+        };
+        match data.get(key) {
+            Some(value) => Ok(Some(String::from_utf8_lossy(value).into_owned())),
+            None if optional => Ok(None),
+            None => Err(format!(
+                "couldn't find key {key} in {} {namespace}/{name}",
+                match kind {
+                    ObjectKind::ConfigMap => "ConfigMap",
+                    ObjectKind::Secret => "Secret",
+                }
+            )),
+        }
+    };
+    let expanded = wasmlet_rules::expansion::container(container, from, |source| {
+        if let Some(field) = &source.field_ref {
+            downward::field_value(pod, field, facts).map(Some)
+        } else if let Some(resource) = &source.resource_field_ref {
+            downward::resource_value(pod, Some(container), resource, facts).map(Some)
+        } else if let Some(r) = &source.config_map_key_ref {
+            key_ref(ObjectKind::ConfigMap, &r.name, &r.key, r.optional)
+        } else if let Some(r) = &source.secret_key_ref {
+            key_ref(ObjectKind::Secret, &r.name, &r.key, r.optional)
+        } else {
+            Err("an env valueFrom names no source".into())
+        }
+    })?;
+    Ok((expanded, skipped))
+}
+
+/// A name the API accepts for an environment variable: printable ASCII
+/// without `=` (the relaxed validation of Kubernetes 1.34).
+fn is_env_var_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'=')
 }
 
 /// The container config for `container` of `pod`, its `restart_count`-th
@@ -510,5 +581,66 @@ mod tests {
         assert_eq!(before, container_hash(&c.clone()));
         c.image = Some("x:2".into());
         assert_ne!(before, container_hash(&c));
+    }
+
+    #[test]
+    fn env_from_and_key_refs_read_config_maps_and_secrets() {
+        let pod = pod();
+        let container: Container = serde_json::from_value(serde_json::json!({
+            "name": "app",
+            "envFrom": [
+                {"prefix": "CFG_", "configMapRef": {"name": "settings"}},
+                {"secretRef": {"name": "absent", "optional": true}},
+            ],
+            "env": [
+                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                {"name": "NONE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "x", "optional": true}}},
+                {"name": "URL", "value": "db://$(CFG_host)"},
+            ],
+        }))
+        .expect("container");
+        let mut objects = Fetched::default();
+        let settings = [
+            ("host".to_owned(), b"db1".to_vec()),
+            ("bad=name".to_owned(), b"x".to_vec()),
+        ];
+        objects.insert_object(ObjectKind::ConfigMap, "settings", Some(settings.into()));
+        objects.insert_object(ObjectKind::Secret, "absent", None);
+        let creds = [("password".to_owned(), b"s3cret".to_vec())];
+        objects.insert_object(ObjectKind::Secret, "creds", Some(creds.into()));
+        let (env, skipped) =
+            environment(&pod, &container, RuntimeFacts::default(), &objects).expect("env");
+        let pairs: Vec<(&str, &str)> = env
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("CFG_host", "db1"),
+                ("PASSWORD", "s3cret"),
+                ("URL", "db://db1")
+            ]
+        );
+        assert_eq!(
+            skipped,
+            [
+                "Keys [bad=name] from the EnvFrom configmap prod/settings were skipped since they are invalid environment variable names."
+            ]
+        );
+
+        // A key that is not there, not optional: the container's config error.
+        let mut strict = container.clone();
+        if let Some(env) = strict.env.as_mut() {
+            env[1] = serde_json::from_value(serde_json::json!(
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "x"}}}
+            ))
+            .expect("var");
+        }
+        assert_eq!(
+            environment(&pod, &strict, RuntimeFacts::default(), &objects).map(|_| ()),
+            Err("couldn't find key x in ConfigMap prod/settings".to_owned())
+        );
     }
 }

@@ -23,6 +23,7 @@ use super::runtime_pod::{
 use super::security_context::container_security;
 use super::termination_message;
 use super::{PodState, PodSyncer, pod_grace};
+use crate::api_objects::{self, Fetched};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
 use crate::handlers::{HandlerTarget, HookError};
@@ -42,6 +43,8 @@ struct StartContainer<'a> {
     /// The primary first; the node's for a host-network pod.
     pod_ips: &'a [IpAddr],
     volumes: &'a PodVolumes,
+    /// The API objects the pod names.
+    objects: &'a Fetched,
     previous: Option<&'a ContainerStatus>,
     fresh_sandbox: bool,
 }
@@ -55,6 +58,7 @@ struct ContainerRun<'a> {
     sandbox: &'a SandboxConfig,
     pod_ips: &'a [IpAddr],
     volumes: &'a PodVolumes,
+    objects: &'a Fetched,
 }
 
 /// `SystemTime` → `Instant`, for back-off measured from a runtime timestamp.
@@ -81,8 +85,8 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         };
         let nothing_to_start = actions.start_init.is_empty() && actions.start.is_empty();
         // Volumes first, as the kubelet waits for them before the sandbox.
-        let volumes = if nothing_to_start {
-            PodVolumes::default()
+        let (volumes, objects) = if nothing_to_start {
+            (PodVolumes::default(), Fetched::default())
         } else {
             self.set_up_volumes(pod).await?
         };
@@ -114,6 +118,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 sandbox_config: &sandbox_config,
                 pod_ips: &pod_ips,
                 volumes: &volumes,
+                objects: &objects,
                 previous: runtime.latest(&container.name).0,
                 fresh_sandbox: actions.create_sandbox,
             };
@@ -260,6 +265,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             sandbox_config,
             pod_ips,
             volumes,
+            objects,
             previous,
             fresh_sandbox,
         } = start;
@@ -313,6 +319,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             sandbox: sandbox_config,
             pod_ips,
             volumes,
+            objects,
         };
         let inputs = self.container_inputs(pod, run).await;
         let (env, security, mounts) = match inputs {
@@ -417,19 +424,33 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         None
     }
 
-    /// Sets up the pod's volumes (off the runtime's threads); a failure is
-    /// the kubelet's FailedMount, and the sync is retried.
-    async fn set_up_volumes(&self, pod: &Pod) -> Result<PodVolumes, RuntimeError> {
-        let (volumes, owned, allocatable) = (
-            self.volumes.clone(),
-            pod.clone(),
-            self.config.allocatable.clone(),
-        );
-        let done = tokio::task::spawn_blocking(move || volumes.set_up(&owned, &allocatable)).await;
-        let error = match done {
-            Ok(Ok(volumes)) => return Ok(volumes),
-            Ok(Err(error)) => error.to_string(),
-            Err(panicked) => panicked.to_string(),
+    /// Reads the API objects the pod names and sets up its volumes (off the
+    /// runtime's threads); a failure is the kubelet's FailedMount, and the
+    /// sync is retried.
+    pub(super) async fn set_up_volumes(
+        &self,
+        pod: &Pod,
+    ) -> Result<(PodVolumes, Fetched), RuntimeError> {
+        let error = match api_objects::fetch(self.objects.as_deref(), pod).await {
+            Ok(objects) => {
+                let (volumes, owned, allocatable) = (
+                    self.volumes.clone(),
+                    pod.clone(),
+                    self.config.allocatable.clone(),
+                );
+                let done = tokio::task::spawn_blocking(move || {
+                    volumes
+                        .set_up(&owned, &allocatable, &objects)
+                        .map(|v| (v, objects))
+                })
+                .await;
+                match done {
+                    Ok(Ok(set_up)) => return Ok(set_up),
+                    Ok(Err(error)) => error.to_string(),
+                    Err(panicked) => panicked.to_string(),
+                }
+            }
+            Err(error) => format!("MountVolume.SetUp failed: {error}"),
         };
         self.recorder
             .record(pod, None, EventType::Warning, "FailedMount", error.clone());
@@ -507,6 +528,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             container,
             sandbox,
             pod_ips,
+            objects,
             ..
         } = run;
         let facts = RuntimeFacts {
@@ -514,7 +536,16 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             host_ips: self.config.host_ip.as_slice(),
             allocatable: &self.config.allocatable,
         };
-        let env = environment(pod, container, facts)?;
+        let (env, skipped) = environment(pod, container, facts, objects)?;
+        for message in skipped {
+            self.recorder.record(
+                pod,
+                None,
+                EventType::Warning,
+                "InvalidEnvironmentVariableNames",
+                message,
+            );
+        }
         let security = self.security(pod, container, sandbox).await?;
         let mounts = self.mounts(pod, run, &env, security.privileged).await?;
         Ok((env, security, mounts))

@@ -71,25 +71,14 @@ pub fn set_up(
     allocatable: &BTreeMap<String, Quantity>,
 ) -> Result<(), String> {
     let fresh = !dir.exists();
-    fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let memory = source.medium.as_deref() == Some("Memory");
-    if memory && !is_mount_point(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let size = memory_size(source, pod, allocatable);
-        let options = match size {
-            Some(size) => format!("mode=0777,size={size}"),
-            None => "mode=0777".to_owned(),
-        };
-        let options = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
-        rustix::mount::mount(
-            "tmpfs",
-            dir,
-            "tmpfs",
-            rustix::mount::MountFlags::NODEV | rustix::mount::MountFlags::NOSUID,
-            Some(options.as_c_str()),
-        )
-        .map_err(|e| format!("mounting tmpfs on {}: {e}", dir.display()))?;
-    } else if !fresh {
-        return Ok(());
+    if memory {
+        memory_backed(dir, memory_size(source, pod, allocatable))?;
+    } else {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        if !fresh {
+            return Ok(());
+        }
     }
     let fs_group = pod
         .spec
@@ -107,19 +96,46 @@ pub fn set_up(
         .map_err(|e| format!("setting the mode of {}: {e}", dir.display()))
 }
 
-/// Unmounts every memory-backed `emptyDir` of the pod at `pod_dir`.
-pub fn tear_down_all(pod_dir: &Path) -> Result<(), (PathBuf, io::Error)> {
-    let volumes = pod_dir.join("volumes").join(PLUGIN_DIR);
-    let entries = match fs::read_dir(&volumes) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err((volumes, e)),
+/// Makes `dir` a tmpfs (of `size` bytes, if given) unless it is one: the
+/// memory a memory-backed `emptyDir`, a Secret or a projected volume lives in.
+pub fn memory_backed(dir: &Path, size: Option<u64>) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    if is_mount_point(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        return Ok(());
+    }
+    let options = match size {
+        Some(size) => format!("mode=0777,size={size}"),
+        None => "mode=0777".to_owned(),
     };
-    for entry in entries {
-        let dir = entry.map_err(|e| (volumes.clone(), e))?.path();
-        if is_mount_point(&dir).map_err(|e| (dir.clone(), e))? {
-            rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH)
-                .map_err(|e| (dir.clone(), io::Error::from(e)))?;
+    let options = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
+    rustix::mount::mount(
+        "tmpfs",
+        dir,
+        "tmpfs",
+        rustix::mount::MountFlags::NODEV | rustix::mount::MountFlags::NOSUID,
+        Some(options.as_c_str()),
+    )
+    .map_err(|e| format!("mounting tmpfs on {}: {e}", dir.display()))
+}
+
+/// Unmounts every memory-backed volume of the pod at `pod_dir`, of every
+/// plugin.
+pub fn unmount_all(pod_dir: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let listed = |dir: &Path| -> Result<Vec<PathBuf>, (PathBuf, io::Error)> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .map(|e| e.map(|e| e.path()).map_err(|e| (dir.to_owned(), e)))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err((dir.to_owned(), e)),
+        }
+    };
+    for plugin in listed(&pod_dir.join("volumes"))? {
+        for dir in listed(&plugin)? {
+            if is_mount_point(&dir).map_err(|e| (dir.clone(), e))? {
+                rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH)
+                    .map_err(|e| (dir.clone(), io::Error::from(e)))?;
+            }
         }
     }
     Ok(())
@@ -187,7 +203,7 @@ mod tests {
         set_up(&dir, &source, &pod, &BTreeMap::new()).map_err(io::Error::other)?;
         assert_eq!(fs::metadata(&dir)?.mode() & 0o7777, 0o700);
         assert!(dir.join("kept").exists());
-        tear_down_all(&root).map_err(|(_, e)| e)?;
+        unmount_all(&root).map_err(|(_, e)| e)?;
         fs::remove_dir_all(&root)
     }
 }

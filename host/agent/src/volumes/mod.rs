@@ -1,18 +1,21 @@
-//! Pod volumes, as the kubelet's volume manager sets them up for the kinds a
-//! node provides by itself: [`empty_dir`] (on disk, or tmpfs with `medium:
-//! Memory`), [`host_path`] with its type checks, and [`downward_api`]
-//! (also as the only source of a `projected` volume). An `emptyDir` lives in
-//! `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>`, outlives
-//! container and sandbox restarts, and goes with the pod. [`mounts`] turns a
-//! container's `volumeMounts` into the runtime's mounts.
+//! Pod volumes, as the kubelet's volume manager sets them up: [`empty_dir`]
+//! (on disk, or tmpfs with `medium: Memory`), [`host_path`] with its type
+//! checks, [`downward_api`], and the API objects' [`projection`]s
+//! (`configMap`, `secret`, `projected`), the last written by the
+//! [`atomic_writer`]. A volume lives in
+//! `<root>/pods/<uid>/volumes/<plugin>/<name>`, outlives container and
+//! sandbox restarts, and goes with the pod. [`mounts`] turns a container's
+//! `volumeMounts` into the runtime's mounts.
 //!
 //! Everything here touches the filesystem: callers run it off the async
 //! runtime's threads (`spawn_blocking`).
 
+pub mod atomic_writer;
 pub mod downward_api;
 pub mod empty_dir;
 pub mod host_path;
 pub mod mounts;
+pub mod projection;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,7 +25,13 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wasmlet_core::PodUid;
 
+use crate::api_objects::Fetched;
 use crate::pod_ext::PodUidExt;
+
+/// `<pod dir>/volumes/<plugin>/<name>`.
+fn volume_dir(pod_dir: &Path, plugin: &str, name: &str) -> PathBuf {
+    pod_dir.join("volumes").join(plugin).join(name)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -51,6 +60,27 @@ pub struct VolumePath {
     pub read_only: bool,
 }
 
+impl PodVolumes {
+    fn insert(&mut self, name: &str, path: PathBuf, read_only: bool) {
+        self.paths
+            .insert(name.to_owned(), VolumePath { path, read_only });
+    }
+}
+
+/// Whether `pod` has volumes of files made from the API, which follow the
+/// objects they come from while the pod runs.
+pub fn refreshable(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(|v| {
+            v.downward_api.is_some()
+                || v.config_map.is_some()
+                || v.secret.is_some()
+                || v.projected.is_some()
+        })
+}
+
 /// The node's volume directories.
 #[derive(Debug, Clone)]
 pub struct Volumes {
@@ -72,11 +102,14 @@ impl Volumes {
         self.pods.join(uid.as_str())
     }
 
-    /// Makes every volume of `pod` ready (idempotent: what exists is kept).
+    /// Makes every volume of `pod` ready (idempotent: what exists is kept,
+    /// files made from the API are brought up to date); `fetched` holds the
+    /// API objects it names.
     pub fn set_up(
         &self,
         pod: &Pod,
         allocatable: &BTreeMap<String, Quantity>,
+        fetched: &Fetched,
     ) -> Result<PodVolumes, VolumeError> {
         let mut mounted = PodVolumes::default();
         let pod_dir = self.pod_dir(&pod.pod_uid());
@@ -85,39 +118,47 @@ impl Volumes {
                 volume: volume.name.clone(),
                 reason,
             };
-            let (path, read_only) = if let Some(source) = &volume.empty_dir {
+            // Files from the API: (plugin, in memory, the files).
+            let files = if let Some(source) = &volume.empty_dir {
                 let dir = empty_dir::path(&pod_dir, &volume.name);
                 empty_dir::set_up(&dir, source, pod, allocatable).map_err(failed)?;
-                (dir, false)
+                mounted.insert(&volume.name, dir, false);
+                continue;
             } else if let Some(source) = &volume.host_path {
-                (host_path::check(source).map_err(failed)?, false)
+                let dir = host_path::check(source).map_err(failed)?;
+                mounted.insert(&volume.name, dir, false);
+                continue;
             } else if let Some(source) = &volume.downward_api {
-                let dir = downward_api::path(&pod_dir, &volume.name, false);
+                let mut files = atomic_writer::Payload::new();
                 let items = source.items.iter().flatten();
-                let files = downward_api::payload(pod, items, source.default_mode);
-                files
-                    .and_then(|files| downward_api::write(&dir, &files))
-                    .map_err(failed)?;
-                (dir, true)
+                downward_api::payload(&mut files, pod, items, source.default_mode)
+                    .map(|()| (downward_api::PLUGIN_DIR, false, files))
+            } else if let Some(source) = &volume.config_map {
+                projection::config_map(source, fetched)
+                    .map(|files| (projection::CONFIG_MAP_DIR, false, files))
+            } else if let Some(source) = &volume.secret {
+                projection::secret(source, fetched)
+                    .map(|files| (projection::SECRET_DIR, true, files))
             } else if let Some(source) = &volume.projected {
-                let dir = downward_api::path(&pod_dir, &volume.name, true);
-                let sources = source.sources.iter().flatten();
-                // Admission lets only downward API sources through.
-                let items = sources
-                    .filter_map(|s| s.downward_api.as_ref())
-                    .flat_map(|d| d.items.iter().flatten());
-                let files = downward_api::payload(pod, items, source.default_mode);
-                files
-                    .and_then(|files| downward_api::write(&dir, &files))
-                    .map_err(failed)?;
-                (dir, true)
+                projection::projected(pod, source, fetched)
+                    .map(|files| (projection::PROJECTED_DIR, true, files))
             } else {
                 // Admission refuses the other kinds; this is a backstop.
-                return Err(failed("this kind of volume is not supported".into()));
+                Err("this kind of volume is not supported".into())
             };
-            mounted
-                .paths
-                .insert(volume.name.clone(), VolumePath { path, read_only });
+            let (plugin, memory, files) = files.map_err(failed)?;
+            let dir = volume_dir(&pod_dir, plugin, &volume.name);
+            let written = if memory {
+                empty_dir::memory_backed(&dir, None)
+            } else {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))
+            };
+            written
+                .and_then(|()| atomic_writer::write(&dir, &files))
+                .map_err(failed)?;
+            // Mounted read-only whatever the mount says.
+            mounted.insert(&volume.name, dir, true);
         }
         Ok(mounted)
     }
@@ -131,7 +172,7 @@ impl Volumes {
             path: path.to_owned(),
             source,
         };
-        match empty_dir::tear_down_all(&pod_dir) {
+        match empty_dir::unmount_all(&pod_dir) {
             Ok(()) => {}
             Err((path, e)) => return Err(failed(&path, e)),
         }

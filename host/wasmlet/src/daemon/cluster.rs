@@ -1,7 +1,8 @@
 //! Cluster mode, when a kubeconfig is configured: the Node registered and
 //! its status kept (computed every `nodeStatusUpdateFrequency`, patched when
 //! it changed or every `nodeStatusReportFrequency`), and the node Lease
-//! renewed in a task of its own.
+//! renewed in a task of its own; pod statuses and events sent, and the
+//! static pods' mirror pods kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,21 +16,28 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
+use tokio::sync::broadcast;
 use wasmlet_agent::agent::AgentView;
+use wasmlet_agent::api_objects::{ApiObjects, Data, ObjectKind};
 use wasmlet_agent::health::Heartbeat;
+use wasmlet_agent::mirror_pods::{MirrorChange, MirrorPods, MirrorSet, mirror_pod};
 use wasmlet_agent::node_status::{self, NodeHealth};
 use wasmlet_agent::pleg::RELIST_THRESHOLD;
 use wasmlet_agent::status_manager::PodStatuses;
 use wasmlet_core::RuntimeInfo;
 use wasmlet_cri::CriClient;
 use wasmlet_kube::ApiClient;
+use wasmlet_kube::events::{self, Correlator, EventApi};
 use wasmlet_kube::lease::{self, LeaseSettings};
 use wasmlet_kube::node::NodeApi;
+use wasmlet_kube::objects::{self, Objects};
 use wasmlet_kube::pods::PodApi;
 use wasmlet_kube::reader::{self, Query, Reader};
 use wasmlet_plugin_host::{ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, WatchEnd};
 use wasmlet_rules::PodExt;
+use wasmlet_rules::pod::CONFIG_HASH;
 
 use super::AgentFileConfig;
 use super::tasks::CoreTasks;
@@ -64,6 +72,37 @@ pub fn reads(client: &ApiClient) -> Arc<dyn ApiReader> {
 }
 
 struct ApiReads(Reader);
+
+/// The ConfigMaps, Secrets and tokens pods name, through the cluster's client.
+pub fn objects(client: &ApiClient) -> Arc<dyn ApiObjects> {
+    Arc::new(PodObjects(Objects::new(client)))
+}
+
+struct PodObjects(Objects);
+
+impl ApiObjects for PodObjects {
+    fn get<'a>(
+        &'a self,
+        kind: ObjectKind,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> Boxed<'a, Result<Option<Data>, String>> {
+        let kind = match kind {
+            ObjectKind::ConfigMap => objects::ObjectKind::ConfigMap,
+            ObjectKind::Secret => objects::ObjectKind::Secret,
+        };
+        Box::pin(async move {
+            self.0
+                .get(kind, namespace, name)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn token<'a>(&'a self, request: &'a TokenRequest) -> Boxed<'a, Result<String, String>> {
+        Box::pin(async move { self.0.token(request).await.map_err(|e| e.to_string()) })
+    }
+}
 
 struct Watched(reader::Watch);
 
@@ -190,6 +229,26 @@ impl Cluster {
             report_pod_statuses(
                 PodApi::new(&self.client),
                 view.statuses.clone(),
+                view.mirror_pods.clone(),
+                shutdown.clone(),
+            ),
+        );
+        tasks.spawn(
+            "events",
+            send_events(
+                EventApi::new(&self.client),
+                view.events.subscribe(),
+                name.clone(),
+                shutdown.clone(),
+            ),
+        );
+        tasks.spawn(
+            "mirror pods",
+            keep_mirror_pods(
+                PodApi::new(&self.client),
+                NodeApi::new(&self.client),
+                name.clone(),
+                view.mirror_pods.clone(),
                 shutdown.clone(),
             ),
         );
@@ -310,6 +369,33 @@ fn now() -> Time {
 const STATUS_RESYNC: Duration = Duration::from_secs(10);
 const STATUS_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
+/// The back-off of a task's rounds against the API server: 1 s doubling to
+/// 30 s while rounds fail, the resync period once one succeeds.
+struct Retry(Duration);
+
+impl Retry {
+    fn new() -> Self {
+        Self(STATUS_RETRY.0)
+    }
+
+    /// The delay after a failed round (then the next is longer).
+    fn failed(&mut self) -> Duration {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(STATUS_RETRY.1);
+        delay
+    }
+
+    /// What the next round waits for at most after this one.
+    fn after(&mut self, failed: bool) -> Duration {
+        if failed {
+            self.failed()
+        } else {
+            self.0 = STATUS_RETRY.0;
+            STATUS_RESYNC
+        }
+    }
+}
+
 /// The API server's pods (a static pod's status goes to its mirror pod).
 fn from_api(pod: &Pod) -> bool {
     !pod.is_static()
@@ -335,45 +421,66 @@ fn can_be_deleted(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some() && stopped && sandbox_down
 }
 
-/// Sends the API server's pods' statuses when they change: one task, so a
-/// slow or absent API server never holds up the sync loop; a failed round is
-/// retried with back-off. After a restart every status is sent once again.
-async fn report_pod_statuses(api: PodApi, statuses: Arc<PodStatuses>, shutdown: CancellationToken) {
+/// Where a pod's status goes: the pod itself, or for a static pod its
+/// mirror (none until it has one): namespace, name and the UID written to.
+fn status_target<'a>(pod: &'a Pod, mirrors: &'a MirrorSet) -> Option<(&'a str, &'a str, &'a str)> {
+    let target = if from_api(pod) {
+        pod
+    } else {
+        mirrors.mirror_of(pod)?
+    };
+    Some((
+        target.metadata.namespace.as_deref()?,
+        target.metadata.name.as_deref()?,
+        target.metadata.uid.as_deref()?,
+    ))
+}
+
+/// Sends the pods' statuses when they change (a static pod's to its
+/// mirror): one task, so a slow or absent API server never holds up the
+/// sync loop; a failed round is retried with back-off. After a restart every
+/// status is sent once again.
+async fn report_pod_statuses(
+    api: PodApi,
+    statuses: Arc<PodStatuses>,
+    mirrors: Arc<MirrorPods>,
+    shutdown: CancellationToken,
+) {
     let mut changed = statuses.subscribe();
+    let mut mirrors_changed = mirrors.subscribe();
+    // The UID written to → what was written.
     let mut sent: HashMap<String, PodStatus> = HashMap::new();
-    let mut retry = STATUS_RETRY.0;
+    let mut retry = Retry::new();
     let mut failed = false;
     loop {
-        let wait = if failed { retry } else { STATUS_RESYNC };
+        let wait = retry.after(failed);
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = changed.changed(), if !failed => {}
+            _ = mirrors_changed.changed(), if !failed => {}
             () = tokio::time::sleep(wait) => {}
         }
         let pods = statuses.list();
-        sent.retain(|uid, _| pods.iter().any(|p| p.metadata.uid.as_deref() == Some(uid)));
+        let mirror_set = mirrors.current();
+        let targets: Vec<_> = pods
+            .iter()
+            .filter_map(|pod| Some((pod, status_target(pod, &mirror_set)?, pod.status.as_ref()?)))
+            .collect();
+        sent.retain(|uid, _| targets.iter().any(|(_, (_, _, target), _)| target == uid));
         failed = false;
-        for pod in pods.iter().filter(|p| from_api(p)) {
-            let (Some(namespace), Some(name), Some(uid), Some(status)) = (
-                pod.metadata.namespace.as_deref(),
-                pod.metadata.name.as_deref(),
-                pod.metadata.uid.as_deref(),
-                pod.status.as_ref(),
-            ) else {
-                continue;
-            };
+        for (pod, (namespace, name, uid), status) in targets {
             if sent.get(uid) == Some(status) {
                 continue;
             }
             match api.patch_status(namespace, name, uid, status).await {
-                Ok(()) if can_be_deleted(pod) => {
+                Ok(()) if from_api(pod) && can_be_deleted(pod) => {
                     // The kubelet's last word on a deleted pod: its final
                     // status, then the delete that removes it from the API.
                     match api.delete(namespace, name, uid).await {
                         Ok(()) => tracing::info!(pod = %name, "pod deleted from the API server"),
                         Err(e) if e.is_not_found() || e.is_conflict() => {}
                         Err(e) => {
-                            tracing::warn!(pod = %name, error = %e, "failed to delete the pod; retrying in {retry:?}");
+                            tracing::warn!(pod = %name, error = %e, "failed to delete the pod; retrying");
                             failed = true;
                             break;
                         }
@@ -389,17 +496,150 @@ async fn report_pod_statuses(api: PodApi, statuses: Arc<PodStatuses>, shutdown: 
                     sent.insert(uid.to_owned(), status.clone());
                 }
                 Err(e) => {
-                    tracing::warn!(pod = %name, error = %e, "failed to update the pod's status; retrying in {retry:?}");
+                    tracing::warn!(pod = %name, error = %e, "failed to update the pod's status; retrying");
                     failed = true;
                     // The server is unwell: the rest waits for the retry too.
                     break;
                 }
             }
         }
-        retry = if failed {
-            (retry * 2).min(STATUS_RETRY.1)
-        } else {
-            STATUS_RETRY.0
+    }
+}
+
+/// The Node's UID, once it is registered (mirror pods are owned by it).
+async fn node_uid(nodes: &NodeApi, name: &str, shutdown: &CancellationToken) -> Option<String> {
+    let mut retry = Retry::new();
+    loop {
+        match nodes.get(name).await {
+            Ok(node) if node.metadata.uid.is_some() => return node.metadata.uid,
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the Node for its mirror pods; retrying")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(retry.failed()) => {}
+        }
+    }
+}
+
+/// Keeps a mirror pod for every static pod (the kubelet's mirror client):
+/// created when missing, replaced when being deleted or stale, deleted once
+/// its static pod is gone. Retried with back-off while the server is unwell.
+async fn keep_mirror_pods(
+    api: PodApi,
+    nodes: NodeApi,
+    node_name: String,
+    mirrors: Arc<MirrorPods>,
+    shutdown: CancellationToken,
+) {
+    let Some(node_uid) = node_uid(&nodes, &node_name, &shutdown).await else {
+        return;
+    };
+    let mut changed = mirrors.subscribe();
+    // Full name → config hash of the mirrors created and not yet seen back
+    // through the API source: not created twice meanwhile.
+    let mut created: HashMap<String, String> = HashMap::new();
+    let mut retry = Retry::new();
+    loop {
+        let set = mirrors.current();
+        created.retain(|name, _| !set.mirrors.contains_key(name));
+        let mut failed = false;
+        for change in set.changes() {
+            let result = match &change {
+                MirrorChange::Create(pod) => {
+                    let hash = pod.annotation(CONFIG_HASH).unwrap_or_default();
+                    if created.get(&pod.full_name()).map(String::as_str) == Some(hash) {
+                        continue;
+                    }
+                    match api.create(&mirror_pod(pod, &node_name, &node_uid)).await {
+                        Ok(_) => {
+                            tracing::info!(pod = %pod.full_name(), "mirror pod created");
+                            created.insert(pod.full_name(), hash.to_owned());
+                            Ok(())
+                        }
+                        // Its deletion is still under way, or it was made
+                        // before a restart: the API source shows which.
+                        Err(e) if e.is_already_exists() => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                MirrorChange::Delete(mirror) => {
+                    let (namespace, name) = (mirror.namespace_or_default(), mirror.name_str());
+                    match api.delete(namespace, name, mirror.uid_str()).await {
+                        Ok(()) => {
+                            tracing::info!(pod = %mirror.full_name(), "mirror pod deleted");
+                            Ok(())
+                        }
+                        Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "failed to update a mirror pod; retrying");
+                failed = true;
+                break;
+            }
+        }
+        let wait = retry.after(failed);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = changed.changed(), if !failed => {}
+            () = tokio::time::sleep(wait) => created.clear(),
+        }
+    }
+}
+
+/// How often, and how far apart, an event write that got no answer is
+/// tried (client-go's recorder: 12 times, 10 s apart).
+const EVENT_TRIES: usize = 12;
+const EVENT_RETRY: Duration = Duration::from_secs(10);
+
+/// Sends the recorder's events to the API server, correlated as client-go's
+/// recorder does. A write that got no answer is tried again; one the server
+/// refused is not. Events that pile up meanwhile beyond the broadcast queue
+/// are dropped, with a warning.
+async fn send_events(
+    api: EventApi,
+    mut recorded: broadcast::Receiver<Event>,
+    node: String,
+    shutdown: CancellationToken,
+) {
+    let mut correlator = Correlator::default();
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = recorded.recv() => match received {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!("{missed} events not sent to the API server: it was too slow");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         };
+        let Some(write) = correlator.correlate(events::from_node(event, &node), Instant::now())
+        else {
+            continue;
+        };
+        for attempt in 1..=EVENT_TRIES {
+            match api.write(&write).await {
+                Ok(()) => break,
+                Err(e @ wasmlet_kube::KubeError::Unreachable(_)) if attempt < EVENT_TRIES => {
+                    tracing::debug!(error = %e, "event not written; trying again in {EVENT_RETRY:?}");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(EVENT_RETRY) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event not written; dropped");
+                    break;
+                }
+            }
+        }
     }
 }

@@ -356,6 +356,7 @@ impl App {
             agent_config.host_ip = node_facts::detect_node_ip(&node_name).await;
             tracing::info!(node_ip = ?agent_config.host_ip, "nodeIP not set; detected");
         }
+        let objects = client.as_ref().map(cluster::objects);
         let cluster = client.map(|client| {
             let cluster =
                 cluster::Cluster::new(client, &config, node.clone(), agent_config.host_ip);
@@ -376,7 +377,7 @@ impl App {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         plugin_metrics.register(&mut registry);
-        let agent = Agent::new(
+        let mut agent = Agent::new(
             runtime,
             plugins::PluginAdmission {
                 chain,
@@ -388,6 +389,9 @@ impl App {
             agent_config,
             metrics,
         );
+        if let Some(objects) = objects {
+            agent = agent.with_api_objects(objects);
+        }
         agent.prober_metrics().register(&mut registry);
         let endpoints = Arc::new(http::Endpoints {
             view: agent.view(),

@@ -1,0 +1,264 @@
+//! The API objects a cluster's pod may name, read through a port so the
+//! agent never sees the API (the kubelet's configmap, secret and token
+//! managers): ConfigMaps' and Secrets' data, and service account tokens.
+//! [`fetch`] reads what one pod names before its volumes and environment
+//! are made, so the blocking volume set-up has it all at hand.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::pod_ext::PodExt;
+
+/// Keys to bytes: a ConfigMap's `data` and `binaryData`, a Secret's `data`.
+pub type Data = BTreeMap<String, Vec<u8>>;
+
+pub type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    ConfigMap,
+    Secret,
+}
+
+impl ObjectKind {
+    /// As the kubelet's messages name it (`configmap "x" not found`).
+    pub fn lowercase(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "configmap",
+            Self::Secret => "secret",
+        }
+    }
+}
+
+/// How the agent reads API objects (in cluster mode).
+pub trait ApiObjects: Send + Sync {
+    /// The object's data; None if it does not exist.
+    fn get<'a>(
+        &'a self,
+        kind: ObjectKind,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> Boxed<'a, Result<Option<Data>, String>>;
+
+    /// A token for `request` (the TokenRequest of the service account
+    /// `metadata.name` in `metadata.namespace`), refreshed before it expires.
+    fn token<'a>(&'a self, request: &'a TokenRequest) -> Boxed<'a, Result<String, String>>;
+}
+
+/// What one pod's references read as.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched {
+    /// None: the object does not exist.
+    objects: BTreeMap<(ObjectKind, String), Option<Data>>,
+    tokens: BTreeMap<(Option<String>, i64), String>,
+}
+
+impl Fetched {
+    pub fn insert_object(&mut self, kind: ObjectKind, name: &str, data: Option<Data>) {
+        self.objects.insert((kind, name.to_owned()), data);
+    }
+
+    pub fn insert_token(&mut self, audience: Option<&str>, expiration_seconds: i64, token: String) {
+        self.tokens
+            .insert((audience.map(str::to_owned), expiration_seconds), token);
+    }
+
+    /// The object's data: Ok(None) if it does not exist.
+    pub fn object(&self, kind: ObjectKind, name: &str) -> Result<Option<&Data>, String> {
+        match self.objects.get(&(kind, name.to_owned())) {
+            Some(data) => Ok(data.as_ref()),
+            None => Err(format!("{} {name:?} was not read", kind.lowercase())),
+        }
+    }
+
+    /// The token of a `serviceAccountToken` projection.
+    pub fn token(&self, audience: Option<&str>, expiration_seconds: i64) -> Result<&str, String> {
+        self.tokens
+            .get(&(audience.map(str::to_owned), expiration_seconds))
+            .map(String::as_str)
+            .ok_or_else(|| "the service account token was not requested".to_owned())
+    }
+}
+
+/// The kubelet's default token lifetime for a projection.
+pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+
+fn containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.init_containers().iter().chain(pod.app_containers())
+}
+
+/// Every ConfigMap and Secret `pod` names, in volumes and env.
+pub fn references(pod: &Pod) -> Vec<(ObjectKind, String)> {
+    let mut found = Vec::new();
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    for volume in volumes {
+        if let Some(c) = &volume.config_map {
+            found.push((ObjectKind::ConfigMap, c.name.clone()));
+        }
+        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            found.push((ObjectKind::Secret, name));
+        }
+        let sources = volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten());
+        for source in sources {
+            if let Some(c) = &source.config_map {
+                found.push((ObjectKind::ConfigMap, c.name.clone()));
+            }
+            if let Some(s) = &source.secret {
+                found.push((ObjectKind::Secret, s.name.clone()));
+            }
+        }
+    }
+    for container in containers(pod) {
+        for from in container.env_from.iter().flatten() {
+            if let Some(c) = &from.config_map_ref {
+                found.push((ObjectKind::ConfigMap, c.name.clone()));
+            }
+            if let Some(s) = &from.secret_ref {
+                found.push((ObjectKind::Secret, s.name.clone()));
+            }
+        }
+        let sources = container
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.value_from.as_ref());
+        for source in sources {
+            if let Some(c) = &source.config_map_key_ref {
+                found.push((ObjectKind::ConfigMap, c.name.clone()));
+            }
+            if let Some(s) = &source.secret_key_ref {
+                found.push((ObjectKind::Secret, s.name.clone()));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The pod's token projections: (audience, expirationSeconds).
+fn token_projections(pod: &Pod) -> Vec<(Option<String>, i64)> {
+    let mut found: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|s| s.service_account_token.as_ref())
+        .map(|t| {
+            (
+                t.audience.clone().filter(|a| !a.is_empty()),
+                t.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS),
+            )
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Reads everything `pod` names. Without a port (standalone mode) a pod
+/// that names something cannot be served.
+pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetched, String> {
+    let references = references(pod);
+    let tokens = token_projections(pod);
+    let mut fetched = Fetched::default();
+    if references.is_empty() && tokens.is_empty() {
+        return Ok(fetched);
+    }
+    let Some(objects) = objects else {
+        return Err("API objects can be read only in cluster mode".into());
+    };
+    let namespace = pod.namespace_or_default();
+    for (kind, name) in references {
+        let data = objects.get(kind, namespace, &name).await.map_err(|e| {
+            format!(
+                "{} {namespace}/{name} could not be read: {e}",
+                kind.lowercase()
+            )
+        })?;
+        fetched.insert_object(kind, &name, data);
+    }
+    let service_account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    for (audience, expiration_seconds) in tokens {
+        // Bound to the pod, so it dies with it.
+        let request = TokenRequest {
+            metadata: ObjectMeta {
+                name: Some(service_account.clone()),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: TokenRequestSpec {
+                audiences: audience.iter().cloned().collect(),
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    kind: Some("Pod".into()),
+                    api_version: Some("v1".into()),
+                    name: Some(pod.name_str().to_owned()),
+                    uid: Some(pod.uid_str().to_owned()),
+                }),
+            },
+            status: None,
+        };
+        let token = objects
+            .token(&request)
+            .await
+            .map_err(|e| format!("failed to fetch token: {e}"))?;
+        fetched.insert_token(audience.as_deref(), expiration_seconds, token);
+    }
+    Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reference_of_volumes_env_and_env_from_is_found_once() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "uid": "u1"},
+            "spec": {
+                "volumes": [
+                    {"name": "a", "configMap": {"name": "settings"}},
+                    {"name": "b", "secret": {"secretName": "creds"}},
+                    {"name": "c", "projected": {"sources": [
+                        {"configMap": {"name": "ca"}},
+                        {"serviceAccountToken": {"path": "token"}},
+                        {"serviceAccountToken": {"path": "vault", "audience": "vault", "expirationSeconds": 600}},
+                    ]}},
+                ],
+                "initContainers": [{"name": "init", "envFrom": [{"secretRef": {"name": "init-env"}}]}],
+                "containers": [{"name": "app", "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "a"}}},
+                    {"name": "B", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "b"}}},
+                ]}],
+            }
+        }))
+        .expect("pod");
+        assert_eq!(
+            references(&pod),
+            [
+                (ObjectKind::ConfigMap, "ca".to_owned()),
+                (ObjectKind::ConfigMap, "settings".to_owned()),
+                (ObjectKind::Secret, "creds".to_owned()),
+                (ObjectKind::Secret, "init-env".to_owned()),
+            ]
+        );
+        assert_eq!(
+            token_projections(&pod),
+            [(None, DEFAULT_TOKEN_SECONDS), (Some("vault".into()), 600)]
+        );
+    }
+}
