@@ -65,7 +65,7 @@ async fn the_node_registers_reports_ready_and_patches_only_changes() {
     let agent = joined(
         &api,
         "cluster-node",
-        "nodeLabels:\n  team: blue\nregisterWithTaints:\n- key: dedicated\n  value: wasm\n  effect: NoSchedule\nnodeStatusReportFrequency: 1h\n",
+        "nodeLabels:\n  team: blue\nregisterWithTaints:\n- key: dedicated\n  value: wasm\n  effect: NoSchedule\nnodeStatusReportFrequency: 1h\nkubeReserved:\n  memory: 64Mi\n  cpu: 100m\nsystemReserved:\n  memory: 64Mi\n",
     );
     let name = agent.node_name.clone();
     let node = wait_for("a Ready node", || {
@@ -104,6 +104,27 @@ async fn the_node_registers_reports_ready_and_patches_only_changes() {
         status["nodeInfo"]
     );
     assert_eq!(status["nodeInfo"]["operatingSystem"], "linux");
+    // Less what kubeReserved and systemReserved hold back.
+    let bytes = |q: &Value| -> i64 {
+        let q = q.as_str().unwrap_or_default();
+        q.strip_suffix("Ki").map_or_else(
+            || q.parse().unwrap_or(0),
+            |k| k.parse::<i64>().unwrap_or(0) * 1024,
+        )
+    };
+    assert_eq!(
+        bytes(&status["capacity"]["memory"]) - bytes(&status["allocatable"]["memory"]),
+        128 << 20,
+        "{status}"
+    );
+    let cpus: i64 = status["capacity"]["cpu"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        status["allocatable"]["cpu"],
+        format!("{}m", cpus * 1000 - 100)
+    );
     assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
     assert!(
         status["addresses"].as_array().is_some_and(|a| a
@@ -689,5 +710,29 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
         &json!({"gracePeriodSeconds": 0}),
     )
     .expect("deleted");
+    agent.finish().await;
+}
+
+#[tokio::test]
+async fn a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on() {
+    let api = ApiServer::start().await;
+    let mut agent = joined(&api, "cluster-down", "");
+    let node = agent.node_name.clone();
+    api.create(bound_pod("stay", &node)).expect("a pod");
+    api.create(bound_pod("leave", &node)).expect("a pod");
+    let stay = agent.wait_pod("stay", WAIT, running).await;
+    agent.wait_pod("leave", WAIT, running).await;
+    agent.wait_runtime_objects((2, 2), WAIT).await;
+    agent.kill_9();
+    // Deleted for good while no agent watched.
+    api.delete("Pod", "default", "leave", &json!({"gracePeriodSeconds": 0}))
+        .expect("deleted");
+    agent.start();
+    agent.wait_runtime_objects((1, 1), WAIT).await;
+    agent.wait_gone("leave", WAIT).await;
+    let after = agent.wait_pod("stay", WAIT, running).await;
+    assert_eq!(container_id(&after), container_id(&stay), "restarted");
+    api.delete("Pod", "default", "stay", &json!({"gracePeriodSeconds": 0}))
+        .expect("deleted");
     agent.finish().await;
 }

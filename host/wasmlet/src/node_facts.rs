@@ -93,6 +93,37 @@ pub fn local_node(name: &str, root_dir: Option<&Path>) -> Node {
     }
 }
 
+/// The node's allocatable: its capacity less every `reserved` amount of
+/// each resource (the kubelet's kubeReserved and systemReserved), never
+/// below zero. Amounts that are no quantity were refused with the config.
+pub fn hold_back(node: &mut Node, reserved: &[&BTreeMap<String, String>]) {
+    let Some(status) = node.status.as_mut() else {
+        return;
+    };
+    let Some(capacity) = status.capacity.as_ref() else {
+        return;
+    };
+    let allocatable = capacity
+        .iter()
+        .map(|(resource, total)| {
+            let total = wasmlet_rules::quantity::milli(&total.0).unwrap_or(0);
+            let held: i64 = reserved
+                .iter()
+                .filter_map(|r| r.get(resource))
+                .filter_map(|q| wasmlet_rules::quantity::milli(q).ok())
+                .sum();
+            let left = (total - held).max(0);
+            let text = if left % 1000 == 0 {
+                (left / 1000).to_string()
+            } else {
+                format!("{left}m")
+            };
+            (resource.clone(), Quantity(text))
+        })
+        .collect();
+    status.allocatable = Some(allocatable);
+}
+
 /// Kubernetes' name for the CPU architecture.
 fn arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -155,5 +186,50 @@ pub fn pressure(root_dir: &Path) -> Pressure {
         memory: available_kib.is_some_and(|kib| kib < 100 * 1024),
         disk,
         pid: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_resources_are_taken_from_the_capacity_never_below_zero() {
+        let mut node = local_node("n1", None);
+        if let Some(status) = node.status.as_mut() {
+            status.capacity = Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity("2".into())),
+                ("memory".to_owned(), Quantity("4Gi".into())),
+                ("pods".to_owned(), Quantity("110".into())),
+            ]));
+        }
+        let kube = BTreeMap::from([
+            ("cpu".to_owned(), "100m".to_owned()),
+            ("memory".to_owned(), "1Gi".to_owned()),
+        ]);
+        let system = BTreeMap::from([
+            ("cpu".to_owned(), "5".to_owned()),
+            ("memory".to_owned(), "512Mi".to_owned()),
+        ]);
+        hold_back(&mut node, &[&kube, &system]);
+        let allocatable = node.status.and_then(|s| s.allocatable).unwrap_or_default();
+        let get = |r: &str| allocatable.get(r).map(|q| q.0.clone()).unwrap_or_default();
+        assert_eq!(get("cpu"), "0", "more reserved than there is");
+        assert_eq!(
+            get("memory"),
+            (3u64 << 30).saturating_sub(512 << 20).to_string()
+        );
+        assert_eq!(get("pods"), "110");
+
+        let mut node = local_node("n1", None);
+        if let Some(status) = node.status.as_mut() {
+            status.capacity = Some(BTreeMap::from([("cpu".to_owned(), Quantity("2".into()))]));
+        }
+        hold_back(
+            &mut node,
+            &[&BTreeMap::from([("cpu".to_owned(), "250m".to_owned())])],
+        );
+        let cpu = node.status.and_then(|s| s.allocatable).unwrap_or_default();
+        assert_eq!(cpu.get("cpu").map(|q| q.0.as_str()), Some("1750m"));
     }
 }

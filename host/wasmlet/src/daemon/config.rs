@@ -134,6 +134,11 @@ pub struct AgentFileConfig {
     pub node_status_report_frequency: Duration,
     /// The port the Node advertises as its kubelet endpoint.
     pub port: u16,
+    /// Resources held back for Kubernetes' own daemons and for the
+    /// system's (`cpu: 100m`, `memory: 1Gi`, ...): the Node's allocatable is
+    /// its capacity less both.
+    pub kube_reserved: BTreeMap<String, String>,
+    pub system_reserved: BTreeMap<String, String>,
 }
 
 /// The agent's and the CRI client's own defaults are the file's: one
@@ -180,6 +185,8 @@ impl Default for AgentFileConfig {
             node_status_update_frequency: Duration::from_secs(10),
             node_status_report_frequency: Duration::from_secs(300),
             port: 10250,
+            kube_reserved: BTreeMap::new(),
+            system_reserved: BTreeMap::new(),
         }
     }
 }
@@ -330,6 +337,23 @@ impl AgentFileConfig {
             }
         }
         self.log_rotation()?;
+        for (field, reserved) in [
+            ("kubeReserved", &self.kube_reserved),
+            ("systemReserved", &self.system_reserved),
+        ] {
+            for (resource, amount) in reserved {
+                match wasmlet_rules::quantity::milli(amount) {
+                    Ok(m) if m >= 0 => {}
+                    Ok(_) => {
+                        return Err(FieldError::new(
+                            format!("{field}.{resource}"),
+                            "must not be negative",
+                        ));
+                    }
+                    Err(e) => return Err(FieldError::new(format!("{field}.{resource}"), e)),
+                }
+            }
+        }
         if self.node_lease_duration_seconds == 0 {
             return Err(FieldError::new(
                 "nodeLeaseDurationSeconds",

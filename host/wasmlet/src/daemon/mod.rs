@@ -337,6 +337,7 @@ impl App {
             .cloned()
             .collect();
         let mut node = node_facts::local_node(&node_name, Some(&config.root_dir));
+        node_facts::hold_back(&mut node, &[&config.kube_reserved, &config.system_reserved]);
         if let Some(labels) = node.metadata.labels.as_mut() {
             labels.extend(config.node_labels.clone());
         }
