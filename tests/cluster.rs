@@ -1,19 +1,23 @@
-//! Cluster mode against the stand-in API server (tests/support/apiserver),
-//! with the agent on the real containerd: the Node registered and kept, the
-//! node Lease renewed through conflicts and outages.
+//! Cluster mode with the agent on the real containerd: the Node registered
+//! and kept, the node Lease, pods bound to the node, their status and
+//! deletion, mirror pods, events, ConfigMaps, Secrets and tokens. Every
+//! scenario runs against the stand-in API server (tests/support/apiserver),
+//! with its faults, and against a real cluster when asked:
+//! `KUBECONFIG=<an admin's kubeconfig> cargo test -p wasmlet-tests --test cluster -- --ignored`.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmlet_tests::Node;
 use wasmlet_tests::apiserver::{ApiServer, PatchType};
+use wasmlet_tests::cluster_api::{ClusterApi, RealCluster};
 use wasmlet_tests::daemon::Daemon;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// An agent joined to `api`, with its Lease renewed every second and its
 /// status computed every second (`extra`: more config lines).
-fn joined(api: &ApiServer, tag: &str, extra: &str) -> Daemon {
+fn joined(api: &dyn ClusterApi, tag: &str, extra: &str) -> Daemon {
     let mut daemon = Daemon::new(&Node::from_env(), tag, "");
     join(&mut daemon, api, extra);
     daemon.start();
@@ -21,7 +25,7 @@ fn joined(api: &ApiServer, tag: &str, extra: &str) -> Daemon {
 }
 
 /// Points `daemon` (not started yet) at `api`.
-fn join(daemon: &mut Daemon, api: &ApiServer, extra: &str) {
+fn join(daemon: &mut Daemon, api: &dyn ClusterApi, extra: &str) {
     let kubeconfig = daemon.dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
     daemon.set_config(&format!(
@@ -59,11 +63,9 @@ fn status_patches(api: &ApiServer, node: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn the_node_registers_reports_ready_and_patches_only_changes() {
-    let api = ApiServer::start().await;
+async fn the_node_registers_reports_ready_and_patches_only_changes(api: &dyn ClusterApi) {
     let agent = joined(
-        &api,
+        api,
         "cluster-node",
         "nodeLabels:\n  team: blue\nregisterWithTaints:\n- key: dedicated\n  value: wasm\n  effect: NoSchedule\nnodeStatusReportFrequency: 1h\nkubeReserved:\n  memory: 64Mi\n  cpu: 100m\nsystemReserved:\n  memory: 64Mi\n",
     );
@@ -143,19 +145,21 @@ async fn the_node_registers_reports_ready_and_patches_only_changes() {
     }
     // Computed every second, the same status is not sent again within the
     // report period.
-    let sent = status_patches(&api, &name);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        status_patches(&api, &name),
-        sent,
-        "an unchanged status was patched"
-    );
+    if let Some(stand_in) = api.stand_in() {
+        let sent = status_patches(stand_in, &name);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(
+            status_patches(stand_in, &name),
+            sent,
+            "an unchanged status was patched"
+        );
+    }
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_is_reported() {
-    let api = ApiServer::start().await;
+async fn an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_is_reported(
+    api: &dyn ClusterApi,
+) {
     let node = Node::from_env();
     // The name the daemon will use: known only once it exists, so register
     // a node under it before the agent starts.
@@ -166,9 +170,11 @@ async fn an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_i
         "metadata": {"name": name, "labels": {"kubernetes.io/arch": "s390x", "team": "red"}},
     }))
     .expect("a node");
-    join(&mut agent, &api, "nodeStatusReportFrequency: 2s\n");
+    join(&mut agent, api, "nodeStatusReportFrequency: 2s\n");
     // The API server fails the first requests: registration retries.
-    api.fail_next(3, 500);
+    if let Some(stand_in) = api.stand_in() {
+        stand_in.fail_next(3, 500);
+    }
     agent.start();
     let node = wait_for("the node reconciled", || {
         api.get("Node", "", &name)
@@ -198,10 +204,8 @@ async fn an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_i
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn the_lease_is_renewed_through_a_conflict_and_an_outage() {
-    let api = ApiServer::start().await;
-    let agent = joined(&api, "cluster-lease", "");
+async fn the_lease_is_renewed_through_a_conflict_and_an_outage(api: &dyn ClusterApi) {
+    let agent = joined(api, "cluster-lease", "");
     let name = agent.node_name.clone();
     let lease = wait_for("the node lease", || {
         api.get("Lease", "kube-node-lease", &name)
@@ -247,22 +251,24 @@ async fn the_lease_is_renewed_through_a_conflict_and_an_outage() {
     wait_for("a renewal after the conflict", renewed(&theirs)).await;
 
     // Down for a few seconds (longer than the renew interval), then back.
-    api.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = api
-        .get("Lease", "kube-node-lease", &name)
-        .expect("the lease");
-    api.resume().await;
-    wait_for("a renewal after the outage", renewed(&before)).await;
+    if let Some(stand_in) = api.stand_in() {
+        stand_in.stop();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = api
+            .get("Lease", "kube-node-lease", &name)
+            .expect("the lease");
+        stand_in.resume().await;
+        wait_for("a renewal after the outage", renewed(&before)).await;
+    }
     drop(lease);
     agent.finish().await;
 }
 
 /// A pod the scheduler bound to `node`, as the API server holds it.
-fn bound_pod(name: &str, node: &str) -> Value {
+fn bound_pod(api: &dyn ClusterApi, name: &str, node: &str) -> Value {
     json!({
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": api.namespace()},
         "spec": {
             "nodeName": node,
             "terminationGracePeriodSeconds": 2,
@@ -276,6 +282,17 @@ fn bound_pod(name: &str, node: &str) -> Value {
     })
 }
 
+/// Deletes pod `name` of the scenario's namespace at once (grace 0).
+fn delete_now(api: &dyn ClusterApi, name: &str) {
+    api.delete(
+        "Pod",
+        api.namespace(),
+        name,
+        &json!({"gracePeriodSeconds": 0}),
+    )
+    .expect("deleted");
+}
+
 fn container_id(pod: &Value) -> String {
     pod["status"]["containerStatuses"][0]["containerID"]
         .as_str()
@@ -287,15 +304,17 @@ fn running(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
 }
 
-#[tokio::test]
-async fn pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_outages() {
-    let api = ApiServer::start().await;
-    api.set_bookmark_interval(Duration::from_millis(500));
-    let agent = joined(&api, "cluster-pods", "");
+async fn pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_outages(
+    api: &dyn ClusterApi,
+) {
+    if let Some(stand_in) = api.stand_in() {
+        stand_in.set_bookmark_interval(Duration::from_millis(500));
+    }
+    let agent = joined(api, "cluster-pods", "");
     let name = agent.node_name.clone();
     // One pod for this node, one for another: only the first is this node's.
-    api.create(bound_pod("web", &name)).expect("a pod");
-    api.create(bound_pod("elsewhere", "another-node"))
+    api.create(bound_pod(api, "web", &name)).expect("a pod");
+    api.create(bound_pod(api, "elsewhere", "another-node"))
         .expect("a pod");
     let pod = agent.wait_pod("web", WAIT, running).await;
     let id = container_id(&pod);
@@ -303,54 +322,57 @@ async fn pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_o
         agent.pod("elsewhere").await.is_none(),
         "another node's pod ran here"
     );
-    let uid = api.get("Pod", "default", "web").expect("the pod")["metadata"]["uid"].clone();
+    let uid = api.get("Pod", api.namespace(), "web").expect("the pod")["metadata"]["uid"].clone();
     assert_eq!(pod["metadata"]["uid"], uid, "the API's UID is the pod's");
 
     // A second pod arrives through the watch.
-    api.create(bound_pod("late", &name)).expect("a pod");
+    api.create(bound_pod(api, "late", &name)).expect("a pod");
     agent.wait_pod("late", WAIT, running).await;
 
     // A dropped watch, then an outage during which a pod is bound and the
     // log is compacted past the agent's resourceVersion: its watch is 410
     // Gone and it must list again to see the pod. Nothing restarts.
-    api.drop_watches();
-    api.stop();
-    api.create(bound_pod("after", &name)).expect("a pod");
-    api.compact();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    api.resume().await;
+    let stand_in = api.stand_in();
+    if let Some(stand_in) = stand_in {
+        stand_in.drop_watches();
+        stand_in.stop();
+    }
+    api.create(bound_pod(api, "after", &name)).expect("a pod");
+    if let Some(stand_in) = stand_in {
+        stand_in.compact();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stand_in.resume().await;
+    }
     agent.wait_pod("after", WAIT, running).await;
     let pod = agent.pod("web").await.expect("web still there");
     assert_eq!(container_id(&pod), id, "the container was replaced");
     assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
 
     // Deleted on the server (grace 0, as after a graceful deletion): gone here.
-    api.delete("Pod", "default", "late", &json!({"gracePeriodSeconds": 0}))
-        .expect("deleted");
+    delete_now(api, "late");
     agent.wait_gone("late", WAIT).await;
     assert!(agent.pod("web").await.is_some());
     for pod in ["web", "after"] {
-        api.delete("Pod", "default", pod, &json!({"gracePeriodSeconds": 0}))
-            .expect("deleted");
+        delete_now(api, pod);
     }
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out_an_outage() {
-    let api = ApiServer::start().await;
-    let agent = joined(&api, "cluster-status", "");
+async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out_an_outage(
+    api: &dyn ClusterApi,
+) {
+    let agent = joined(api, "cluster-status", "");
     let name = agent.node_name.clone();
-    let mut short = bound_pod("short", &name);
+    let mut short = bound_pod(api, "short", &name);
     short["spec"]["restartPolicy"] = json!("Never");
     short["spec"]["containers"][0]["command"] = json!(["sleep", "4"]);
-    api.create(bound_pod("web", &name)).expect("a pod");
+    api.create(bound_pod(api, "web", &name)).expect("a pod");
     api.create(short).expect("a pod");
     // A condition someone else owns (a readiness gate's, say).
     let gate = json!({"type": "example.com/Gate", "status": "True"});
     api.patch(
         "Pod",
-        "default",
+        api.namespace(),
         "web",
         PatchType::Strategic,
         &json!({"status": {"conditions": [gate]}}),
@@ -359,7 +381,7 @@ async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out
     .expect("a status patch");
     let local = agent.wait_pod("web", WAIT, running).await;
     let served = wait_for("web's status on the server", || {
-        api.get("Pod", "default", "web")
+        api.get("Pod", api.namespace(), "web")
             .filter(|p| p["status"]["phase"] == "Running" && !container_id(p).is_empty())
     })
     .await;
@@ -378,8 +400,8 @@ async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out
         "{conditions:?}"
     );
     let uid = served["metadata"]["uid"].clone();
-    for patch in api
-        .seen()
+    let seen = api.stand_in().map(ApiServer::seen).unwrap_or_default();
+    for patch in seen
         .iter()
         .filter(|s| s.method == "PATCH" && s.path == "/api/v1/namespaces/default/pods/web/status")
     {
@@ -396,64 +418,75 @@ async fn pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out
 
     // The short pod finishes while the API server is down; its status
     // arrives once it is back.
-    api.stop();
+    if let Some(stand_in) = api.stand_in() {
+        stand_in.stop();
+    }
     agent
         .wait_pod("short", WAIT, |p| p["status"]["phase"] == "Succeeded")
         .await;
-    api.resume().await;
+    if let Some(stand_in) = api.stand_in() {
+        stand_in.resume().await;
+    }
     wait_for("short's Succeeded on the server", || {
-        api.get("Pod", "default", "short")
+        api.get("Pod", api.namespace(), "short")
             .filter(|p| p["status"]["phase"] == "Succeeded")
     })
     .await;
     for pod in ["web", "short"] {
-        api.delete("Pod", "default", pod, &json!({"gracePeriodSeconds": 0}))
-            .expect("deleted");
+        delete_now(api, pod);
     }
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn a_deleted_pod_is_stopped_with_its_grace_then_deleted_for_good_with_its_uid() {
-    let api = ApiServer::start().await;
-    let agent = joined(&api, "cluster-delete", "");
+async fn a_deleted_pod_is_stopped_with_its_grace_then_deleted_for_good_with_its_uid(
+    api: &dyn ClusterApi,
+) {
+    let agent = joined(api, "cluster-delete", "");
     let name = agent.node_name.clone();
-    api.create(bound_pod("web", &name)).expect("a pod");
+    api.create(bound_pod(api, "web", &name)).expect("a pod");
     agent.wait_pod("web", WAIT, running).await;
-    let uid = api.get("Pod", "default", "web").expect("the pod")["metadata"]["uid"].clone();
+    let uid = api.get("Pod", api.namespace(), "web").expect("the pod")["metadata"]["uid"].clone();
     // A user's delete: the server only marks the bound pod (grace 2 s).
     let marked = api
-        .delete("Pod", "default", "web", &json!({}))
+        .delete("Pod", api.namespace(), "web", &json!({}))
         .expect("marked");
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
     wait_for("the pod gone from the server", || {
-        api.get("Pod", "default", "web").is_none().then_some(())
+        api.get("Pod", api.namespace(), "web")
+            .is_none()
+            .then_some(())
     })
     .await;
-    let deletes: Vec<_> = api
-        .seen()
-        .into_iter()
-        .filter(|s| s.method == "DELETE" && s.path == "/api/v1/namespaces/default/pods/web")
-        .collect();
-    let last = deletes.last().expect("the agent's delete");
-    assert_eq!(last.body["gracePeriodSeconds"], 0, "{}", last.body);
-    assert_eq!(last.body["preconditions"]["uid"], uid, "{}", last.body);
+    if let Some(stand_in) = api.stand_in() {
+        let deletes: Vec<_> = stand_in
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == "DELETE" && s.path == "/api/v1/namespaces/default/pods/web")
+            .collect();
+        let last = deletes.last().expect("the agent's delete");
+        assert_eq!(last.body["gracePeriodSeconds"], 0, "{}", last.body);
+        assert_eq!(last.body["preconditions"]["uid"], uid, "{}", last.body);
+    }
     agent.wait_gone("web", WAIT).await;
     agent.finish().await;
 }
 
-fn mirrors(api: &ApiServer) -> Vec<Value> {
+/// The mirror pods of `node`'s static pods.
+fn mirrors(api: &dyn ClusterApi, node: &str) -> Vec<Value> {
     api.list("Pod")
         .into_iter()
-        .filter(|p| p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string())
+        .filter(|p| {
+            p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string()
+                && p["spec"]["nodeName"] == node
+        })
         .collect()
 }
 
-#[tokio::test]
-async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_goes_with_it() {
-    let api = ApiServer::start().await;
+async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_goes_with_it(
+    api: &dyn ClusterApi,
+) {
     let mut agent = Daemon::new(&Node::from_env(), "cluster-mirror", "");
-    join(&mut agent, &api, "");
+    join(&mut agent, api, "");
     let image = Node::from_env().test_image;
     agent.add_pod("web", &image, &["sleep", "3600"]);
     agent.start();
@@ -483,8 +516,8 @@ async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_go
     );
     assert_eq!(container_id(&mirror), container_id(&local));
     let status_path = format!("/api/v1/namespaces/default/pods/{pod_name}/status");
-    for patch in api
-        .seen()
+    let seen = api.stand_in().map(ApiServer::seen).unwrap_or_default();
+    for patch in seen
         .iter()
         .filter(|s| s.method == "PATCH" && s.path == status_path)
     {
@@ -512,7 +545,7 @@ async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_go
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after = agent.pod("web").await.expect("web");
     assert_eq!(container_id(&after), container_id(&local), "restarted");
-    let now = mirrors(&api);
+    let now = mirrors(api, &node);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_eq!(
         now[0]["metadata"]["uid"], again["metadata"]["uid"],
@@ -528,33 +561,31 @@ async fn a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_go
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy() {
-    let api = ApiServer::start().await;
-    let agent = joined(&api, "cluster-events", "");
+async fn events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy(api: &dyn ClusterApi) {
+    let agent = joined(api, "cluster-events", "");
     let node = agent.node_name.clone();
-    let mut pod = bound_pod("flaky", &node);
+    let mut pod = bound_pod(api, "flaky", &node);
     pod["spec"]["containers"][0]["readinessProbe"] =
         json!({"exec": {"command": ["false"]}, "periodSeconds": 1});
     api.create(pod).expect("a pod");
     let uid = wait_for("the pod's UID", || {
-        api.get("Pod", "default", "flaky")
+        api.get("Pod", api.namespace(), "flaky")
             .map(|p| p["metadata"]["uid"].clone())
     })
     .await;
-    let unhealthy = |api: &ApiServer| -> Vec<Value> {
+    let unhealthy = |api: &dyn ClusterApi| -> Vec<Value> {
         api.list("Event")
             .into_iter()
             .filter(|e| e["reason"] == "Unhealthy" && e["involvedObject"]["name"] == "flaky")
             .collect()
     };
     let event = wait_for("an Unhealthy event counted three times", || {
-        unhealthy(&api)
+        unhealthy(api)
             .into_iter()
             .find(|e| e["count"].as_i64().is_some_and(|c| c >= 3))
     })
     .await;
-    assert_eq!(unhealthy(&api).len(), 1, "a repeat was written anew");
+    assert_eq!(unhealthy(api).len(), 1, "a repeat was written anew");
     let object = &event["involvedObject"];
     assert_eq!(
         (
@@ -563,7 +594,7 @@ async fn events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy() {
             &object["namespace"],
             &object["uid"]
         ),
-        (&json!("Pod"), &json!("v1"), &json!("default"), &uid)
+        (&json!("Pod"), &json!("v1"), &json!(api.namespace()), &uid)
     );
     assert_eq!(object["fieldPath"], "spec.containers{main}");
     assert_eq!(
@@ -575,40 +606,40 @@ async fn events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy() {
     assert_ne!(event["firstTimestamp"], event["lastTimestamp"]);
     let name = event["metadata"]["name"].as_str().unwrap_or_default();
     let path = format!("/api/v1/namespaces/default/events/{name}");
-    assert!(
-        api.seen()
-            .iter()
-            .any(|s| s.method == "PATCH" && s.path == path),
-        "a repeat is a patch of the first copy"
-    );
+    if let Some(stand_in) = api.stand_in() {
+        assert!(
+            stand_in
+                .seen()
+                .iter()
+                .any(|s| s.method == "PATCH" && s.path == path),
+            "a repeat is a patch of the first copy"
+        );
+    }
     assert!(
         api.list("Event")
             .iter()
             .any(|e| e["reason"] == "Started" && e["involvedObject"]["uid"] == uid),
         "no Started event"
     );
-    api.delete("Pod", "default", "flaky", &json!({"gracePeriodSeconds": 0}))
-        .expect("deleted");
+    delete_now(api, "flaky");
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
-    let api = ApiServer::start().await;
-    let agent = joined(&api, "cluster-objects", "syncFrequency: 2s\n");
+async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env(api: &dyn ClusterApi) {
+    let agent = joined(api, "cluster-objects", "syncFrequency: 2s\n");
     let node = agent.node_name.clone();
     let created = [
-        json!({"kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "default"},
+        json!({"kind": "ConfigMap", "metadata": {"name": "settings", "namespace": api.namespace()},
                "data": {"greeting": "hello", "mode": "fast", "not=a-name": "x"}}),
         // "s3cret"
-        json!({"kind": "Secret", "metadata": {"name": "creds", "namespace": "default"},
+        json!({"kind": "Secret", "metadata": {"name": "creds", "namespace": api.namespace()},
                "data": {"password": "czNjcmV0"}}),
-        json!({"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": "default"}}),
+        json!({"kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": api.namespace()}}),
     ];
     for object in created {
         api.create(object).expect("created");
     }
-    let mut pod = bound_pod("reader", &node);
+    let mut pod = bound_pod(api, "reader", &node);
     pod["spec"]["serviceAccountName"] = json!("reader");
     pod["spec"]["volumes"] = json!([
         {"name": "settings", "configMap": {"name": "settings"}},
@@ -649,26 +680,31 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
     )
     .await
     .expect("read inside the container");
-    let tokens = api.tokens();
-    assert_eq!(tokens.len(), 1, "{tokens:?}");
-    let token = tokens[0]["status"]["token"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = read.lines().collect();
     assert_eq!(
-        read.lines().collect::<Vec<_>>(),
+        lines[..lines.len().min(6)],
         [
             "hello",
             "s3cret",
             "400",
             "hello s3cret fast unset",
             "hello",
-            "default",
-            token
+            api.namespace(),
         ]
     );
-    let spec = &tokens[0]["spec"];
-    assert_eq!(spec["expirationSeconds"], 3607);
-    assert_eq!(spec["boundObjectRef"]["kind"], "Pod");
-    assert_eq!(spec["boundObjectRef"]["uid"], local["metadata"]["uid"]);
-    assert_eq!(tokens[0]["metadata"]["name"], "reader");
+    let token = lines.get(6).copied().unwrap_or_default();
+    if let Some(stand_in) = api.stand_in() {
+        let tokens = stand_in.tokens();
+        assert_eq!(tokens.len(), 1, "{tokens:?}");
+        assert_eq!(token, tokens[0]["status"]["token"]);
+        let spec = &tokens[0]["spec"];
+        assert_eq!(spec["expirationSeconds"], 3607);
+        assert_eq!(spec["boundObjectRef"]["kind"], "Pod");
+        assert_eq!(spec["boundObjectRef"]["uid"], local["metadata"]["uid"]);
+        assert_eq!(tokens[0]["metadata"]["name"], "reader");
+    } else {
+        assert_eq!(token.split('.').count(), 3, "not a JWT: {token:?}");
+    }
     agent
         .wait_event("InvalidEnvironmentVariableNames", "not=a-name", WAIT)
         .await;
@@ -676,7 +712,7 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
     // The ConfigMap changes: its files follow (the environment does not).
     api.patch(
         "ConfigMap",
-        "default",
+        api.namespace(),
         "settings",
         PatchType::Merge,
         &json!({"data": {"greeting": "bonjour"}}),
@@ -703,36 +739,65 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    api.delete(
-        "Pod",
-        "default",
-        "reader",
-        &json!({"gracePeriodSeconds": 0}),
-    )
-    .expect("deleted");
+    delete_now(api, "reader");
     agent.finish().await;
 }
 
-#[tokio::test]
-async fn a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on() {
-    let api = ApiServer::start().await;
-    let mut agent = joined(&api, "cluster-down", "");
+async fn a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on(
+    api: &dyn ClusterApi,
+) {
+    let mut agent = joined(api, "cluster-down", "");
     let node = agent.node_name.clone();
-    api.create(bound_pod("stay", &node)).expect("a pod");
-    api.create(bound_pod("leave", &node)).expect("a pod");
+    api.create(bound_pod(api, "stay", &node)).expect("a pod");
+    api.create(bound_pod(api, "leave", &node)).expect("a pod");
     let stay = agent.wait_pod("stay", WAIT, running).await;
     agent.wait_pod("leave", WAIT, running).await;
     agent.wait_runtime_objects((2, 2), WAIT).await;
     agent.kill_9();
     // Deleted for good while no agent watched.
-    api.delete("Pod", "default", "leave", &json!({"gracePeriodSeconds": 0}))
-        .expect("deleted");
+    delete_now(api, "leave");
     agent.start();
     agent.wait_runtime_objects((1, 1), WAIT).await;
     agent.wait_gone("leave", WAIT).await;
     let after = agent.wait_pod("stay", WAIT, running).await;
     assert_eq!(container_id(&after), container_id(&stay), "restarted");
-    api.delete("Pod", "default", "stay", &json!({"gracePeriodSeconds": 0}))
-        .expect("deleted");
+    delete_now(api, "stay");
     agent.finish().await;
 }
+
+/// Each scenario twice: against the stand-in, and (ignored unless asked
+/// for) against the cluster `KUBECONFIG` names.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod stand_in {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&super::ApiServer::start().await).await;
+                }
+            )*
+        }
+        mod real_cluster {
+            $(
+                #[tokio::test]
+                #[ignore = "needs a cluster: KUBECONFIG=... cargo test --test cluster -- --ignored"]
+                async fn $name() {
+                    super::$name(&super::RealCluster::from_env()).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    the_node_registers_reports_ready_and_patches_only_changes,
+    an_existing_node_gets_its_default_labels_back_and_an_unchanged_status_is_reported,
+    the_lease_is_renewed_through_a_conflict_and_an_outage,
+    pods_bound_to_the_node_run_and_survive_dropped_watches_compaction_and_outages,
+    pod_status_reaches_the_api_server_keeps_others_conditions_and_waits_out_an_outage,
+    a_deleted_pod_is_stopped_with_its_grace_then_deleted_for_good_with_its_uid,
+    a_static_pod_has_a_mirror_pod_that_comes_back_carries_its_status_and_goes_with_it,
+    events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy,
+    an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env,
+    a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on,
+);

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apiserver;
+pub mod cluster_api;
 pub mod daemon;
 pub mod grpc_health;
 pub mod https;
