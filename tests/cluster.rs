@@ -145,6 +145,19 @@ async fn the_node_registers_reports_ready_and_patches_only_changes(api: &dyn Clu
     }
     // Computed every second, the same status is not sent again within the
     // report period.
+    // The kubelet's node events, about the Node by name.
+    for reason in ["Starting", "NodeHasSufficientMemory", "NodeReady"] {
+        let event = wait_for(&format!("a {reason} event"), || {
+            api.list("Event").into_iter().find(|e| {
+                e["reason"] == reason
+                    && e["involvedObject"]["kind"] == "Node"
+                    && e["involvedObject"]["name"] == name.as_str()
+            })
+        })
+        .await;
+        assert_eq!(event["involvedObject"]["uid"], name.as_str());
+        assert_eq!(event["metadata"]["namespace"], "default");
+    }
     if let Some(stand_in) = api.stand_in() {
         let sent = status_patches(stand_in, &name);
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -801,3 +814,61 @@ scenarios!(
     an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env,
     a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on,
 );
+
+/// A minute without the API server (stand-in only: it is a fault).
+#[tokio::test]
+async fn a_minute_without_the_api_server_stops_nothing_and_statuses_arrive_after() {
+    let api = ApiServer::start().await;
+    let mut agent = Daemon::new(&Node::from_env(), "cluster-outage", "");
+    join(&mut agent, &api, "");
+    agent.add_pod("static", &Node::from_env().test_image, &["sleep", "3600"]);
+    agent.start();
+    let node = agent.node_name.clone();
+    let mut short = bound_pod(&api, "short", &node);
+    short["spec"]["restartPolicy"] = json!("Never");
+    short["spec"]["containers"][0]["command"] = json!(["sleep", "20"]);
+    api.create(bound_pod(&api, "web", &node)).expect("a pod");
+    api.create(short).expect("a pod");
+    let web = agent.wait_pod("web", WAIT, running).await;
+    agent.wait_pod("short", WAIT, running).await;
+    let mirror = format!("static-{node}");
+    wait_for("the mirror pod", || api.get("Pod", "default", &mirror)).await;
+
+    api.stop();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let during = agent.pod("web").await.expect("web runs on");
+    assert_eq!(container_id(&during), container_id(&web), "restarted");
+    assert_eq!(
+        agent.pod("short").await.expect("short")["status"]["phase"],
+        "Succeeded",
+        "short finished while the server was down"
+    );
+    api.resume().await;
+    let back = Duration::from_secs(90);
+    let deadline = tokio::time::Instant::now() + back;
+    loop {
+        let arrived = api
+            .get("Pod", "default", "short")
+            .is_some_and(|p| p["status"]["phase"] == "Succeeded");
+        if arrived {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "short's status did not arrive after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The watch is back: a pod bound now runs; the mirror is the same.
+    api.create(bound_pod(&api, "late", &node)).expect("a pod");
+    agent.wait_pod("late", back, running).await;
+    let same = api.get("Pod", "default", &mirror).expect("the mirror");
+    let after = agent.pod("web").await.expect("web");
+    assert_eq!(container_id(&after), container_id(&web), "restarted");
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert!(same["metadata"]["deletionTimestamp"].is_null());
+    for pod in ["web", "short", "late"] {
+        delete_now(&api, pod);
+    }
+    agent.finish().await;
+}

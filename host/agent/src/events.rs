@@ -60,8 +60,41 @@ impl Recorder {
                 tracing::warn!(pod = %name, namespace, container, reason, "{message}")
             }
         }
-        // Named `<pod>.<unix nanoseconds in hex>` as client-go names them, so
-        // a restarted agent's names are new; never the same twice.
+        let involved = ObjectReference {
+            kind: Some("Pod".into()),
+            api_version: Some("v1".into()),
+            name: Some(name),
+            namespace: Some(namespace.clone()),
+            uid: meta.uid.clone(),
+            field_path: container.map(|c| format!("spec.containers{{{c}}}")),
+            ..Default::default()
+        };
+        self.keep(involved, namespace, kind, reason, message);
+    }
+
+    /// Records an event about the Node `node` (the kubelet's node
+    /// reference: its name as its UID; the event in `default`).
+    pub fn record_node(&self, node: &str, kind: EventType, reason: &str, message: String) {
+        tracing::info!(node, reason, "{message}");
+        let involved = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.to_owned()),
+            uid: Some(node.to_owned()),
+            ..Default::default()
+        };
+        self.keep(involved, "default".into(), kind, reason, message);
+    }
+
+    fn keep(
+        &self,
+        involved: ObjectReference,
+        namespace: String,
+        kind: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        // Named `<object>.<unix nanoseconds in hex>` as client-go names
+        // them, so a restarted agent's names are new; never the same twice.
         let wall = std::time::SystemTime::now();
         let n = {
             let nanos = wall
@@ -72,21 +105,14 @@ impl Recorder {
             *last
         };
         let now = crate::api_status::time(wall);
+        let object = involved.name.clone().unwrap_or_default();
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(format!("{name}.{n:x}")),
-                namespace: Some(namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                kind: Some("Pod".into()),
-                api_version: Some("v1".into()),
-                name: Some(name),
+                name: Some(format!("{object}.{n:x}")),
                 namespace: Some(namespace),
-                uid: meta.uid.clone(),
-                field_path: container.map(|c| format!("spec.containers{{{c}}}")),
                 ..Default::default()
             },
+            involved_object: involved,
             reason: Some(reason.into()),
             message: Some(message),
             type_: Some(match kind {

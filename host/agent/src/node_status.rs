@@ -144,6 +144,35 @@ pub fn conditions(
         .collect()
 }
 
+/// The kubelet's node events for the conditions whose status `current`
+/// changed from `previous` (all of them on a first status): `NodeReady`,
+/// `NodeHasSufficientMemory`, ...
+pub fn transitions(previous: &[NodeCondition], current: &[NodeCondition]) -> Vec<&'static str> {
+    current
+        .iter()
+        .filter(|c| {
+            previous
+                .iter()
+                .find(|p| p.type_ == c.type_)
+                .is_none_or(|p| p.status != c.status)
+        })
+        .filter_map(|c| {
+            let on = c.status == "True";
+            Some(match (c.type_.as_str(), on) {
+                ("Ready", true) => "NodeReady",
+                ("Ready", false) => "NodeNotReady",
+                ("MemoryPressure", true) => "NodeHasInsufficientMemory",
+                ("MemoryPressure", false) => "NodeHasSufficientMemory",
+                ("DiskPressure", true) => "NodeHasDiskPressure",
+                ("DiskPressure", false) => "NodeHasNoDiskPressure",
+                ("PIDPressure", true) => "NodeHasInsufficientPID",
+                ("PIDPressure", false) => "NodeHasSufficientPID",
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
 /// Whether `new` says something `old` did not, heartbeats aside (the
 /// kubelet's nodeStatusHasChanged): a change is reported at once, the
 /// same status only every report period.
@@ -258,5 +287,38 @@ mod tests {
         };
         assert!(!changed(&status(first.clone()), &status(same)));
         assert!(changed(&status(first), &status(moved)));
+    }
+
+    #[test]
+    fn a_first_status_and_each_change_are_the_kubelets_node_events() {
+        let healthy = NodeHealth {
+            runtime: Some(Ok(runtime(true))),
+            pleg: Ok(()),
+        };
+        let first = conditions(&[], &healthy, Pressure::default(), &at(10));
+        assert_eq!(
+            transitions(&[], &first),
+            [
+                "NodeHasSufficientMemory",
+                "NodeHasNoDiskPressure",
+                "NodeHasSufficientPID",
+                "NodeReady"
+            ]
+        );
+        let same = conditions(&first, &healthy, Pressure::default(), &at(20));
+        assert!(transitions(&first, &same).is_empty());
+        let sick = NodeHealth {
+            runtime: Some(Ok(runtime(false))),
+            pleg: Ok(()),
+        };
+        let pressed = Pressure {
+            disk: true,
+            ..Pressure::default()
+        };
+        let worse = conditions(&same, &sick, pressed, &at(30));
+        assert_eq!(
+            transitions(&same, &worse),
+            ["NodeHasDiskPressure", "NodeNotReady"]
+        );
     }
 }

@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use tokio::sync::broadcast;
 use wasmlet_agent::agent::AgentView;
 use wasmlet_agent::api_objects::{ApiObjects, Data, ObjectKind};
+use wasmlet_agent::events::{EventType, Recorder};
 use wasmlet_agent::health::Heartbeat;
 use wasmlet_agent::mirror_pods::{MirrorChange, MirrorPods, MirrorSet, mirror_pod};
 use wasmlet_agent::node_status::{self, NodeHealth};
@@ -263,7 +264,7 @@ impl Cluster {
         if self.register {
             tasks.spawn(
                 "node status",
-                self.keep_status(runtime, pleg, shutdown.clone()),
+                self.keep_status(runtime, pleg, view.events.clone(), shutdown.clone()),
             );
         }
     }
@@ -273,14 +274,32 @@ impl Cluster {
         self,
         runtime: Arc<CriClient>,
         pleg: Arc<Heartbeat>,
+        events: Arc<Recorder>,
         shutdown: CancellationToken,
     ) {
         let api = NodeApi::new(&self.client);
         let name = self.node.metadata.name.clone().unwrap_or_default();
+        // The kubelet's node events: its start, then each condition's news
+        // (all of them first, as its status setters start from nothing).
+        let node_events = |before: Option<&NodeStatus>, now: &NodeStatus| {
+            let conditions =
+                |s: Option<&NodeStatus>| s.and_then(|s| s.conditions.clone()).unwrap_or_default();
+            for reason in node_status::transitions(&conditions(before), &conditions(Some(now))) {
+                let message = format!("Node {name} status is now: {reason}");
+                events.record_node(&name, EventType::Normal, reason, message);
+            }
+        };
+        events.record_node(
+            &name,
+            EventType::Normal,
+            "Starting",
+            "Starting kubelet.".into(),
+        );
         let mut initial = self.node.clone();
         let health = node_health(&runtime, &pleg).await;
         let version = runtime_version(&runtime).await;
         let first = self.status(&self.node, &health, &version, None);
+        node_events(None, &first);
         initial.status = Some(first);
         let Some(registered) = api.register(&initial, &shutdown).await else {
             return;
@@ -297,6 +316,7 @@ impl Cluster {
             let version = runtime_version(&runtime).await;
             let previous = reported.as_ref().map(|(s, _)| s).or(server.as_ref());
             let status = self.status(&self.node, &health, &version, previous);
+            node_events(previous, &status);
             let due = match &reported {
                 None => true,
                 Some((last, at)) => {
