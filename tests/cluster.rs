@@ -652,6 +652,31 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env(api
     for object in created {
         api.create(object).expect("created");
     }
+    // Services: the API server's own (a real cluster has it) and one in the
+    // pod's namespace; the stand-in allocates no cluster IPs.
+    let services = [
+        json!({"kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default"},
+               "spec": {"ports": [{"name": "https", "port": 443}]}}),
+        json!({"kind": "Service", "metadata": {"name": "settings-db", "namespace": api.namespace()},
+               "spec": {"ports": [{"port": 5432}, {"name": "metrics", "port": 9187}]}}),
+    ];
+    for (i, mut service) in services.into_iter().enumerate() {
+        if api.stand_in().is_some() {
+            service["spec"]["clusterIP"] = json!(format!("10.96.0.{}", i + 1));
+        }
+        // The real cluster's own `kubernetes` exists already.
+        let _ = api.create(service);
+    }
+    let ip = |namespace: &str, name: &str| {
+        api.get("Service", namespace, name).expect("a service")["spec"]["clusterIP"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (master_ip, db_ip) = (
+        ip("default", "kubernetes"),
+        ip(api.namespace(), "settings-db"),
+    );
     let mut pod = bound_pod(api, "reader", &node);
     pod["spec"]["serviceAccountName"] = json!("reader");
     pod["spec"]["volumes"] = json!([
@@ -688,24 +713,27 @@ async fn an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env(api
         &format!(
             "cat /etc/settings/greeting; echo; cat /etc/creds/db/password; echo; \
              stat -c %a /etc/creds/db/password; echo \"$GREETING $PASSWORD $CFG_mode ${{ABSENT-unset}}\"; \
+             echo \"$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT $SETTINGS_DB_PORT_9187_TCP\"; \
              cat {sa}/greeting; echo; cat {sa}/namespace; echo; cat {sa}/token"
         ),
     )
     .await
     .expect("read inside the container");
     let lines: Vec<&str> = read.lines().collect();
+    let services_line = format!("{master_ip}:443 tcp://{db_ip}:9187");
     assert_eq!(
-        lines[..lines.len().min(6)],
+        lines[..lines.len().min(7)],
         [
             "hello",
             "s3cret",
             "400",
             "hello s3cret fast unset",
+            &services_line,
             "hello",
             api.namespace(),
         ]
     );
-    let token = lines.get(6).copied().unwrap_or_default();
+    let token = lines.get(7).copied().unwrap_or_default();
     if let Some(stand_in) = api.stand_in() {
         let tokens = stand_in.tokens();
         assert_eq!(tokens.len(), 1, "{tokens:?}");

@@ -127,6 +127,7 @@ fn resource(kind: &str) -> (ApiResource, bool) {
         "ConfigMap" => ("", "v1", "configmaps", true),
         "Secret" => ("", "v1", "secrets", true),
         "ServiceAccount" => ("", "v1", "serviceaccounts", true),
+        "Service" => ("", "v1", "services", true),
         "Lease" => ("coordination.k8s.io", "v1", "leases", true),
         other => panic!("the scenarios use no kind {other}"),
     };

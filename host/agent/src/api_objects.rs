@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::pod_ext::PodExt;
@@ -45,6 +45,9 @@ pub trait ApiObjects: Send + Sync {
         name: &'a str,
     ) -> Boxed<'a, Result<Option<Data>, String>>;
 
+    /// Every Service of the cluster (for the variables pods get from them).
+    fn services(&self) -> Boxed<'_, Result<Vec<Service>, String>>;
+
     /// A token for `request` (the TokenRequest of the service account
     /// `metadata.name` in `metadata.namespace`), refreshed before it expires.
     fn token<'a>(&'a self, request: &'a TokenRequest) -> Boxed<'a, Result<String, String>>;
@@ -56,6 +59,8 @@ pub struct Fetched {
     /// None: the object does not exist.
     objects: BTreeMap<(ObjectKind, String), Option<Data>>,
     tokens: BTreeMap<(Option<String>, i64), String>,
+    /// The variables of the Services the pod sees, before its own.
+    pub service_env: Vec<(String, String)>,
 }
 
 impl Fetched {
@@ -84,6 +89,9 @@ impl Fetched {
             .ok_or_else(|| "the service account token was not requested".to_owned())
     }
 }
+
+/// How long a static pod's start waits for the Services, at most.
+const STATIC_POD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The kubelet's default token lifetime for a projection.
 pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
@@ -164,18 +172,33 @@ fn token_projections(pod: &Pod) -> Vec<(Option<String>, i64)> {
     found
 }
 
-/// Reads everything `pod` names. Without a port (standalone mode) a pod
-/// that names something cannot be served.
+/// Reads everything `pod` names, and the Services it sees. Without a port
+/// (standalone mode) there are no Services, and a pod that names something
+/// cannot be served.
 pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetched, String> {
     let references = references(pod);
     let tokens = token_projections(pod);
     let mut fetched = Fetched::default();
-    if references.is_empty() && tokens.is_empty() {
-        return Ok(fetched);
-    }
     let Some(objects) = objects else {
+        if references.is_empty() && tokens.is_empty() {
+            return Ok(fetched);
+        }
         return Err("API objects can be read only in cluster mode".into());
     };
+    // An API pod waits for the Services to have been read once; a static
+    // pod never waits on the API server (it may be what serves it) and
+    // goes without them, as the kubelet's.
+    let services = if pod.is_static() {
+        let read = tokio::time::timeout(STATIC_POD_WAIT, objects.services()).await;
+        read.ok().and_then(Result::ok).unwrap_or_default()
+    } else {
+        objects
+            .services()
+            .await
+            .map_err(|e| format!("services have not yet been read at least once: {e}"))?
+    };
+    let seen = wasmlet_rules::service_env::for_pod(pod, &services);
+    fetched.service_env = wasmlet_rules::service_env::variables(&seen);
     let namespace = pod.namespace_or_default();
     for (kind, name) in references {
         let data = objects.get(kind, namespace, &name).await.map_err(|e| {

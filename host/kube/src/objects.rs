@@ -3,7 +3,9 @@
 //! list and watch with `metadata.name=<name>` in its namespace), and
 //! service account tokens from the TokenRequest API, bound to their pod,
 //! cached and requested anew once 80 % of their life has passed or after
-//! 24 hours (the kubelet's token manager).
+//! 24 hours (the kubelet's token manager); and every Service, through one
+//! watch, for the variables pods get from them (the kubelet's service
+//! lister).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
@@ -37,6 +39,9 @@ const IDLE: Duration = Duration::from_secs(300);
 const WATCH_TIMEOUT_SECONDS: u32 = 290;
 const RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What the Services' reflector last saw, as [`Current`].
+type ServicesSeen = Option<Result<Vec<Service>, String>>;
 
 /// What one object's reflector last saw: None before its first list; an
 /// error only while it has never listed.
@@ -72,6 +77,7 @@ pub struct Objects {
     watched: Mutex<HashMap<(ObjectKind, String, String), Watched>>,
     /// By the request's JSON.
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
+    services: Mutex<Option<(watch::Receiver<ServicesSeen>, AbortHandle)>>,
 }
 
 impl Debug for Objects {
@@ -88,6 +94,13 @@ impl Drop for Objects {
             .unwrap_or_else(PoisonError::into_inner);
         for (_, w) in watched.drain() {
             w.task.abort();
+        }
+        let services = self
+            .services
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, task)) = services.take() {
+            task.abort();
         }
     }
 }
@@ -126,7 +139,23 @@ impl Objects {
             client: client.clone(),
             watched: Mutex::default(),
             tokens: tokio::sync::Mutex::default(),
+            services: Mutex::default(),
         }
+    }
+
+    /// Every Service of the cluster, as one watch (started by the first
+    /// call, then kept) last saw them.
+    pub async fn services(&self) -> Result<Vec<Service>, KubeError> {
+        let mut current = {
+            let mut services = self.services.lock().unwrap_or_else(PoisonError::into_inner);
+            let (current, _) = services.get_or_insert_with(|| {
+                let (tx, rx) = watch::channel(None);
+                let task = tokio::spawn(reflect_services(Api::all(self.client.kube()), tx));
+                (rx, task.abort_handle())
+            });
+            current.clone()
+        };
+        listed(&mut current).await
     }
 
     /// The object's data as its watch last saw it (None: it does not exist).
@@ -153,18 +182,7 @@ impl Objects {
             entry.last_used = Instant::now();
             entry.current.clone()
         };
-        let first = tokio::time::timeout(CALL_TIMEOUT, current.wait_for(Option::is_some)).await;
-        match first {
-            Ok(Ok(seen)) => match seen.as_ref() {
-                Some(Ok(data)) => Ok(data.clone()),
-                Some(Err(e)) => Err(KubeError::Unreachable(e.clone())),
-                None => Err(KubeError::Unreachable("not listed yet".into())),
-            },
-            Ok(Err(_)) => Err(KubeError::Unreachable("the object's watch ended".into())),
-            Err(_) => Err(KubeError::Unreachable(format!(
-                "no answer within {CALL_TIMEOUT:?}"
-            ))),
-        }
+        listed(&mut current).await
     }
 
     fn start(&self, kind: ObjectKind, namespace: &str, name: &str) -> Watched {
@@ -243,6 +261,39 @@ impl Objects {
     }
 }
 
+/// What a reflector has once it listed (at most [`CALL_TIMEOUT`] away):
+/// its value, or why it could not list.
+async fn listed<T: Clone>(
+    current: &mut watch::Receiver<Option<Result<T, String>>>,
+) -> Result<T, KubeError> {
+    let first = tokio::time::timeout(CALL_TIMEOUT, current.wait_for(Option::is_some)).await;
+    match first {
+        Ok(Ok(seen)) => match seen.as_ref() {
+            Some(Ok(value)) => Ok(value.clone()),
+            Some(Err(e)) => Err(KubeError::Unreachable(e.clone())),
+            None => Err(KubeError::Unreachable("not listed yet".into())),
+        },
+        Ok(Err(_)) => Err(KubeError::Unreachable("the watch ended".into())),
+        Err(_) => Err(KubeError::Unreachable(format!(
+            "no answer within {CALL_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// A list that failed: its error stands only while nothing was ever
+/// listed (the last value outlives an outage); then the back-off.
+async fn list_failed<T>(
+    tx: &watch::Sender<Option<Result<T, String>>>,
+    e: &KubeError,
+    retry: &mut Duration,
+) {
+    if tx.borrow().as_ref().is_none_or(Result::is_err) {
+        tx.send_replace(Some(Err(e.to_string())));
+    }
+    tokio::time::sleep(*retry).await;
+    *retry = (*retry * 2).min(RETRY.1);
+}
+
 /// Keeps `tx` current with object `name`: list, then watch from the list's
 /// resourceVersion; a watch that ends is watched again, a 410 lists again,
 /// an outage keeps the last value.
@@ -266,11 +317,7 @@ where
                 list.metadata.resource_version.unwrap_or_default()
             }
             Err(e) => {
-                if tx.borrow().as_ref().is_none_or(Result::is_err) {
-                    tx.send_replace(Some(Err(e.to_string())));
-                }
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(RETRY.1);
+                list_failed(&tx, &e, &mut retry).await;
                 continue;
             }
         };
@@ -296,6 +343,53 @@ where
                     Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
                     Ok(WatchEvent::Error(_)) | Err(_) => break 'watching,
                 }
+            }
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// Keeps `tx` current with every Service: list, then watch; as [`reflect`].
+async fn reflect_services(api: Api<Service>, tx: watch::Sender<ServicesSeen>) {
+    let mut retry = RETRY.0;
+    loop {
+        let mut version = match bounded(api.list(&ListParams::default())).await {
+            Ok(list) => {
+                retry = RETRY.0;
+                let version = list.metadata.resource_version.clone().unwrap_or_default();
+                tx.send_replace(Some(Ok(list.items)));
+                version
+            }
+            Err(e) => {
+                list_failed(&tx, &e, &mut retry).await;
+                continue;
+            }
+        };
+        'watching: loop {
+            let params = WatchParams::default().timeout(WATCH_TIMEOUT_SECONDS);
+            let Ok(events) = bounded(api.watch(&params, &version)).await else {
+                break 'watching;
+            };
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let (service, gone) = match event {
+                    Ok(WatchEvent::Added(s) | WatchEvent::Modified(s)) => (s, false),
+                    Ok(WatchEvent::Deleted(s)) => (s, true),
+                    Ok(WatchEvent::Bookmark(b)) => {
+                        version = b.metadata.resource_version;
+                        continue;
+                    }
+                    Ok(WatchEvent::Error(_)) | Err(_) => break 'watching,
+                };
+                version = service.metadata.resource_version.clone().unwrap_or(version);
+                tx.send_modify(|current| {
+                    if let Some(Ok(services)) = current {
+                        services.retain(|s| s.metadata.uid != service.metadata.uid);
+                        if !gone {
+                            services.push(service);
+                        }
+                    }
+                });
             }
         }
         tokio::time::sleep(retry).await;

@@ -20,6 +20,7 @@ pub mod pod;
 pub mod quantity;
 pub mod scheduling;
 pub mod security;
+pub mod service_env;
 
 pub use field::FieldError;
 pub use image::default_pull_policy;

@@ -65,6 +65,14 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         prefix: "api/v1",
+        plural: "services",
+        kind: "Service",
+        api_version: "v1",
+        namespaced: true,
+        status: true,
+    },
+    Kind {
+        prefix: "api/v1",
         plural: "serviceaccounts",
         kind: "ServiceAccount",
         api_version: "v1",

@@ -305,7 +305,8 @@ pub fn environment(
     objects: &Fetched,
 ) -> Result<(Expanded, Vec<String>), String> {
     let mut skipped = Vec::new();
-    let mut from = Vec::new();
+    // The Services' variables first; envFrom's and env's win over them.
+    let mut from = objects.service_env.clone();
     let namespace = pod.namespace_or_default();
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or_default();
@@ -373,7 +374,25 @@ pub fn environment(
             Err("an env valueFrom names no source".into())
         }
     })?;
-    Ok((expanded, skipped))
+    Ok((unique(expanded), skipped))
+}
+
+/// One variable per name, the last definition winning, at the place of the
+/// first (a process sees only one of two, and not always the last).
+fn unique(mut expanded: Expanded) -> Expanded {
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut env: Vec<(String, String)> = Vec::with_capacity(expanded.env.len());
+    for (name, value) in expanded.env {
+        match at.get(&name) {
+            Some(&i) => env[i].1 = value,
+            None => {
+                at.insert(name.clone(), env.len());
+                env.push((name, value));
+            }
+        }
+    }
+    expanded.env = env;
+    expanded
 }
 
 /// A name the API accepts for an environment variable: printable ASCII

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Event, Pod, PodStatus, Service};
 use tokio::sync::broadcast;
 use wasmlet_agent::agent::AgentView;
 use wasmlet_agent::api_objects::{ApiObjects, Data, ObjectKind};
@@ -98,6 +98,10 @@ impl ApiObjects for PodObjects {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn services(&self) -> Boxed<'_, Result<Vec<Service>, String>> {
+        Box::pin(async move { self.0.services().await.map_err(|e| e.to_string()) })
     }
 
     fn token<'a>(&'a self, request: &'a TokenRequest) -> Boxed<'a, Result<String, String>> {
