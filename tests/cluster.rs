@@ -806,6 +806,47 @@ async fn a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run
     agent.finish().await;
 }
 
+async fn a_pod_with_a_readiness_gate_is_ready_once_its_condition_is_true(api: &dyn ClusterApi) {
+    let agent = joined(api, "cluster-gate", "");
+    let node = agent.node_name.clone();
+    let mut pod = bound_pod(api, "gated", &node);
+    pod["spec"]["readinessGates"] = json!([{"conditionType": "example.com/load-balancer"}]);
+    api.create(pod).expect("a pod");
+    let ready = |p: &Value| -> Value {
+        p["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+            .unwrap_or(Value::Null)
+    };
+    let held = wait_for("Ready held back by the gate", || {
+        api.get("Pod", api.namespace(), "gated")
+            .filter(|p| running(p) && ready(p)["reason"] == "ReadinessGatesNotReady")
+    })
+    .await;
+    assert_eq!(ready(&held)["status"], "False");
+    assert_eq!(
+        ready(&held)["message"],
+        "corresponding condition of pod readiness gate \"example.com/load-balancer\" does not exist."
+    );
+    // A controller sets the gate's condition.
+    api.patch(
+        "Pod",
+        api.namespace(),
+        "gated",
+        PatchType::Strategic,
+        &json!({"status": {"conditions": [{"type": "example.com/load-balancer", "status": "True"}]}}),
+        true,
+    )
+    .expect("the gate set");
+    wait_for("Ready once the gate holds", || {
+        api.get("Pod", api.namespace(), "gated")
+            .filter(|p| ready(p)["status"] == "True")
+    })
+    .await;
+    delete_now(api, "gated");
+    agent.finish().await;
+}
+
 /// Each scenario twice: against the stand-in, and (ignored unless asked
 /// for) against the cluster `KUBECONFIG` names.
 macro_rules! scenarios {
@@ -841,6 +882,7 @@ scenarios!(
     events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy,
     an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env,
     a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on,
+    a_pod_with_a_readiness_gate_is_ready_once_its_condition_is_true,
 );
 
 /// A minute without the API server (stand-in only: it is a fault).

@@ -445,14 +445,48 @@ pub fn pod_conditions(
             )
         }
     };
+    let ready = match readiness_gates(pod) {
+        Some(message) if unready.is_empty() && phase != Phase::Succeeded => {
+            Condition::fails("Ready", "ReadinessGatesNotReady", Some(message))
+        }
+        _ => containers_ready("Ready"),
+    };
     vec![
         ready_to_start,
         initialized,
-        containers_ready("Ready"),
+        ready,
         containers_ready("ContainersReady"),
         // The agent is the scheduler of its static pods.
         Condition::holds("PodScheduled"),
     ]
+}
+
+/// Why the pod's readiness gates hold it back, if they do: each gate's
+/// condition, as others set it on the API server, must be True.
+fn readiness_gates(pod: &Pod) -> Option<String> {
+    let gates = pod.spec.as_ref()?.readiness_gates.as_deref()?;
+    let set = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let unready: Vec<String> = gates
+        .iter()
+        .filter_map(|gate| {
+            let kind = &gate.condition_type;
+            match set.iter().find(|c| c.type_ == *kind) {
+                None => Some(format!(
+                    "corresponding condition of pod readiness gate {kind:?} does not exist."
+                )),
+                Some(c) if c.status != "True" => Some(format!(
+                    "the status of pod readiness gate {kind:?} is not \"True\", but {}",
+                    c.status
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect();
+    (!unready.is_empty()).then(|| unready.join(", "))
 }
 
 /// What the status of one pod is computed from.
@@ -736,6 +770,34 @@ mod condition_tests {
                 ("ContainersReady", true),
                 ("PodScheduled", true)
             ]
+        );
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_back_until_their_conditions_are_true() {
+        let mut p = pod(json!([]), &["a"]);
+        let gates = json!([{"conditionType": "x/one"}, {"conditionType": "x/two"}]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.readiness_gates = serde_json::from_value(gates).ok();
+        }
+        p.status =
+            serde_json::from_value(json!({"conditions": [{"type": "x/one", "status": "False"}]}))
+                .ok();
+        let statuses = [st("a", json!({"running": {}}), true)];
+        let c = pod_conditions(&p, &[], &statuses, Phase::Running, true);
+        let ready = find(&c, "Ready");
+        assert!(!ready.status);
+        assert_eq!(ready.reason, Some("ReadinessGatesNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some(
+                "the status of pod readiness gate \"x/one\" is not \"True\", but False, \
+                 corresponding condition of pod readiness gate \"x/two\" does not exist."
+            )
+        );
+        assert!(
+            find(&c, "ContainersReady").status,
+            "the containers are ready"
         );
     }
 

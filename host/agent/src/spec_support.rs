@@ -189,7 +189,7 @@ fn pod_level(spec: &PodSpec, static_pod: bool) -> Option<FieldError> {
     }
     let checks: [(bool, &str, &str); 7] = [
         (
-            set(&spec.readiness_gates),
+            set(&spec.readiness_gates) && static_pod,
             "readinessGates",
             "readiness gates (no one can set a static pod's conditions)",
         ),

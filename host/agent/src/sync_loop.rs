@@ -279,7 +279,20 @@ impl<R: Runtime + 'static, A: Admit> SyncLoop<R, A> {
                         self.workers.update(pod, UpdateKind::Kill { grace, remove });
                     }
                 }
-                Op::Reconcile => {}
+                // Only the status changed on the server: a pod whose
+                // readiness gates others set is looked at again with it.
+                Op::Reconcile => {
+                    for pod in update.pods {
+                        let gated = pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.readiness_gates.as_ref())
+                            .is_some_and(|g| !g.is_empty());
+                        if gated && self.workers.has(&uid_of(&pod)) {
+                            self.workers.update(pod, UpdateKind::Update);
+                        }
+                    }
+                }
             }
         }
         self.publish_mirrors();
