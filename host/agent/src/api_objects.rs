@@ -57,36 +57,49 @@ pub trait ApiObjects: Send + Sync {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fetched {
     /// None: the object does not exist.
-    objects: BTreeMap<(ObjectKind, String), Option<Data>>,
-    tokens: BTreeMap<(Option<String>, i64), String>,
+    /// Ok(None): the object does not exist; Err: it could not be read (an
+    /// error of whoever uses it: a volume's mount, a container's config).
+    objects: BTreeMap<(ObjectKind, String), Result<Option<Data>, String>>,
+    tokens: BTreeMap<(Option<String>, i64), Result<String, String>>,
     /// The variables of the Services the pod sees, before its own.
     pub service_env: Vec<(String, String)>,
 }
 
 impl Fetched {
     pub fn insert_object(&mut self, kind: ObjectKind, name: &str, data: Option<Data>) {
-        self.objects.insert((kind, name.to_owned()), data);
+        self.objects.insert((kind, name.to_owned()), Ok(data));
+    }
+
+    /// An object that could not be read, and why.
+    pub fn insert_failure(&mut self, kind: ObjectKind, name: &str, why: &str) {
+        self.objects
+            .insert((kind, name.to_owned()), Err(why.to_owned()));
     }
 
     pub fn insert_token(&mut self, audience: Option<&str>, expiration_seconds: i64, token: String) {
         self.tokens
-            .insert((audience.map(str::to_owned), expiration_seconds), token);
+            .insert((audience.map(str::to_owned), expiration_seconds), Ok(token));
     }
 
     /// The object's data: Ok(None) if it does not exist.
     pub fn object(&self, kind: ObjectKind, name: &str) -> Result<Option<&Data>, String> {
         match self.objects.get(&(kind, name.to_owned())) {
-            Some(data) => Ok(data.as_ref()),
+            Some(Ok(data)) => Ok(data.as_ref()),
+            Some(Err(e)) => Err(e.clone()),
             None => Err(format!("{} {name:?} was not read", kind.lowercase())),
         }
     }
 
     /// The token of a `serviceAccountToken` projection.
     pub fn token(&self, audience: Option<&str>, expiration_seconds: i64) -> Result<&str, String> {
-        self.tokens
+        match self
+            .tokens
             .get(&(audience.map(str::to_owned), expiration_seconds))
-            .map(String::as_str)
-            .ok_or_else(|| "the service account token was not requested".to_owned())
+        {
+            Some(Ok(token)) => Ok(token),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("the service account token was not requested".to_owned()),
+        }
     }
 }
 
@@ -172,9 +185,10 @@ fn token_projections(pod: &Pod) -> Vec<(Option<String>, i64)> {
     found
 }
 
-/// Reads everything `pod` names, and the Services it sees. Without a port
-/// (standalone mode) there are no Services, and a pod that names something
-/// cannot be served.
+/// Reads everything `pod` names, and the Services it sees. What could not be
+/// read fails where it is used (a volume's mount, a container's config), as
+/// in the kubelet. Without a port (standalone mode) there are no Services,
+/// and a pod that names something cannot be served.
 pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetched, String> {
     let references = references(pod);
     let tokens = token_projections(pod);
@@ -206,8 +220,8 @@ pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetche
                 "{} {namespace}/{name} could not be read: {e}",
                 kind.lowercase()
             )
-        })?;
-        fetched.insert_object(kind, &name, data);
+        });
+        fetched.objects.insert((kind, name), data);
     }
     let service_account = pod
         .spec
@@ -238,8 +252,8 @@ pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetche
         let token = objects
             .token(&request)
             .await
-            .map_err(|e| format!("failed to fetch token: {e}"))?;
-        fetched.insert_token(audience.as_deref(), expiration_seconds, token);
+            .map_err(|e| format!("failed to fetch token: {e}"));
+        fetched.tokens.insert((audience, expiration_seconds), token);
     }
     Ok(fetched)
 }

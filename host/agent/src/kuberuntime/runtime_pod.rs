@@ -661,5 +661,17 @@ mod tests {
             environment(&pod, &strict, RuntimeFacts::default(), &objects).map(|_| ()),
             Err("couldn't find key x in ConfigMap prod/settings".to_owned())
         );
+
+        // One that could not be read fails the container's config (not the
+        // pod's volumes), saying why.
+        objects.insert_failure(
+            ObjectKind::Secret,
+            "creds",
+            "secret prod/creds could not be read: down",
+        );
+        assert_eq!(
+            environment(&pod, &container, RuntimeFacts::default(), &objects).map(|_| ()),
+            Err("secret prod/creds could not be read: down".to_owned())
+        );
     }
 }
