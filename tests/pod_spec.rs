@@ -492,7 +492,8 @@ spec:
     securityContext: {{runAsUser: 1000}}
   - name: logs
     image: {image}
-    command: [sh, -c, 'echo first; echo oops >&2; exit 1']
+    # One stream: stdout and stderr lines may reach the log in either order.
+    command: [sh, -c, 'echo first; echo oops; exit 1']
     terminationMessagePolicy: FallbackToLogsOnError
   - name: quiet
     image: {image}
