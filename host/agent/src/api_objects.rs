@@ -185,11 +185,24 @@ fn token_projections(pod: &Pod) -> Vec<(Option<String>, i64)> {
     found
 }
 
-/// Reads everything `pod` names, and the Services it sees. What could not be
-/// read fails where it is used (a volume's mount, a container's config), as
-/// in the kubelet. Without a port (standalone mode) there are no Services,
-/// and a pod that names something cannot be served.
-pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetched, String> {
+/// What [`fetch`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Before containers start: the objects and the Services' variables.
+    Start,
+    /// A running pod's volumes brought up to date: the objects only.
+    Volumes,
+}
+
+/// Reads everything `pod` names, and (for a start) the Services it sees.
+/// What could not be read fails where it is used (a volume's mount, a
+/// container's config), as in the kubelet. Without a port (standalone mode)
+/// there are no Services, and a pod that names something cannot be served.
+pub async fn fetch(
+    objects: Option<&dyn ApiObjects>,
+    pod: &Pod,
+    needs: Needs,
+) -> Result<Fetched, String> {
     let references = references(pod);
     let tokens = token_projections(pod);
     let mut fetched = Fetched::default();
@@ -202,7 +215,9 @@ pub async fn fetch(objects: Option<&dyn ApiObjects>, pod: &Pod) -> Result<Fetche
     // An API pod waits for the Services to have been read once; a static
     // pod never waits on the API server (it may be what serves it) and
     // goes without them, as the kubelet's.
-    let services = if pod.is_static() {
+    let services = if needs == Needs::Volumes {
+        Vec::new()
+    } else if pod.is_static() {
         let read = tokio::time::timeout(STATIC_POD_WAIT, objects.services()).await;
         read.ok().and_then(Result::ok).unwrap_or_default()
     } else {

@@ -32,7 +32,7 @@ use self::actions::PodActions;
 use self::backoff::Backoff;
 use self::runtime_pod::RuntimePod;
 use crate::active_deadline;
-use crate::api_objects::ApiObjects;
+use crate::api_objects::{ApiObjects, Needs};
 use crate::api_status::Waiting;
 use crate::events::{EventType, Recorder};
 use crate::handlers::ContainerHandlers;
@@ -152,7 +152,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             if runtime.is_running() && volumes::refreshable(pod) {
                 // The kubelet's remount: files from the API follow their
                 // objects (a failure is a FailedMount event; the pod runs on).
-                let _ = self.set_up_volumes(pod).await;
+                let _ = self.set_up_volumes(pod, Needs::Volumes).await;
             }
             return SyncOutcome {
                 terminal: actions.init_failed || !runtime.is_running(),

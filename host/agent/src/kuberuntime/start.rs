@@ -23,7 +23,7 @@ use super::runtime_pod::{
 use super::security_context::container_security;
 use super::termination_message;
 use super::{PodState, PodSyncer, pod_grace};
-use crate::api_objects::{self, Fetched};
+use crate::api_objects::{self, Fetched, Needs};
 use crate::api_status::{Waiting, WaitingReason};
 use crate::events::EventType;
 use crate::handlers::{HandlerTarget, HookError};
@@ -88,7 +88,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         let (volumes, objects) = if nothing_to_start {
             (PodVolumes::default(), Fetched::default())
         } else {
-            self.set_up_volumes(pod).await?
+            self.set_up_volumes(pod, Needs::Start).await?
         };
         let sandbox_config = self
             .sandbox_config(pod, attempt, actions.create_sandbox)
@@ -430,8 +430,9 @@ impl<R: Runtime + 'static> PodSyncer<R> {
     pub(super) async fn set_up_volumes(
         &self,
         pod: &Pod,
+        needs: Needs,
     ) -> Result<(PodVolumes, Fetched), RuntimeError> {
-        let error = match api_objects::fetch(self.objects.as_deref(), pod).await {
+        let error = match api_objects::fetch(self.objects.as_deref(), pod, needs).await {
             Ok(objects) => {
                 let (volumes, owned, allocatable) = (
                     self.volumes.clone(),
