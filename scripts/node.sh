@@ -7,7 +7,7 @@
 #   scripts/node.sh down                remove every sandbox, stop everything, leave no mounts/links
 #   scripts/node.sh stop-containerd     stop containerd only; containers keep running (tests use it)
 #   scripts/node.sh start-containerd    start it again
-#   scripts/node.sh status              exit 0 if containerd and the registry are up
+#   scripts/node.sh status              exit 0 if containerd and the registries are up
 #   scripts/node.sh purge               down, then delete all state
 #   scripts/node.sh env                 print the environment the tests read
 #
@@ -20,6 +20,8 @@ repo=$(dirname "$here")
 : "${WASMLET_NODE_HOME:=/var/lib/wasmlet}"   # containerd root, registry storage, images
 : "${WASMLET_NODE_RUN:=/run/wasmlet}"        # containerd state, socket, pid files, logs
 : "${WASMLET_REGISTRY:=127.0.0.1:5000}"
+# A second registry that answers only with a login (image pull secrets' tests).
+: "${WASMLET_PRIVATE_REGISTRY:=127.0.0.1:5001}"
 : "${WASMLET_POD_SUBNET:=10.217.0.0/16}"
 : "${WASMLET_BRIDGE:=wasmlet0}"
 
@@ -30,9 +32,17 @@ test_image=$WASMLET_REGISTRY/wasmlet/busybox:1.35
 pause_image=$WASMLET_REGISTRY/wasmlet/pause:1
 # Only in the registry, never preloaded: for real pulls.
 pull_image=$WASMLET_REGISTRY/wasmlet/pulltest:1
+# Only in the private registry, never preloaded: pulled with a login.
+private_image=$WASMLET_PRIVATE_REGISTRY/wasmlet/private:1
+private_user=wasmlet
+private_password=wasmlet-pull
+# bcrypt (cost 4: the registry checks it on every request) of the password above.
+private_htpasswd='wasmlet:$2b$04$nhUpYQq.w/KOM4LG.UiYLe4MvjpZf7FhAbWsMLInojTebbD7E42Ly'
 
 log() { printf 'node: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 ctr_() { ctr --address "$socket" --namespace k8s.io "$@"; }
 
@@ -57,7 +67,8 @@ install_packages() {
 # ---------------------------------------------------------------- config
 
 write_configs() {
-  mkdir -p "$config_dir" "$cni_conf_dir" "$WASMLET_NODE_RUN/containerd" "$WASMLET_NODE_HOME/registry"
+  mkdir -p "$config_dir" "$cni_conf_dir" "$WASMLET_NODE_RUN/containerd" "$WASMLET_NODE_HOME/registry" \
+    "$WASMLET_NODE_HOME/registry-private"
   cat > "$config_dir/containerd.toml" <<TOML
 version = 2
 root = "$WASMLET_NODE_HOME/containerd"
@@ -86,6 +97,8 @@ state = "$WASMLET_NODE_RUN/containerd"
 
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$WASMLET_REGISTRY"]
     endpoint = ["http://$WASMLET_REGISTRY"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$WASMLET_PRIVATE_REGISTRY"]
+    endpoint = ["http://$WASMLET_PRIVATE_REGISTRY"]
 TOML
   cat > "$cni_conf_dir/10-wasmlet.conflist" <<JSON
 {
@@ -120,6 +133,21 @@ storage:
 http:
   addr: $WASMLET_REGISTRY
 YAML
+  printf '%s\n' "$private_htpasswd" > "$config_dir/htpasswd"
+  cat > "$config_dir/registry-private.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WASMLET_NODE_HOME/registry-private
+http:
+  addr: $WASMLET_PRIVATE_REGISTRY
+auth:
+  htpasswd:
+    realm: wasmlet-private
+    path: $config_dir/htpasswd
+YAML
 }
 
 # ---------------------------------------------------------------- processes
@@ -133,24 +161,43 @@ wait_for() { # what, seconds, command...
 }
 
 registry_up() { curl -sf "http://$WASMLET_REGISTRY/v2/" >/dev/null 2>&1; }
+private_registry_up() {
+  curl -sf -u "$private_user:$private_password" "http://$WASMLET_PRIVATE_REGISTRY/v2/" >/dev/null 2>&1
+}
 containerd_up() { [ -S "$socket" ] && ctr --address "$socket" --connect-timeout 1s version >/dev/null 2>&1; }
 
 start_registry() {
-  registry_up && return
-  log "starting registry on $WASMLET_REGISTRY"
-  setsid docker-registry serve "$config_dir/registry.yml" \
-    >>"$WASMLET_NODE_RUN/registry.log" 2>&1 </dev/null &
-  echo $! > "$WASMLET_NODE_RUN/registry.pid"
-  wait_for registry 20 registry_up
+  if ! registry_up; then
+    log "starting registry on $WASMLET_REGISTRY"
+    setsid docker-registry serve "$config_dir/registry.yml" \
+      >>"$WASMLET_NODE_RUN/registry.log" 2>&1 </dev/null &
+    echo $! > "$WASMLET_NODE_RUN/registry.pid"
+    wait_for registry 20 registry_up
+  fi
+  if ! private_registry_up; then
+    log "starting the private registry on $WASMLET_PRIVATE_REGISTRY"
+    setsid docker-registry serve "$config_dir/registry-private.yml" \
+      >>"$WASMLET_NODE_RUN/registry-private.log" 2>&1 </dev/null &
+    echo $! > "$WASMLET_NODE_RUN/registry-private.pid"
+    wait_for "private registry" 20 private_registry_up
+  fi
 }
 
 start_containerd() {
-  containerd_up && return
+  # A running containerd started from another config (an older checkout's)
+  # is restarted; its containers keep running.
+  local stamp=$WASMLET_NODE_RUN/containerd.config.sha
+  if containerd_up; then
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(sha "$config_dir/containerd.toml")" ] && return
+    log "containerd's config changed: restarting it"
+    stop_pid "$WASMLET_NODE_RUN/containerd.pid" containerd
+  fi
   log "starting containerd on $socket"
   rm -f "$socket" "$socket.ttrpc"
   setsid containerd --config "$config_dir/containerd.toml" \
     >>"$WASMLET_NODE_RUN/containerd.log" 2>&1 </dev/null &
   echo $! > "$WASMLET_NODE_RUN/containerd.pid"
+  sha "$config_dir/containerd.toml" > "$stamp"
   wait_for containerd 30 containerd_up
 }
 
@@ -166,8 +213,6 @@ stop_pid() { # pidfile, name
 }
 
 # ---------------------------------------------------------------- images
-
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # An OCI image from one busybox layer: blobs in $out/blobs, manifest digest on stdout.
 build_image() { # out, ref, cmd-json
@@ -219,23 +264,25 @@ build_layer() {
   echo "$stamp" > "$dir/busybox-layer.stamp"
 }
 
-push_image() { # layout-dir, repo, tag
-  local layout=$1 repo=$2 tag=$3 url=http://$WASMLET_REGISTRY/v2/$2
-  local blob
+push_image() { # layout-dir, repo, tag, [registry, [user:password]]
+  local layout=$1 repo=$2 tag=$3 registry=${4:-$WASMLET_REGISTRY} login=${5:-}
+  local url=http://$registry/v2/$2 blob
+  local curl_=(curl -sf)
+  [ -n "$login" ] && curl_+=(-u "$login")
   for blob in "$layout"/blobs/sha256/*; do
     local digest=sha256:${blob##*/}
     [ "$blob" -ef "$layout/blobs/sha256/$(sha "$layout/manifest.json")" ] && continue
-    curl -sf -o /dev/null -I "$url/blobs/$digest" && continue
+    "${curl_[@]}" -o /dev/null -I "$url/blobs/$digest" && continue
     local location
-    location=$(curl -sf -X POST -D - -o /dev/null "$url/blobs/uploads/" \
+    location=$("${curl_[@]}" -X POST -D - -o /dev/null "$url/blobs/uploads/" \
       | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
     [ -n "$location" ] || die "registry refused an upload to $repo"
-    case $location in http*) ;; *) location=http://$WASMLET_REGISTRY$location ;; esac
+    case $location in http*) ;; *) location=http://$registry$location ;; esac
     case $location in *\?*) location="$location&digest=$digest" ;; *) location="$location?digest=$digest" ;; esac
-    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$blob" "$location" >/dev/null \
+    "${curl_[@]}" -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$blob" "$location" >/dev/null \
       || die "pushing $digest to $repo failed"
   done
-  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  "${curl_[@]}" -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     --data-binary "@$layout/manifest.json" "$url/manifests/$tag" >/dev/null \
     || die "pushing the manifest of $repo:$tag failed"
 }
@@ -243,7 +290,7 @@ push_image() { # layout-dir, repo, tag
 load_images() {
   build_layer
   # The pull-only image must never be local when tests start (ctr drops just this ref).
-  ctr_ images rm "$pull_image" >/dev/null 2>&1 || true
+  ctr_ images rm "$pull_image" "$private_image" >/dev/null 2>&1 || true
   local ref name cmd
   for spec in "$test_image|busybox|[\"sh\"]" "$pause_image|pause|[\"sleep\",\"2147483647\"]" \
               "$pull_image|pulltest|[\"true\"]"; do
@@ -258,7 +305,13 @@ load_images() {
       ctr_ images import "$layout.tar" >/dev/null
     fi
   done
-  log "images ready: $test_image, $pause_image (preloaded); $pull_image (registry only)"
+  local layout=$WASMLET_NODE_HOME/images/private path=${private_image#*/}
+  rm -rf "$layout"
+  build_image "$layout" "$private_image" '["true"]'
+  push_image "$layout" "${path%:*}" "${private_image##*:}" "$WASMLET_PRIVATE_REGISTRY" \
+    "$private_user:$private_password"
+  log "images ready: $test_image, $pause_image (preloaded); $pull_image (registry only);" \
+    "$private_image (private registry only)"
 }
 
 # ---------------------------------------------------------------- teardown
@@ -294,6 +347,7 @@ down() {
   done
   ip link del "$WASMLET_BRIDGE" 2>/dev/null || true
   stop_pid "$WASMLET_NODE_RUN/registry.pid" registry
+  stop_pid "$WASMLET_NODE_RUN/registry-private.pid" "private registry"
   verify_clean
 }
 
@@ -322,6 +376,8 @@ env_vars() {
 export WASMLET_RUNTIME_ENDPOINT=$socket
 export WASMLET_TEST_IMAGE=$test_image
 export WASMLET_PULL_IMAGE=$pull_image
+export WASMLET_PRIVATE_IMAGE=$private_image
+export WASMLET_PRIVATE_LOGIN=$private_user:$private_password
 export WASMLET_MISSING_IMAGE=$WASMLET_REGISTRY/wasmlet/absent:0
 export WASMLET_NODE_SCRIPT=$here/node.sh
 ENV
@@ -342,7 +398,7 @@ case ${1:-} in
     down || log "purging anyway"
     rm -rf "$WASMLET_NODE_HOME" "$WASMLET_NODE_RUN"
     ;;
-  status) containerd_up && registry_up ;;
+  status) containerd_up && registry_up && private_registry_up ;;
   env) env_vars ;;
   *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -806,18 +806,161 @@ async fn a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run
     agent.finish().await;
 }
 
+/// A `kubernetes.io/dockerconfigjson` Secret with one login for `registry`.
+fn pull_secret(api: &dyn ClusterApi, name: &str, registry: &str, login: &str) -> Value {
+    let auth = k8s_openapi::ByteString(login.as_bytes().to_vec());
+    let config = json!({"auths": {registry: {"auth": auth}}}).to_string();
+    json!({
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": api.namespace()},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": k8s_openapi::ByteString(config.into_bytes())},
+    })
+}
+
+fn waiting_reason(pod: &Value) -> &str {
+    pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn an_image_from_a_private_registry_is_pulled_with_the_pods_pull_secrets(
+    api: &dyn ClusterApi,
+) {
+    let agent = joined(api, "cluster-pull", "");
+    let node = agent.node_name.clone();
+    let image = Node::from_env().private_image;
+    let registry = image.split('/').next().unwrap_or_default().to_owned();
+    let login = Node::from_env().private_login;
+    for secret in [
+        pull_secret(api, "a-wrong-login", &registry, "wasmlet:not-the-password"),
+        pull_secret(api, "regcred", &registry, &login),
+    ] {
+        api.create(secret).expect("a pull secret");
+    }
+    let private = |name: &str, secrets: Value| {
+        let mut pod = bound_pod(api, name, &node);
+        pod["spec"]["restartPolicy"] = json!("Never");
+        pod["spec"]["imagePullSecrets"] = secrets;
+        let container = &mut pod["spec"]["containers"][0];
+        container["image"] = json!(image);
+        container["imagePullPolicy"] = json!("Always");
+        container["command"] = json!(["true"]);
+        pod
+    };
+    // Without a login the registry says no; with a wrong one too; with the
+    // wrong login tried first and then the right one, the pull works.
+    api.create(private("anonymous", json!([]))).expect("a pod");
+    api.create(private("wrong", json!([{"name": "a-wrong-login"}])))
+        .expect("a pod");
+    api.create(private(
+        "allowed",
+        json!([{"name": "a-wrong-login"}, {"name": "regcred"}, {"name": "absent"}]),
+    ))
+    .expect("a pod");
+    let succeeded = |p: &Value| p["status"]["phase"] == "Succeeded";
+    agent.wait_pod("allowed", WAIT, succeeded).await;
+    for name in ["anonymous", "wrong"] {
+        let refused = agent
+            .wait_pod(name, WAIT, |p| {
+                ["ErrImagePull", "ImagePullBackOff"].contains(&waiting_reason(p))
+            })
+            .await;
+        assert_eq!(refused["status"]["phase"], "Pending", "{refused}");
+    }
+    // The missing secret was named, and the pull went on without it.
+    let warned = wait_for("the missing pull secret's event", || {
+        api.list("Event").into_iter().find(|e| {
+            e["reason"] == "FailedToRetrieveImagePullSecret"
+                && e["involvedObject"]["name"] == "allowed"
+        })
+    })
+    .await;
+    assert!(
+        warned["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("absent: not found"),
+        "{warned}"
+    );
+    for pod in ["anonymous", "wrong", "allowed"] {
+        delete_now(api, pod);
+    }
+    agent.finish().await;
+}
+
+/// The Ready condition of a pod as the API server holds it.
+fn ready_condition(pod: &Value) -> Value {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn after_a_restart_the_agent_keeps_start_and_transition_times_and_rewrites_no_status(
+    api: &dyn ClusterApi,
+) {
+    let mut agent = joined(api, "cluster-resync", "");
+    let node = agent.node_name.clone();
+    api.create(bound_pod(api, "kept", &node)).expect("a pod");
+    let before = wait_for("kept Running and Ready on the server", || {
+        api.get("Pod", api.namespace(), "kept")
+            .filter(|p| running(p) && ready_condition(p)["status"] == "True")
+    })
+    .await;
+    // Times have whole seconds: a rewrite after this would show.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A write of what the server holds changes nothing there (not even the
+    // resourceVersion); the stand-in's log shows it was not even sent.
+    let status_path = format!("/api/v1/namespaces/{}/pods/kept/status", api.namespace());
+    let patches = |api: &dyn ClusterApi| {
+        api.stand_in().map(|s| {
+            s.seen()
+                .iter()
+                .filter(|seen| seen.method == "PATCH" && seen.path == status_path)
+                .count()
+        })
+    };
+    let patched_before = patches(api);
+    agent.kill_9();
+    agent.start();
+    agent.wait_pod("kept", WAIT, running).await;
+    // A pod bound now has its status written, so the round that saw "kept"
+    // again has been made.
+    api.create(bound_pod(api, "witness", &node)).expect("a pod");
+    wait_for("witness Running on the server", || {
+        api.get("Pod", api.namespace(), "witness").filter(running)
+    })
+    .await;
+    let after = api.get("Pod", api.namespace(), "kept").expect("kept");
+    assert_eq!(after["status"]["startTime"], before["status"]["startTime"]);
+    assert_eq!(
+        ready_condition(&after)["lastTransitionTime"],
+        ready_condition(&before)["lastTransitionTime"]
+    );
+    assert_eq!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "the pod was written again: {after}"
+    );
+    assert_eq!(
+        patches(api),
+        patched_before,
+        "the same status was sent again"
+    );
+    assert_eq!(container_id(&after), container_id(&before), "restarted");
+    for pod in ["kept", "witness"] {
+        delete_now(api, pod);
+    }
+    agent.finish().await;
+}
+
 async fn a_pod_with_a_readiness_gate_is_ready_once_its_condition_is_true(api: &dyn ClusterApi) {
     let agent = joined(api, "cluster-gate", "");
     let node = agent.node_name.clone();
     let mut pod = bound_pod(api, "gated", &node);
     pod["spec"]["readinessGates"] = json!([{"conditionType": "example.com/load-balancer"}]);
     api.create(pod).expect("a pod");
-    let ready = |p: &Value| -> Value {
-        p["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
-            .unwrap_or(Value::Null)
-    };
+    let ready = ready_condition;
     let held = wait_for("Ready held back by the gate", || {
         api.get("Pod", api.namespace(), "gated")
             .filter(|p| running(p) && ready(p)["reason"] == "ReadinessGatesNotReady")
@@ -882,6 +1025,8 @@ scenarios!(
     events_reach_the_api_server_and_a_repeat_counts_on_its_first_copy,
     an_api_pod_reads_its_config_maps_secrets_and_token_as_files_and_env,
     a_pod_deleted_while_the_agent_was_down_is_cleaned_up_and_the_others_run_on,
+    after_a_restart_the_agent_keeps_start_and_transition_times_and_rewrites_no_status,
+    an_image_from_a_private_registry_is_pulled_with_the_pods_pull_secrets,
     a_pod_with_a_readiness_gate_is_ready_once_its_condition_is_true,
 );
 

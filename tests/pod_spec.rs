@@ -218,6 +218,8 @@ spec:
   - {{name: shared, emptyDir: {{}}}}
   - {{name: scratch, emptyDir: {{medium: Memory, sizeLimit: 16Mi}}}}
   - {{name: host, hostPath: {{path: {host}, type: DirectoryOrCreate}}}}
+  # 0400: readable by uid 1000 only through the fsGroup.
+  - {{name: info, downwardAPI: {{defaultMode: 256, items: [{{path: name, fieldRef: {{fieldPath: metadata.name}}}}]}}}}
   containers:
   - name: writer
     image: {image}
@@ -234,6 +236,7 @@ spec:
     volumeMounts:
     - {{name: shared, mountPath: /shared, readOnly: true}}
     - {{name: shared, mountPath: /mine, subPath: by-reader}}
+    - {{name: info, mountPath: /info}}
 ",
             host = host_dir.display()
         ),
@@ -272,6 +275,15 @@ spec:
         exec_in(&node, &pod, "reader", "touch /shared/nope").await,
         Ok(String::new()),
         "a readOnly mount"
+    );
+    // Files made from the API belong to the fsGroup, group-readable.
+    assert_eq!(
+        exec_in(&node, &pod, "reader", "cat /info/name").await,
+        Ok(pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()),
+        "a 0400 downwardAPI file, read as uid 1000 through the fsGroup"
     );
     // The emptyDir belongs to the fsGroup; the memory one is a sized tmpfs.
     let listing = exec_in(&node, &pod, "writer", "ls -ldn /shared")

@@ -32,6 +32,10 @@ pub struct Node {
     pub pull_image: String,
     /// Not in the registry.
     pub missing_image: String,
+    /// Only in the private registry, which answers only with this login
+    /// (`user:password`).
+    pub private_image: String,
+    pub private_login: String,
     pub node_script: PathBuf,
 }
 
@@ -53,6 +57,8 @@ impl Node {
             test_image: env_or("WASMLET_TEST_IMAGE", "127.0.0.1:5000/wasmlet/busybox:1.35"),
             pull_image: env_or("WASMLET_PULL_IMAGE", "127.0.0.1:5000/wasmlet/pulltest:1"),
             missing_image: env_or("WASMLET_MISSING_IMAGE", "127.0.0.1:5000/wasmlet/absent:0"),
+            private_image: env_or("WASMLET_PRIVATE_IMAGE", "127.0.0.1:5001/wasmlet/private:1"),
+            private_login: env_or("WASMLET_PRIVATE_LOGIN", "wasmlet:wasmlet-pull"),
             node_script: std::env::var_os("WASMLET_NODE_SCRIPT")
                 .map_or_else(|| repo.join("scripts/node.sh"), PathBuf::from),
         };

@@ -140,14 +140,15 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         config: AgentConfig,
         metrics: AgentMetrics,
     ) -> Self {
+        let mirror_pods: Arc<MirrorPods> = Arc::default();
         let view = AgentView {
-            statuses: Arc::default(),
+            statuses: Arc::new(PodStatuses::new(mirror_pods.clone())),
             events: Arc::default(),
             cache: Arc::default(),
             pleg: Arc::default(),
             sync_loop: Arc::default(),
             sources: Arc::default(),
-            mirror_pods: Arc::default(),
+            mirror_pods,
         };
         for source in &config.sources {
             view.sources.set(source, SourceState::Waiting);

@@ -54,15 +54,26 @@ pub trait ApiObjects: Send + Sync {
 }
 
 /// What one pod's references read as.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fetched {
     /// None: the object does not exist.
     /// Ok(None): the object does not exist; Err: it could not be read (an
     /// error of whoever uses it: a volume's mount, a container's config).
     objects: BTreeMap<(ObjectKind, String), Result<Option<Data>, String>>,
     tokens: BTreeMap<(Option<String>, i64), Result<String, String>>,
-    /// The variables of the Services the pod sees, before its own.
-    pub service_env: Vec<(String, String)>,
+    /// The variables of the Services the pod sees, before its own; why
+    /// not, if the Services could not be read.
+    service_env: Result<Vec<(String, String)>, String>,
+}
+
+impl Default for Fetched {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            service_env: Ok(Vec::new()),
+        }
+    }
 }
 
 impl Fetched {
@@ -88,6 +99,12 @@ impl Fetched {
             Some(Err(e)) => Err(e.clone()),
             None => Err(format!("{} {name:?} was not read", kind.lowercase())),
         }
+    }
+
+    /// The Services' variables; an error is the containers' config error
+    /// (the kubelet's CreateContainerConfigError), not the volumes'.
+    pub fn service_env(&self) -> Result<&[(String, String)], String> {
+        self.service_env.as_deref().map_err(Clone::clone)
     }
 
     /// The token of a `serviceAccountToken` projection.
@@ -165,6 +182,20 @@ pub fn references(pod: &Pod) -> Vec<(ObjectKind, String)> {
     found
 }
 
+/// The pod's image pull secrets, by name.
+pub fn pull_secrets(pod: &Pod) -> Vec<String> {
+    let mut names: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.image_pull_secrets.iter().flatten())
+        .map(|r| r.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The pod's token projections: (audience, expirationSeconds).
 fn token_projections(pod: &Pod) -> Vec<(Option<String>, i64)> {
     let mut found: Vec<_> = pod
@@ -203,7 +234,17 @@ pub async fn fetch(
     pod: &Pod,
     needs: Needs,
 ) -> Result<Fetched, String> {
-    let references = references(pod);
+    let mut references = references(pod);
+    // Pulls happen only when containers start.
+    if needs == Needs::Start {
+        references.extend(
+            pull_secrets(pod)
+                .into_iter()
+                .map(|name| (ObjectKind::Secret, name)),
+        );
+        references.sort();
+        references.dedup();
+    }
     let tokens = token_projections(pod);
     let mut fetched = Fetched::default();
     let Some(objects) = objects else {
@@ -216,18 +257,20 @@ pub async fn fetch(
     // pod never waits on the API server (it may be what serves it) and
     // goes without them, as the kubelet's.
     let services = if needs == Needs::Volumes {
-        Vec::new()
+        Ok(Vec::new())
     } else if pod.is_static() {
         let read = tokio::time::timeout(STATIC_POD_WAIT, objects.services()).await;
-        read.ok().and_then(Result::ok).unwrap_or_default()
+        Ok(read.ok().and_then(Result::ok).unwrap_or_default())
     } else {
         objects
             .services()
             .await
-            .map_err(|e| format!("services have not yet been read at least once: {e}"))?
+            .map_err(|e| format!("services have not yet been read at least once: {e}"))
     };
-    let seen = wasmlet_rules::service_env::for_pod(pod, &services);
-    fetched.service_env = wasmlet_rules::service_env::variables(&seen);
+    fetched.service_env = services.map(|services| {
+        let seen = wasmlet_rules::service_env::for_pod(pod, &services);
+        wasmlet_rules::service_env::variables(&seen)
+    });
     let namespace = pod.namespace_or_default();
     for (kind, name) in references {
         let data = objects.get(kind, namespace, &name).await.map_err(|e| {
@@ -276,6 +319,71 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cluster whose Services cannot be read: they fail, or never answer.
+    struct NoServices {
+        hang: bool,
+    }
+
+    impl ApiObjects for NoServices {
+        fn get<'a>(
+            &'a self,
+            _: ObjectKind,
+            _: &'a str,
+            _: &'a str,
+        ) -> Boxed<'a, Result<Option<Data>, String>> {
+            Box::pin(async { Ok(Some(Data::new())) })
+        }
+
+        fn services(&self) -> Boxed<'_, Result<Vec<Service>, String>> {
+            let hang = self.hang;
+            Box::pin(async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                Err("the API server is away".into())
+            })
+        }
+
+        fn token<'a>(&'a self, _: &'a TokenRequest) -> Boxed<'a, Result<String, String>> {
+            Box::pin(async { Err("no tokens".into()) })
+        }
+    }
+
+    fn pod(source: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "uid": "u1",
+                         "annotations": {"kubernetes.io/config.source": source}},
+            "spec": {"containers": [{"name": "app"}]},
+        }))
+        .expect("pod")
+    }
+
+    #[tokio::test]
+    async fn unread_services_are_the_containers_config_error_not_the_volumes() {
+        let objects = NoServices { hang: false };
+        let fetched = fetch(Some(&objects), &pod("api"), Needs::Start)
+            .await
+            .expect("the volumes' objects are read all the same");
+        let error = fetched.service_env().expect_err("no Services");
+        assert!(error.contains("services have not yet been read"), "{error}");
+        // A running pod's volume refresh does not read them at all.
+        let refreshed = fetch(Some(&objects), &pod("api"), Needs::Volumes)
+            .await
+            .expect("read");
+        assert_eq!(refreshed.service_env(), Ok(&[][..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_static_pod_waits_a_second_at_most_for_the_services_and_goes_without() {
+        let objects = NoServices { hang: true };
+        let started = tokio::time::Instant::now();
+        let fetched = fetch(Some(&objects), &pod("file"), Needs::Start)
+            .await
+            .expect("read");
+        assert_eq!(fetched.service_env(), Ok(&[][..]));
+        assert_eq!(started.elapsed(), STATIC_POD_WAIT);
+    }
 
     #[test]
     fn every_reference_of_volumes_env_and_env_from_is_found_once() {

@@ -177,8 +177,8 @@ fn set<T>(list: &Option<Vec<T>>) -> bool {
 }
 
 fn pod_level(spec: &PodSpec, static_pod: bool) -> Option<FieldError> {
-    if set(&spec.image_pull_secrets) {
-        return Some(api_object(static_pod, "spec.imagePullSecrets", "secrets"));
+    if set(&spec.image_pull_secrets) && static_pod {
+        return Some(api_object(true, "spec.imagePullSecrets", "secrets"));
     }
     if set(&spec.resource_claims) {
         return Some(api_object(

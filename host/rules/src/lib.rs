@@ -6,7 +6,9 @@
 //! kube-core's `ResourceExt`), and toleration and node-selector matching
 //! ([`scheduling`]), a container's effective security ([`security`]) and what
 //! the downward API reads of a pod ([`downward`]), and the API's checks of a
-//! pod's hostname, host aliases and DNS settings ([`network`]). It depends on k8s-openapi only.
+//! pod's hostname, host aliases and DNS settings ([`network`]), and which of a
+//! pod's pull secrets' logins go with an image ([`keyring`]). It depends on
+//! k8s-openapi only.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +17,7 @@ pub mod expansion;
 pub mod field;
 pub mod identity;
 pub mod image;
+pub mod keyring;
 pub mod network;
 pub mod pod;
 pub mod quantity;

@@ -58,6 +58,8 @@ pub trait PodExt {
     fn init_containers(&self) -> &[Container];
     /// `spec.containers`, none without a spec.
     fn app_containers(&self) -> &[Container];
+    /// `spec.securityContext.fsGroup`: the group the pod's volumes belong to.
+    fn fs_group(&self) -> Option<u32>;
 }
 
 impl PodExt for Pod {
@@ -119,6 +121,14 @@ impl PodExt for Pod {
 
     fn app_containers(&self) -> &[Container] {
         self.spec.as_ref().map_or(&[], |s| s.containers.as_slice())
+    }
+
+    fn fs_group(&self) -> Option<u32> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|s| s.fs_group)
+            .and_then(|g| u32::try_from(g).ok())
     }
 }
 

@@ -1,14 +1,17 @@
 //! A container's image, per its pull policy, with the kubelet's pull
-//! back-off (its `imageManager.EnsureImageExists`).
+//! back-off (its `imageManager.EnsureImageExists`) and the logins of the
+//! pod's image pull secrets that match the image, tried in turn.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
-use wasmlet_core::{Runtime, RuntimeError};
+use wasmlet_core::{RegistryAuth, Runtime, RuntimeError};
 use wasmlet_rules::default_pull_policy;
+use wasmlet_rules::keyring::{Credential, Keyring};
 
 use super::{PodState, PodSyncer};
+use crate::api_objects::{self, Fetched, ObjectKind};
 use crate::api_status::WaitingReason;
 use crate::events::EventType;
 
@@ -56,6 +59,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
         &self,
         pod: &Pod,
         container: &Container,
+        objects: &Fetched,
         state: &mut PodState,
     ) -> Result<(), ImageError> {
         let image = container.image.clone().unwrap_or_default();
@@ -117,7 +121,8 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             format!("Pulling image \"{image}\""),
         );
         let started = Instant::now();
-        match self.runtime.pull_image(&image, None).await {
+        let keyring = self.keyring(pod, objects);
+        match self.pull(&image, &keyring.lookup(&image)).await {
             Ok(_) => {
                 state.pulls.forget(&image);
                 self.recorder.record(
@@ -145,5 +150,82 @@ impl<R: Runtime + 'static> PodSyncer<R> {
                 Err(error)
             }
         }
+    }
+}
+
+fn registry_auth(credential: &Credential) -> RegistryAuth {
+    RegistryAuth {
+        username: credential.username.clone(),
+        password: credential.password.clone(),
+        auth: credential.auth.clone(),
+        // Empty: the login goes with the image's own registry, which the
+        // keyring matched.
+        server_address: String::new(),
+        identity_token: credential.identity_token.clone(),
+        registry_token: credential.registry_token.clone(),
+    }
+}
+
+impl<R: Runtime + 'static> PodSyncer<R> {
+    /// The logins of the pod's pull secrets. One that is missing or
+    /// unreadable is a warning, and the pull goes on without it (the
+    /// kubelet's FailedToRetrieveImagePullSecret).
+    fn keyring(&self, pod: &Pod, objects: &Fetched) -> Keyring {
+        let mut keyring = Keyring::default();
+        let mut missing = Vec::new();
+        for name in api_objects::pull_secrets(pod) {
+            match objects.object(ObjectKind::Secret, &name) {
+                Ok(Some(data)) => {
+                    if let Err(why) = keyring.add_secret(data) {
+                        missing.push(format!("{name}: {why}"));
+                    }
+                }
+                Ok(None) => missing.push(format!("{name}: not found")),
+                Err(why) => missing.push(format!("{name}: {why}")),
+            }
+        }
+        if !missing.is_empty() {
+            self.recorder.record(
+                pod,
+                None,
+                EventType::Warning,
+                "FailedToRetrieveImagePullSecret",
+                format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                ),
+            );
+        }
+        keyring
+    }
+
+    /// Pulls `image` anonymously if no login matches it, else with each
+    /// login in turn until one works (the errors of all, if none does).
+    async fn pull(&self, image: &str, logins: &[&Credential]) -> Result<String, RuntimeError> {
+        let Some((first, others)) = logins.split_first() else {
+            return self.runtime.pull_image(image, None).await;
+        };
+        let mut error = match self
+            .runtime
+            .pull_image(image, Some(&registry_auth(first)))
+            .await
+        {
+            Ok(reference) => return Ok(reference),
+            Err(error) => error,
+        };
+        for login in others {
+            match self
+                .runtime
+                .pull_image(image, Some(&registry_auth(login)))
+                .await
+            {
+                Ok(reference) => return Ok(reference),
+                Err(next) => {
+                    error.message = format!("{}; {next}", error.message);
+                    error.kind = next.kind;
+                }
+            }
+        }
+        Err(error)
     }
 }

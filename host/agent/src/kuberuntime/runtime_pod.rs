@@ -306,7 +306,7 @@ pub fn environment(
 ) -> Result<(Expanded, Vec<String>), String> {
     let mut skipped = Vec::new();
     // The Services' variables first; envFrom's and env's win over them.
-    let mut from = objects.service_env.clone();
+    let mut from = objects.service_env()?.to_vec();
     let namespace = pod.namespace_or_default();
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or_default();

@@ -303,7 +303,7 @@ impl<R: Runtime + 'static> PodSyncer<R> {
             state.crash.fail(&name, exited);
         }
 
-        if let Err(error) = self.ensure_image(pod, container, state).await {
+        if let Err(error) = self.ensure_image(pod, container, objects, state).await {
             let wait = error.retry_after();
             state
                 .waiting

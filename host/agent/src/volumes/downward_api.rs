@@ -80,7 +80,7 @@ mod tests {
             item("meta/labels", "metadata.labels"),
         ];
         let files = payload_of(&pod, &items, None).map_err(io::Error::other)?;
-        write(&dir, &files).map_err(io::Error::other)?;
+        write(&dir, &files, None).map_err(io::Error::other)?;
         assert_eq!(fs::read_to_string(dir.join("name"))?, "web");
         assert_eq!(
             fs::read_to_string(dir.join("meta/labels"))?,
@@ -92,7 +92,7 @@ mod tests {
                 .is_symlink()
         );
         let first = fs::read_link(dir.join(DATA))?;
-        write(&dir, &files).map_err(io::Error::other)?;
+        write(&dir, &files, None).map_err(io::Error::other)?;
         assert_eq!(
             fs::read_link(dir.join(DATA))?,
             first,
@@ -101,7 +101,7 @@ mod tests {
 
         pod.metadata.name = Some("web-2".into());
         let files = payload_of(&pod, &items[..1], Some(0o600)).map_err(io::Error::other)?;
-        write(&dir, &files).map_err(io::Error::other)?;
+        write(&dir, &files, None).map_err(io::Error::other)?;
         assert_eq!(fs::read_to_string(dir.join("name"))?, "web-2");
         assert_eq!(
             fs::metadata(dir.join("name"))?.permissions().mode() & 0o777,

@@ -80,12 +80,7 @@ pub fn set_up(
             return Ok(());
         }
     }
-    let fs_group = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.security_context.as_ref())
-        .and_then(|s| s.fs_group)
-        .and_then(|g| u32::try_from(g).ok());
+    let fs_group = pod.fs_group();
     let mode = if fs_group.is_some() { 0o2777 } else { 0o777 };
     if let Some(gid) = fs_group {
         std::os::unix::fs::chown(dir, None, Some(gid))

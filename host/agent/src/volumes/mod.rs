@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wasmlet_core::PodUid;
 
 use crate::api_objects::Fetched;
-use crate::pod_ext::PodUidExt;
+use crate::pod_ext::{PodExt, PodUidExt};
 
 /// `<pod dir>/volumes/<plugin>/<name>`.
 fn volume_dir(pod_dir: &Path, plugin: &str, name: &str) -> PathBuf {
@@ -113,6 +113,7 @@ impl Volumes {
     ) -> Result<PodVolumes, VolumeError> {
         let mut mounted = PodVolumes::default();
         let pod_dir = self.pod_dir(&pod.pod_uid());
+        let fs_group = pod.fs_group();
         for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
             let failed = |reason: String| VolumeError::SetUp {
                 volume: volume.name.clone(),
@@ -155,7 +156,7 @@ impl Volumes {
                     .map_err(|e| format!("creating {}: {e}", dir.display()))
             };
             written
-                .and_then(|()| atomic_writer::write(&dir, &files))
+                .and_then(|()| atomic_writer::write(&dir, &files, fs_group))
                 .map_err(failed)?;
             // Mounted read-only whatever the mount says.
             mounted.insert(&volume.name, dir, true);

@@ -26,6 +26,7 @@ use wasmlet_agent::health::Heartbeat;
 use wasmlet_agent::mirror_pods::{MirrorChange, MirrorPods, MirrorSet, mirror_pod};
 use wasmlet_agent::node_status::{self, NodeHealth};
 use wasmlet_agent::pleg::RELIST_THRESHOLD;
+use wasmlet_agent::pod_ext::PodUidExt;
 use wasmlet_agent::status_manager::PodStatuses;
 use wasmlet_core::RuntimeInfo;
 use wasmlet_cri::CriClient;
@@ -34,7 +35,7 @@ use wasmlet_kube::events::{self, Correlator, EventApi};
 use wasmlet_kube::lease::{self, LeaseSettings};
 use wasmlet_kube::node::NodeApi;
 use wasmlet_kube::objects::{self, Objects};
-use wasmlet_kube::pods::PodApi;
+use wasmlet_kube::pods::{self, PodApi};
 use wasmlet_kube::reader::{self, Query, Reader};
 use wasmlet_plugin_host::{ApiEventKind, ApiList, ApiQuery, ApiReader, ApiWatch, WatchEnd};
 use wasmlet_rules::PodExt;
@@ -462,8 +463,8 @@ fn status_target<'a>(pod: &'a Pod, mirrors: &'a MirrorSet) -> Option<(&'a str, &
 
 /// Sends the pods' statuses when they change (a static pod's to its
 /// mirror): one task, so a slow or absent API server never holds up the
-/// sync loop; a failed round is retried with back-off. After a restart every
-/// status is sent once again.
+/// sync loop; a failed round is retried with back-off. A status the server
+/// already holds (after a restart, say) is not written again.
 async fn report_pod_statuses(
     api: PodApi,
     statuses: Arc<PodStatuses>,
@@ -496,8 +497,20 @@ async fn report_pod_statuses(
             if sent.get(uid) == Some(status) {
                 continue;
             }
+            let deleting = from_api(pod) && can_be_deleted(pod);
+            if !sent.contains_key(uid) && !deleting {
+                let server = if from_api(pod) {
+                    statuses.server_status(&pod.pod_uid())
+                } else {
+                    mirror_set.mirror_of(pod).and_then(|m| m.status.clone())
+                };
+                if server.is_some_and(|server| pods::status_written(status, &server)) {
+                    sent.insert(uid.to_owned(), status.clone());
+                    continue;
+                }
+            }
             match api.patch_status(namespace, name, uid, status).await {
-                Ok(()) if from_api(pod) && can_be_deleted(pod) => {
+                Ok(()) if deleting => {
                     // The kubelet's last word on a deleted pod: its final
                     // status, then the delete that removes it from the API.
                     match api.delete(namespace, name, uid).await {
