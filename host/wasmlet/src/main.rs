@@ -21,7 +21,12 @@ mod pods_cmd;
 #[command(version, about)]
 struct Cli {
     /// The CRI runtime's unix socket (`unix://` prefix optional).
-    #[arg(long, global = true, env = "WASMLET_RUNTIME_ENDPOINT")]
+    #[arg(
+        long,
+        global = true,
+        env = "WASMLET_RUNTIME_ENDPOINT",
+        alias = "container-runtime-endpoint"
+    )]
     runtime_endpoint: Option<PathBuf>,
 
     /// Deadline of each runtime call except image pulls.

@@ -1,6 +1,10 @@
-//! The agent's configuration: a YAML file in the spirit of the kubelet's
-//! KubeletConfiguration (same field names where the kubelet has one), flags
-//! that override it, and defaults for everything, so it runs with neither.
+//! The agent's configuration: a YAML file read as the kubelet reads its
+//! KubeletConfiguration (`kubelet.config.k8s.io/v1beta1`: the same field
+//! names, durations and zero-means-default), plus wasmlet's own fields;
+//! flags that override it, and defaults for everything, so it runs with
+//! neither. A KubeletConfiguration field wasmlet does not carry out is read
+//! and named in one warning at start, never refused (a kubeadm node's file
+//! loads); a field that is neither the kubelet's nor wasmlet's is an error.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -39,9 +43,117 @@ pub enum ConfigError {
 
 pub const DEFAULT_ENDPOINT: &str = "/run/wasmlet/containerd/containerd.sock";
 
+pub const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
+pub const KIND: &str = "KubeletConfiguration";
+
+/// KubeletConfiguration's (v1beta1, Kubernetes 1.34) fields that wasmlet
+/// does not carry out: accepted and named in one warning.
+const KUBELET_ONLY_FIELDS: &[&str] = &[
+    "enableServer",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+    "tlsCipherSuites",
+    "tlsMinVersion",
+    "rotateCertificates",
+    "serverTLSBootstrap",
+    "authentication",
+    "authorization",
+    "registryPullQPS",
+    "registryBurst",
+    "imagePullCredentialsVerificationPolicy",
+    "preloadedImagesVerificationAllowlist",
+    "eventRecordQPS",
+    "eventBurst",
+    "enableDebuggingHandlers",
+    "enableContentionProfiling",
+    "healthzPort",
+    "healthzBindAddress",
+    "oomScoreAdj",
+    "streamingConnectionIdleTimeout",
+    "imageMinimumGCAge",
+    "imageMaximumGCAge",
+    "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent",
+    "volumeStatsAggPeriod",
+    "kubeletCgroups",
+    "systemCgroups",
+    "cgroupRoot",
+    "cgroupsPerQOS",
+    "cgroupDriver",
+    "cpuManagerPolicy",
+    "singleProcessOOMKill",
+    "cpuManagerPolicyOptions",
+    "cpuManagerReconcilePeriod",
+    "memoryManagerPolicy",
+    "topologyManagerPolicy",
+    "topologyManagerScope",
+    "topologyManagerPolicyOptions",
+    "qosReserved",
+    "hairpinMode",
+    "maxPods",
+    "podCIDR",
+    "podPidsLimit",
+    "runOnce",
+    "cpuCFSQuota",
+    "cpuCFSQuotaPeriod",
+    "nodeStatusMaxImages",
+    "maxOpenFiles",
+    "contentType",
+    "kubeAPIQPS",
+    "kubeAPIBurst",
+    "serializeImagePulls",
+    "maxParallelImagePulls",
+    "evictionHard",
+    "evictionSoft",
+    "evictionSoftGracePeriod",
+    "evictionPressureTransitionPeriod",
+    "evictionMaxPodGracePeriod",
+    "evictionMinimumReclaim",
+    "mergeDefaultEvictionSettings",
+    "podsPerCore",
+    "enableControllerAttachDetach",
+    "protectKernelDefaults",
+    "makeIPTablesUtilChains",
+    "iptablesMasqueradeBit",
+    "iptablesDropBit",
+    "featureGates",
+    "failSwapOn",
+    "memorySwap",
+    "containerLogMaxWorkers",
+    "configMapAndSecretChangeDetectionStrategy",
+    "reservedSystemCPUs",
+    "showHiddenMetricsForVersion",
+    "systemReservedCgroup",
+    "kubeReservedCgroup",
+    "enforceNodeAllocatable",
+    "volumePluginDir",
+    "providerID",
+    "kernelMemcgNotification",
+    "logging",
+    "enableSystemLogHandler",
+    "enableSystemLogQuery",
+    "shutdownGracePeriodCriticalPods",
+    "shutdownGracePeriodByPodPriority",
+    "crashLoopBackOff",
+    "reservedMemory",
+    "enableProfilingHandler",
+    "enableDebugFlagsHandler",
+    "seccompDefault",
+    "memoryThrottlingFactor",
+    "tracing",
+    "localStorageCapacityIsolation",
+    "imageServiceEndpoint",
+    "failCgroupV1",
+    "userNamespaces",
+];
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct AgentFileConfig {
+    /// `kubelet.config.k8s.io/v1beta1`, if given.
+    pub api_version: Option<String>,
+    /// `KubeletConfiguration`, if given.
+    pub kind: Option<String>,
     /// Default: the host name.
     pub node_name: Option<String>,
     /// The node's address (host-network pods' IP). Default: none.
@@ -139,6 +251,10 @@ pub struct AgentFileConfig {
     /// its capacity less both.
     pub kube_reserved: BTreeMap<String, String>,
     pub system_reserved: BTreeMap<String, String>,
+    /// Every other field: a KubeletConfiguration field wasmlet does not
+    /// carry out (checked against [`KUBELET_ONLY_FIELDS`]).
+    #[serde(flatten)]
+    kubelet_only: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// The agent's and the CRI client's own defaults are the file's: one
@@ -148,6 +264,8 @@ impl Default for AgentFileConfig {
         let agent = AgentConfig::new(String::new());
         let cri = CriConfig::new(DEFAULT_ENDPOINT);
         Self {
+            api_version: None,
+            kind: None,
             node_name: None,
             node_ip: agent.host_ip,
             node_labels: BTreeMap::new(),
@@ -187,6 +305,7 @@ impl Default for AgentFileConfig {
             port: 10250,
             kube_reserved: BTreeMap::new(),
             system_reserved: BTreeMap::new(),
+            kubelet_only: BTreeMap::new(),
         }
     }
 }
@@ -279,10 +398,87 @@ impl AgentFileConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let config: Self =
+        let mut config: Self =
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        config.check_kind()?;
+        config.default_zero_values();
         config.validate()?;
         Ok(config)
+    }
+
+    /// The KubeletConfiguration fields the file set that wasmlet does not
+    /// carry out, for the warning at start.
+    pub fn not_implemented(&self) -> Vec<&str> {
+        self.kubelet_only.keys().map(String::as_str).collect()
+    }
+
+    fn check_kind(&self) -> Result<(), FieldError> {
+        if let Some(v) = self.api_version.as_deref().filter(|v| *v != API_VERSION) {
+            return Err(FieldError::new(
+                "apiVersion",
+                format!("{v:?}: expected {API_VERSION}"),
+            ));
+        }
+        if let Some(k) = self.kind.as_deref().filter(|k| *k != KIND) {
+            return Err(FieldError::new("kind", format!("{k:?}: expected {KIND}")));
+        }
+        match self
+            .kubelet_only
+            .keys()
+            .find(|field| !KUBELET_ONLY_FIELDS.contains(&field.as_str()))
+        {
+            Some(unknown) => Err(FieldError::new(
+                unknown.as_str(),
+                "unknown field: neither a KubeletConfiguration field nor one of wasmlet's",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The kubelet's defaulting: a zero (or empty) value of a field the
+    /// kubelet defaults means its default (kubeadm writes `0s` for them).
+    fn default_zero_values(&mut self) {
+        let d = Self::default();
+        let durations = [
+            (&mut self.sync_frequency, d.sync_frequency),
+            (&mut self.file_check_frequency, d.file_check_frequency),
+            (&mut self.http_check_frequency, d.http_check_frequency),
+            (&mut self.runtime_request_timeout, d.runtime_request_timeout),
+            (
+                &mut self.node_status_update_frequency,
+                d.node_status_update_frequency,
+            ),
+            (
+                &mut self.node_status_report_frequency,
+                d.node_status_report_frequency,
+            ),
+            (
+                &mut self.container_log_monitor_interval,
+                d.container_log_monitor_interval,
+            ),
+            (&mut self.shutdown_grace_period, d.shutdown_grace_period),
+        ];
+        for (value, default) in durations {
+            if value.is_zero() {
+                *value = default;
+            }
+        }
+        if self.node_lease_duration_seconds == 0 {
+            self.node_lease_duration_seconds = d.node_lease_duration_seconds;
+        }
+        if self.port == 0 {
+            self.port = d.port;
+        }
+        if self.container_log_max_size.is_empty() {
+            self.container_log_max_size = d.container_log_max_size;
+        }
+        if self.container_log_max_files == 0 {
+            self.container_log_max_files = d.container_log_max_files;
+        }
+        // (A `unix://` endpoint is the CRI client's to read.)
+        if self.container_runtime_endpoint.as_os_str().is_empty() {
+            self.container_runtime_endpoint = d.container_runtime_endpoint;
+        }
     }
 
     /// `containerLogMaxSize`, `containerLogMaxFiles` and
@@ -476,13 +672,117 @@ mod tests {
         );
     }
 
+    /// What `kubeadm init` (1.34) writes to /var/lib/kubelet/config.yaml.
+    const KUBEADM_CONFIG: &str = r#"apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+containerRuntimeEndpoint: ""
+cpuManagerReconcilePeriod: 0s
+crashLoopBackOff: {}
+evictionPressureTransitionPeriod: 0s
+fileCheckFrequency: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+httpCheckFrequency: 0s
+imageMaximumGCAge: 0s
+imageMinimumGCAge: 0s
+kind: KubeletConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+nodeStatusReportFrequency: 0s
+nodeStatusUpdateFrequency: 0s
+resolvConf: /run/systemd/resolve/resolv.conf
+rotateCertificates: true
+runtimeRequestTimeout: 0s
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
+staticPodPath: /etc/kubernetes/manifests
+streamingConnectionIdleTimeout: 0s
+syncFrequency: 0s
+volumeStatsAggPeriod: 0s
+"#;
+
+    #[test]
+    fn a_kubeadm_kubelet_configuration_loads_with_the_kubelet_s_defaults() {
+        let config = AgentFileConfig::parse(KUBEADM_CONFIG).expect("kubeadm's file loads");
+        let d = AgentFileConfig::default();
+        assert_eq!(
+            config.static_pod_path.as_deref(),
+            Some(Path::new("/etc/kubernetes/manifests"))
+        );
+        assert_eq!(config.cluster_dns, [IpAddr::from([10, 96, 0, 10])]);
+        assert_eq!(config.cluster_domain, "cluster.local");
+        // `0s` and "" are the kubelet's defaults.
+        assert_eq!(config.sync_frequency, d.sync_frequency);
+        assert_eq!(config.file_check_frequency, d.file_check_frequency);
+        assert_eq!(config.runtime_request_timeout, d.runtime_request_timeout);
+        assert_eq!(config.node_status_update_frequency, Duration::from_secs(10));
+        assert_eq!(
+            config.container_runtime_endpoint,
+            d.container_runtime_endpoint
+        );
+        assert_eq!(
+            config.not_implemented(),
+            [
+                "authentication",
+                "authorization",
+                "cgroupDriver",
+                "cpuManagerReconcilePeriod",
+                "crashLoopBackOff",
+                "evictionPressureTransitionPeriod",
+                "healthzBindAddress",
+                "healthzPort",
+                "imageMaximumGCAge",
+                "imageMinimumGCAge",
+                "logging",
+                "memorySwap",
+                "rotateCertificates",
+                "shutdownGracePeriodCriticalPods",
+                "streamingConnectionIdleTimeout",
+                "volumeStatsAggPeriod",
+            ]
+        );
+    }
+
+    #[test]
+    fn another_kind_or_an_unknown_field_is_refused_by_name() {
+        let cases = [
+            ("apiVersion: kubelet.config.k8s.io/v1\n", "apiVersion"),
+            ("kind: KubeProxyConfiguration\n", "kind"),
+            ("cgroupDriver: systemd\nnodeNmae: x\n", "nodeNmae"),
+        ];
+        for (text, field) in cases {
+            let e = AgentFileConfig::parse(text).expect_err(text).to_string();
+            assert!(e.contains(field), "{text:?} → {e}");
+        }
+    }
+
     #[test]
     fn zero_periods_ports_and_escaping_grants_are_refused_by_name() {
         let cases = [
             ("relistPeriod: 0s\n", "relistPeriod"),
-            ("syncFrequency: 0s\n", "syncFrequency"),
-            ("fileCheckFrequency: 0ms\n", "fileCheckFrequency"),
-            ("runtimeRequestTimeout: 0s\n", "runtimeRequestTimeout"),
             ("readOnlyPort: 0\n", "readOnlyPort"),
             ("readOnlyPort: -1\n", "readOnlyPort"),
             ("relistPeriod: -1s\n", "relistPeriod"),

@@ -44,10 +44,11 @@ pub struct RunArgs {
     /// embedded defaults apply.
     #[arg(long, env = "WASMLET_CONFIG")]
     pub config: Option<PathBuf>,
-    #[arg(long)]
+    /// The node's name (the kubelet's `--hostname-override`).
+    #[arg(long, alias = "hostname-override")]
     pub node_name: Option<String>,
-    /// Directory of static pod manifests.
-    #[arg(long)]
+    /// Directory of static pod manifests (the kubelet's `--pod-manifest-path`).
+    #[arg(long, alias = "pod-manifest-path")]
     pub static_pod_path: Option<PathBuf>,
     /// URL of a Pod or PodList manifest.
     #[arg(long)]
@@ -266,6 +267,13 @@ fn raise_open_file_limit() {
 /// drain.
 pub async fn run(args: RunArgs, globals: GlobalOverrides) -> anyhow::Result<()> {
     let config = effective_config(&args, globals)?;
+    let not_implemented = config.not_implemented();
+    if !not_implemented.is_empty() {
+        tracing::warn!(
+            "KubeletConfiguration fields wasmlet does not implement, ignored: {}",
+            not_implemented.join(", ")
+        );
+    }
     let app = App::build(config).await?;
     let running = app.spawn();
     running.wait_and_drain().await
