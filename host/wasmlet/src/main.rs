@@ -34,7 +34,12 @@ struct Cli {
     runtime_request_timeout: Option<Duration>,
 
     /// Where compiled plugins are cached between runs ("" for no cache).
-    #[arg(long, global = true, env = "WASMLET_PLUGIN_CACHE")]
+    #[arg(
+        long,
+        global = true,
+        env = "WASMLET_PLUGIN_CACHE",
+        value_parser = daemon::path_or_empty
+    )]
     plugin_cache: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -296,5 +301,35 @@ mod tests {
         .expect("valid command line");
         assert_eq!(cli.runtime_request_timeout, Some(Duration::from_secs(30)));
         assert!(matches!(cli.command, Command::RuntimeInfo));
+    }
+
+    #[test]
+    fn an_empty_path_turns_a_thing_off_and_kubelet_flag_names_are_accepted() {
+        let cli = Cli::try_parse_from([
+            "wasmlet",
+            "--plugin-cache",
+            "",
+            "run",
+            "--static-pod-path",
+            "",
+            "--kubeconfig",
+            "",
+            "--hostname-override",
+            "n1",
+            "--container-runtime-endpoint",
+            "unix:///tmp/c.sock",
+        ])
+        .expect("valid command line");
+        assert_eq!(cli.plugin_cache, Some(PathBuf::new()));
+        assert_eq!(
+            cli.runtime_endpoint,
+            Some(PathBuf::from("unix:///tmp/c.sock"))
+        );
+        let Command::Run(args) = cli.command else {
+            panic!("run");
+        };
+        assert_eq!(args.static_pod_path, Some(PathBuf::new()));
+        assert_eq!(args.kubeconfig, Some(PathBuf::new()));
+        assert_eq!(args.node_name.as_deref(), Some("n1"));
     }
 }

@@ -140,16 +140,18 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     serde_saphyr::from_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// The manifest next to a `.wasm` (same name, `.toml`), or the file itself.
+/// The manifest next to a `.wasm` (same name, `.toml`), or the file itself;
+/// and the component: the one the manifest names (relative to the
+/// manifest's folder), else the `.wasm` beside it.
 fn manifest_and_component(file: &Path) -> (Option<PathBuf>, PathBuf) {
     if file.extension().is_some_and(|e| e == "toml") {
+        let dir = file.parent().unwrap_or(Path::new("."));
         let component = std::fs::read_to_string(file)
             .ok()
             .and_then(|t| Manifest::parse(&t).ok())
             .and_then(|m| m.component)
-            .unwrap_or_else(|| file.with_extension("wasm"));
-        let dir = file.parent().unwrap_or(Path::new("."));
-        (Some(file.to_path_buf()), dir.join(component))
+            .map_or_else(|| file.with_extension("wasm"), |named| dir.join(named));
+        (Some(file.to_path_buf()), component)
     } else {
         let manifest = file.with_extension("toml");
         (manifest.is_file().then_some(manifest), file.to_path_buf())
@@ -231,7 +233,12 @@ async fn run_once(
             let text = std::fs::read_to_string(path)?;
             Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
-        _ => Manifest::for_component(kind, component.clone(), serde_json::json!({})),
+        // Named relative to its folder, which the plugin is loaded from.
+        _ => Manifest::for_component(
+            kind,
+            component.file_name().map(PathBuf::from).unwrap_or_default(),
+            serde_json::json!({}),
+        ),
     };
     if let Some(settings) = settings {
         manifest.settings = read_yaml(settings)?;

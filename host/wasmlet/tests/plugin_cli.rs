@@ -163,6 +163,47 @@ fn plugin_inspect_shows_kind_version_imports_and_capabilities() {
 }
 
 #[test]
+fn relative_paths_name_the_plugin_once() {
+    // From the repository's root, as an operator types them.
+    let run_here = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmlet"))
+            .args(args)
+            .current_dir(repo())
+            .env(
+                "WASMLET_PLUGIN_CACHE",
+                std::env::temp_dir().join(format!("wasmlet-cli-cache-{}", std::process::id())),
+            )
+            .output()
+            .expect("run wasmlet")
+    };
+    let manifest = "plugins/examples/require-labels/require-labels.toml";
+    let out = run_here(&["plugin", "inspect", manifest]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pod = "plugins/examples/pods/unlabelled.yaml";
+    let out = run_here(&["plugin", "run", manifest, "--pod", pod]);
+    assert!(text(&out).contains("decision  rejected"), "{}", text(&out));
+    let settings = std::env::temp_dir().join(format!(
+        "wasmlet-cli-relative-settings-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&settings, "labels: [team]\n").expect("settings");
+    let wasm = "plugins/examples/require-labels/require-labels.wasm";
+    let out = run_here(&[
+        "plugin",
+        "run",
+        wasm,
+        "--kind",
+        "admission",
+        "--pod",
+        pod,
+        "--settings",
+        &settings.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_file(&settings);
+    assert!(text(&out).contains("decision  rejected"), "{}", text(&out));
+}
+
+#[test]
 fn bad_input_is_reported_with_the_file() {
     let missing = Path::new("/nonexistent/pod.yaml");
     let manifest = repo().join("plugins/examples/require-labels/require-labels.toml");

@@ -37,6 +37,11 @@ const FILE_SOURCE: &str = "file-source";
 const HTTP_SOURCE: &str = "http-source";
 const API_SOURCE: &str = "api-source";
 
+/// A path flag whose empty value (`""`) is meaningful: it turns the thing off.
+pub fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
 /// Flags of `wasmlet run`; each overrides the config file's field.
 #[derive(Debug, Default, clap::Args)]
 pub struct RunArgs {
@@ -47,8 +52,9 @@ pub struct RunArgs {
     /// The node's name (the kubelet's `--hostname-override`).
     #[arg(long, alias = "hostname-override")]
     pub node_name: Option<String>,
-    /// Directory of static pod manifests (the kubelet's `--pod-manifest-path`).
-    #[arg(long, alias = "pod-manifest-path")]
+    /// Directory of static pod manifests (the kubelet's `--pod-manifest-path`;
+    /// "" for none).
+    #[arg(long, alias = "pod-manifest-path", value_parser = path_or_empty)]
     pub static_pod_path: Option<PathBuf>,
     /// URL of a Pod or PodList manifest.
     #[arg(long)]
@@ -61,8 +67,9 @@ pub struct RunArgs {
     pub read_only_port: Option<u16>,
     #[arg(long, value_parser = humantime::parse_duration)]
     pub file_check_frequency: Option<Duration>,
-    /// A kubeconfig: join that cluster (register the Node, keep its Lease).
-    #[arg(long)]
+    /// A kubeconfig: join that cluster (register the Node, keep its Lease);
+    /// "" for standalone.
+    #[arg(long, value_parser = path_or_empty)]
     pub kubeconfig: Option<PathBuf>,
 }
 
