@@ -31,19 +31,28 @@ use wasmlet_runtime_fake::FakeRuntime;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
-async fn server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+/// The probed server, on a thread and runtime of its own as a container's
+/// process is: sharing the prober's runtime would time that runtime's
+/// cross-thread hand-overs, not the probe.
+fn server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = conn.read(&mut buf).await;
-                let _ = conn.write_all(RESPONSE).await;
-            });
-        }
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the server's runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn.write_all(RESPONSE).await;
+                });
+            }
+        });
     });
     port
 }
@@ -197,7 +206,7 @@ async fn measure() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let port = server().await;
+    let port = server();
     let engine = Arc::new(PluginEngine::new(None).expect("engine"));
     let http = load(&engine, "probe-http-get", HostContext::default()).await;
     let tcp = load(&engine, "probe-tcp-socket", HostContext::default()).await;
