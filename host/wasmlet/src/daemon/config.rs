@@ -349,9 +349,22 @@ impl AgentFileConfig {
             .to_lowercase()
     }
 
-    /// The compiled-plugin cache, if there is to be one (`""`: none).
+    /// The compiled-plugin cache, if there is to be one (`""`: none). The
+    /// default is the system's, which only root may write: another user's
+    /// is `$XDG_CACHE_HOME/wasmlet/plugins` (else `~/.cache/wasmlet/plugins`),
+    /// so a Python or JS plugin is compiled once, not at every start.
     pub fn plugin_cache(&self) -> Option<PathBuf> {
-        (!self.plugin_cache_dir.as_os_str().is_empty()).then(|| self.plugin_cache_dir.clone())
+        if self.plugin_cache_dir.as_os_str().is_empty() {
+            return None;
+        }
+        let is_default = self.plugin_cache_dir == Self::default().plugin_cache_dir;
+        if is_default && !rustix::process::geteuid().is_root() {
+            let user = user_cache(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"));
+            if user.is_some() {
+                return user;
+            }
+        }
+        Some(self.plugin_cache_dir.clone())
     }
 
     /// The defaults as `--help` shows them, by flag id: from the one
@@ -589,6 +602,18 @@ impl AgentFileConfig {
     }
 }
 
+/// A user's own plugin cache: under `XDG_CACHE_HOME`, else `~/.cache`.
+fn user_cache(
+    xdg_cache_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let base = xdg_cache_home
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmlet/plugins"))
+}
+
 /// `pluginLimits`: the operator's caps on what plugins ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -764,6 +789,26 @@ volumeStatsAggPeriod: 0s
                 "volumeStatsAggPeriod",
             ]
         );
+    }
+
+    #[test]
+    fn a_user_s_plugin_cache_is_under_their_cache_home() {
+        assert_eq!(
+            user_cache(Some("/x".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/x/wasmlet/plugins"))
+        );
+        assert_eq!(
+            user_cache(Some("".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.cache/wasmlet/plugins"))
+        );
+        assert_eq!(user_cache(None, None), None);
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(
+                AgentFileConfig::default().plugin_cache(),
+                Some(PathBuf::from("/var/cache/wasmlet/plugins")),
+                "root keeps the system's"
+            );
+        }
     }
 
     #[test]
