@@ -17,6 +17,17 @@ eval "$(scripts/node.sh env)"
 
 scripts/build-plugins.sh
 
+# promtool checks /metrics in the tests: unpacked from Debian's prometheus
+# package, not installed (so no service starts).
+promtool=target/tools/prometheus/usr/bin/promtool
+if [ ! -x "$promtool" ]; then
+  mkdir -p target/tools
+  (cd target/tools && { apt-get download prometheus >/dev/null 2>&1 \
+     || { apt-get update -qq && apt-get download prometheus >/dev/null; }; })
+  dpkg-deb -x target/tools/prometheus_*.deb target/tools/prometheus
+fi
+export WASMLET_PROMTOOL=$PWD/$promtool
+
 cargo fmt --all --check
 cargo fmt --all --check --manifest-path plugins/Cargo.toml
 cargo clippy --workspace --all-targets --locked -- -D warnings

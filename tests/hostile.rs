@@ -280,7 +280,9 @@ async fn bad_config_values_stop_the_start_naming_the_field() {
     let node = Node::from_env();
     for (line, field) in [
         ("relistPeriod: 0s\n", "relistPeriod"),
-        ("syncFrequency: 0s\n", "syncFrequency"),
+        // (`syncFrequency: 0s` is the kubelet's default, as kubeadm writes it.)
+        ("containerLogMaxFiles: 1\n", "containerLogMaxFiles"),
+        ("nodeNmae: typo\n", "nodeNmae"),
         (
             "pluginGrants:\n  file-source:\n    read-dirs: [/tmp/../etc]\n",
             "pluginGrants.file-source.read-dirs",

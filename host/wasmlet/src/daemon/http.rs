@@ -18,6 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wasmlet_agent::AgentView;
 
+use super::exposition;
+
 #[derive(Debug)]
 pub struct Endpoints {
     pub view: AgentView,
@@ -69,18 +71,13 @@ impl Endpoints {
                 "items": self.view.events.list(),
             })),
             "/metrics" => {
-                let mut text = String::new();
-                match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-                    Ok(()) => reply(
-                        StatusCode::OK,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        text,
-                    ),
-                    Err(e) => reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "text/plain",
-                        e.to_string(),
-                    ),
+                let accept = request
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|a| a.to_str().ok());
+                match exposition::render(&self.registry, accept) {
+                    Ok((text, content_type)) => reply(StatusCode::OK, content_type, text),
+                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
                 }
             }
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),

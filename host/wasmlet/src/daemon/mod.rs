@@ -3,6 +3,7 @@
 
 mod cluster;
 mod config;
+mod exposition;
 mod handlers;
 mod http;
 mod plugins;
