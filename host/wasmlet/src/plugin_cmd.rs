@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1 as k8s;
 use serde::Deserialize;
 use wasmlet_plugin_host::{
-    Decision, HostContext, Kind, Manifest, Plugin, PluginEngine, PluginMetrics, PluginSet,
+    Decision, HostContext, Kind, Manifest, Mode, Plugin, PluginEngine, PluginMetrics, PluginSet,
     config_source, node_view, pod_view,
 };
 
@@ -23,7 +23,9 @@ pub enum PluginCommand {
         /// A `.wasm` component or its `.toml` manifest.
         file: PathBuf,
     },
-    /// Call a plugin once and print its answer.
+    /// Call a plugin once and print its answer. Exits 0 if the pod is
+    /// admitted (a monitor-mode plugin's rejection included: it "would
+    /// reject"), 1 if it is rejected, 2 if the call could not be made.
     Run {
         /// A `.toml` manifest, or a bare `.wasm` (then --kind says what it is).
         plugin: PathBuf,
@@ -104,7 +106,7 @@ pub async fn run(command: PluginCommand, cache_dir: Option<PathBuf>) -> anyhow::
             node,
             settings,
         } => {
-            run_once(
+            let ran = run_once(
                 &tools,
                 &plugin,
                 kind.into(),
@@ -112,7 +114,12 @@ pub async fn run(command: PluginCommand, cache_dir: Option<PathBuf>) -> anyhow::
                 node.as_deref(),
                 settings.as_deref(),
             )
-            .await
+            .await;
+            // An error is neither an admission nor a rejection.
+            Ok(ran.unwrap_or_else(|e| {
+                eprintln!("wasmlet: {e:#}");
+                ExitCode::from(2)
+            }))
         }
         PluginCommand::Test { dir } => test_dir(&tools, &dir).await,
         PluginCommand::List { dir } => {
@@ -279,15 +286,28 @@ async fn run_once(
     );
     println!("pod       {}/{}", view.namespace, view.name);
     let decision = plugin.admit(&view, &node, &[]).await?;
+    let monitor = plugin.manifest.mode == Mode::Monitor;
+    if monitor && !decision.admit {
+        println!(
+            "decision  would reject  {}: {} (monitor mode: the agent admits it)",
+            decision.reason, decision.message
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("decision  {}", describe(&decision));
-    Ok(ExitCode::SUCCESS)
+    Ok(if decision.admit {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
+/// A decision with its message (an admitting plugin may say why, too).
 fn describe(d: &Decision) -> String {
-    if d.admit {
-        "admitted".into()
-    } else {
-        format!("rejected  {}: {}", d.reason, d.message)
+    match (d.admit, d.message.is_empty()) {
+        (true, true) => "admitted".into(),
+        (true, false) => format!("admitted  {}", d.message),
+        (false, _) => format!("rejected  {}: {}", d.reason, d.message),
     }
 }
 

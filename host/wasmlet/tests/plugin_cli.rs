@@ -115,7 +115,7 @@ fn plugin_run_prints_the_decision() {
         "--pod",
         &pod.to_string_lossy(),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "a rejection: {}", text(&out));
     assert!(
         text(&out).contains(
             "decision  rejected  MissingLabels: pod default/unlabelled lacks required labels: team"
@@ -143,6 +143,34 @@ fn plugin_run_prints_the_decision() {
     let _ = std::fs::remove_file(&settings);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("decision  admitted"), "{}", text(&out));
+
+    // In monitor mode the rejection is what it would be; the pod is admitted.
+    let dir = std::env::temp_dir().join(format!("wasmlet-cli-monitor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let monitored = dir.join("require-labels.toml");
+    let original = std::fs::read_to_string(&manifest).expect("the manifest");
+    std::fs::write(
+        &monitored,
+        format!(
+            "component = {:?}\nmode = \"monitor\"\n{original}",
+            wasm.to_string_lossy()
+        ),
+    )
+    .expect("a monitor-mode manifest");
+    let out = wasmlet(&[
+        "plugin",
+        "run",
+        &monitored.to_string_lossy(),
+        "--pod",
+        &pod.to_string_lossy(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("decision  would reject  MissingLabels:"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -214,7 +242,7 @@ fn bad_input_is_reported_with_the_file() {
         "--pod",
         &missing.to_string_lossy(),
     ]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "an error is neither verdict");
     assert!(
         text(&out).contains("/nonexistent/pod.yaml"),
         "{}",
