@@ -114,6 +114,8 @@ impl AdmissionInstance {
         )
         .await;
         let outcome = settle(&self.store, result, deadline);
+        self.plugin
+            .report_caught_denials("admit", &self.store, outcome.is_ok());
         self.poisoned = !matches!(outcome, Ok(_) | Err(Failure::Plugin(_)));
         self.plugin.record("admit", started, outcome)
     }

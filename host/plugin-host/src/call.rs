@@ -135,7 +135,9 @@ impl Plugin {
                 f(&mut store, instance, args).await
             };
             let result = tokio::time::timeout(left + EPOCH_TICK * 20, run).await;
-            settle(&store, result, deadline)
+            let outcome = settle(&store, result, deadline);
+            self.report_caught_denials(call, &store, outcome.is_ok());
+            outcome
         }
         .await;
         self.record(call, started, outcome)
@@ -161,10 +163,40 @@ impl Plugin {
                 exports.guest(&mut store, &instance).map(Ok)
             };
             let result = tokio::time::timeout(deadline, run).await;
-            settle(&store, result, deadline).map(|guest| (store, guest))
+            let outcome = settle(&store, result, deadline);
+            self.report_caught_denials(CALL, &store, outcome.is_ok());
+            outcome.map(|guest| (store, guest))
         }
         .await;
         self.record(CALL, started, outcome)
+    }
+
+    /// Forgets the store's refusals; if the call went on (`succeeded`), a
+    /// refusal the guest caught is still logged and counted, once per call.
+    /// (A failed call's refusals are in its error.)
+    pub(crate) fn report_caught_denials(
+        &self,
+        call: &'static str,
+        store: &Store<CallState>,
+        succeeded: bool,
+    ) {
+        let denied = store.data().grants.take_refused();
+        if denied.is_empty() || !succeeded {
+            return;
+        }
+        self.metrics
+            .caught_denials
+            .get_or_create(&CallLabels {
+                plugin: self.name.clone(),
+                call: call.into(),
+            })
+            .inc();
+        tracing::warn!(
+            plugin = %self.name,
+            call,
+            denied = %denied.join("; "),
+            "plugin was refused a capability and went on"
+        );
     }
 
     pub(crate) fn record<T>(

@@ -91,6 +91,15 @@ impl CallGrants {
     pub(crate) fn refused(&self) -> String {
         self.denied.lock().map(|d| d.join("; ")).unwrap_or_default()
     }
+
+    /// Everything refused so far, forgotten (a long-lived store's next call
+    /// starts with none).
+    pub(crate) fn take_refused(&self) -> Vec<String> {
+        self.denied
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    }
 }
 
 fn record_denied(denied: &mut Vec<String>, what: String) {

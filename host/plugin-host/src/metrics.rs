@@ -34,6 +34,9 @@ pub struct PluginMetrics {
     pub calls: Family<CallLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<CallLabels, Histogram, fn() -> Histogram>,
+    /// Calls that were refused a capability and went on: the guest caught
+    /// the refusal, so no error says it.
+    pub caught_denials: Family<CallLabels, Counter>,
 }
 
 impl Default for PluginMetrics {
@@ -42,6 +45,7 @@ impl Default for PluginMetrics {
             calls: Family::default(),
             errors: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
+            caught_denials: Family::default(),
         }
     }
 }
@@ -63,10 +67,24 @@ impl PluginMetrics {
             "Plugin call latency, instantiation included",
             self.duration.clone(),
         );
+        registry.register(
+            "wasmlet_plugin_caught_denials",
+            "Plugin calls refused a capability that went on (the plugin caught the refusal)",
+            self.caught_denials.clone(),
+        );
     }
 
     pub fn calls_of(&self, plugin: &str, call: &str) -> u64 {
         self.calls
+            .get_or_create(&CallLabels {
+                plugin: plugin.into(),
+                call: call.into(),
+            })
+            .get()
+    }
+
+    pub fn caught_denials_of(&self, plugin: &str, call: &str) -> u64 {
+        self.caught_denials
             .get_or_create(&CallLabels {
                 plugin: plugin.into(),
                 call: call.into(),

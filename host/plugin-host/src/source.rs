@@ -104,6 +104,7 @@ impl Plugin {
                     () = shutdown.cancelled() => return,
                 };
                 let mut outcome = settle(&store, result, deadline);
+                self.report_caught_denials(CALL, &store, outcome.is_ok());
                 if outcome.is_ok() {
                     match dir_identities(&self.grant.read_dirs).await {
                         Ok(now) if now == dirs => {}

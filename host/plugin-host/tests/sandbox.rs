@@ -196,6 +196,31 @@ async fn connecting_to_a_host_not_granted_is_denied() {
     assert_eq!(decision.reason, "Connected");
 }
 
+#[tokio::test]
+async fn a_refusal_the_plugin_catches_is_still_logged_and_counted_once_per_call() {
+    let h = Harness::new("caught");
+    let body = format!(
+        "{HOSTILE}[settings]\nmode = \"connect-caught\"\naddr = \"127.0.0.1:9\"\n[capabilities]\nconnect = [\"127.0.0.1:1\"]\n"
+    );
+    let quiet = h.load("quiet", "hostile", &body).await.expect("load");
+    for calls in 1..=2 {
+        let decision = quiet
+            .admit(&pod("p", &[]), &node(), &[])
+            .await
+            .expect("it went on");
+        assert!(decision.admit, "{decision:?}");
+        assert_eq!(decision.message, "connect: false");
+        assert_eq!(h.metrics.caught_denials_of("quiet", "admit"), calls);
+    }
+    assert_eq!(h.metrics.errors_of("quiet", "admit", "denied"), 0);
+    // One that asks for nothing it is refused is not counted.
+    let calm = h.hostile("calm", "").await;
+    calm.admit(&pod("p", &[("mode", "ok")]), &node(), &[])
+        .await
+        .expect("admits");
+    assert_eq!(h.metrics.caught_denials_of("calm", "admit"), 0);
+}
+
 fn target(container_id: &str) -> ContainerCall {
     target_at(container_id, None)
 }

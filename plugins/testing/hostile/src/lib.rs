@@ -10,8 +10,8 @@ use wasmlet_plugin_sdk::admission::{self, Decision, Error, Guest, NodeInfo, Pod,
 
 #[derive(Deserialize)]
 struct Settings {
-    /// ok | loop | alloc | panic | fs | connect | bigcall (a pod label `mode`
-    /// overrides it)
+    /// ok | loop | alloc | panic | fs | connect | connect-caught | bigcall (a
+    /// pod label `mode` overrides it)
     mode: String,
     /// fs: the granted directory to try to escape from.
     #[serde(default)]
@@ -91,6 +91,14 @@ impl Guest for Hostile {
                 )),
                 Err(e) => Err(Error::Failed(format!("connect {}: {e}", settings.addr))),
             },
+            // Tries, swallows the refusal and admits.
+            "connect-caught" => {
+                let tried = std::net::TcpStream::connect(settings.addr.as_str());
+                Ok(Decision {
+                    message: format!("connect: {}", tried.is_ok()),
+                    ..admission::admit()
+                })
+            }
             other => Err(Error::InvalidSettings(format!("mode: unknown {other:?}"))),
         }
     }
