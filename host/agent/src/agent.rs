@@ -19,6 +19,7 @@ use crate::config_mux::{ConfigMux, SourceReadiness, SourceState};
 use crate::events::Recorder;
 use crate::handlers::ContainerHandlers;
 use crate::health::Heartbeat;
+use crate::image_gc::ImageGcPolicy;
 use crate::kuberuntime::{PodSyncer, SyncConfig};
 use crate::logs::{self, rotation::RotationPolicy};
 use crate::metrics::AgentMetrics;
@@ -65,6 +66,8 @@ pub struct AgentConfig {
     /// The pods' resolvers and domain (`clusterDNS`, `clusterDomain`,
     /// `resolvConf`).
     pub dns: DnsSettings,
+    /// When unused images are removed.
+    pub image_gc: ImageGcPolicy,
 }
 
 impl AgentConfig {
@@ -86,6 +89,7 @@ impl AgentConfig {
             node_support: NodeSupport::default(),
             allocatable: BTreeMap::new(),
             dns: DnsSettings::default(),
+            image_gc: ImageGcPolicy::default(),
         }
     }
 }
@@ -226,6 +230,13 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
             cfg.log_rotation,
             shutdown.clone(),
         );
+        let image_gc = crate::image_gc::run(
+            runtime.clone(),
+            cfg.image_gc,
+            view.events.clone(),
+            cfg.node_name.clone(),
+            shutdown.clone(),
+        );
         let pleg = Pleg::new(
             runtime.clone(),
             cfg.node_name.clone(),
@@ -290,6 +301,7 @@ impl<R: Runtime + 'static, A: Admit> Agent<R, A> {
         tokio::join!(
             pleg.run(cfg.relist_period, shutdown.clone()),
             rotation,
+            image_gc,
             sync_loop.run(inputs, shutdown, cfg.drain),
         );
     }

@@ -18,6 +18,7 @@ pub mod config_mux;
 pub mod events;
 pub mod handlers;
 pub mod health;
+pub mod image_gc;
 pub mod kuberuntime;
 pub mod logs;
 pub mod metrics;

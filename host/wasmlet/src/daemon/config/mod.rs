@@ -16,6 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Taint;
 use serde::Deserialize;
 use wasmlet_agent::AgentConfig;
+use wasmlet_agent::image_gc::ImageGcPolicy;
 use wasmlet_agent::logs::rotation::RotationPolicy;
 use wasmlet_agent::network::DnsSettings;
 use wasmlet_cri::CriConfig;
@@ -151,6 +152,21 @@ pub struct AgentFileConfig {
     /// its capacity less both.
     pub kube_reserved: BTreeMap<String, String>,
     pub system_reserved: BTreeMap<String, String>,
+    /// Image GC starts when the image filesystem is this full (percent)...
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: u8,
+    /// ... and frees it down to this.
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: u8,
+    /// An image younger than this is never removed.
+    #[serde(rename = "imageMinimumGCAge", with = "humantime_serde")]
+    pub image_minimum_gc_age: Duration,
+    /// An image unused this long is removed (`0s`: never for its age).
+    #[serde(rename = "imageMaximumGCAge", with = "humantime_serde")]
+    pub image_maximum_gc_age: Duration,
+    /// How often image GC runs (wasmlet's; the kubelet's is fixed at 5m).
+    #[serde(rename = "imageGCPeriod", with = "humantime_serde")]
+    pub image_gc_period: Duration,
     /// Every other field: a KubeletConfiguration field wasmlet does not
     /// carry out (checked against [`KUBELET_ONLY_FIELDS`]).
     #[serde(flatten)]
@@ -205,6 +221,11 @@ impl Default for AgentFileConfig {
             port: 10250,
             kube_reserved: BTreeMap::new(),
             system_reserved: BTreeMap::new(),
+            image_gc_high_threshold_percent: agent.image_gc.high_threshold_percent,
+            image_gc_low_threshold_percent: agent.image_gc.low_threshold_percent,
+            image_minimum_gc_age: agent.image_gc.min_age,
+            image_maximum_gc_age: agent.image_gc.max_age,
+            image_gc_period: agent.image_gc.period,
             kubelet_only: BTreeMap::new(),
         }
     }
@@ -236,6 +257,13 @@ impl From<&AgentFileConfig> for AgentConfig {
         agent.relist_period = config.relist_period;
         agent.resync = config.sync_frequency;
         agent.drain = config.shutdown_grace_period;
+        agent.image_gc = ImageGcPolicy {
+            high_threshold_percent: config.image_gc_high_threshold_percent,
+            low_threshold_percent: config.image_gc_low_threshold_percent,
+            min_age: config.image_minimum_gc_age,
+            max_age: config.image_maximum_gc_age,
+            period: config.image_gc_period,
+        };
         agent
     }
 }
@@ -370,6 +398,7 @@ impl AgentFileConfig {
                 d.container_log_monitor_interval,
             ),
             (&mut self.shutdown_grace_period, d.shutdown_grace_period),
+            (&mut self.image_minimum_gc_age, d.image_minimum_gc_age),
         ];
         for (value, default) in durations {
             if value.is_zero() {
@@ -446,6 +475,29 @@ impl AgentFileConfig {
             }
         }
         self.log_rotation()?;
+        if self.image_gc_period.is_zero() {
+            return Err(FieldError::new("imageGCPeriod", "must be longer than 0s"));
+        }
+        for (field, percent) in [
+            (
+                "imageGCHighThresholdPercent",
+                self.image_gc_high_threshold_percent,
+            ),
+            (
+                "imageGCLowThresholdPercent",
+                self.image_gc_low_threshold_percent,
+            ),
+        ] {
+            if percent > 100 {
+                return Err(FieldError::new(field, "must be from 0 to 100"));
+            }
+        }
+        if self.image_gc_low_threshold_percent >= self.image_gc_high_threshold_percent {
+            return Err(FieldError::new(
+                "imageGCLowThresholdPercent",
+                "must be less than imageGCHighThresholdPercent",
+            ));
+        }
         for (field, reserved) in [
             ("kubeReserved", &self.kube_reserved),
             ("systemReserved", &self.system_reserved),

@@ -93,6 +93,8 @@ fn a_kubeadm_kubelet_configuration_loads_with_the_kubelet_s_defaults() {
     assert_eq!(config.cluster_domain, "cluster.local");
     // `0s` and "" are the kubelet's defaults.
     assert_eq!(config.sync_frequency, d.sync_frequency);
+    assert_eq!(config.image_minimum_gc_age, Duration::from_secs(120));
+    assert_eq!(config.image_maximum_gc_age, Duration::ZERO, "no maximum");
     assert_eq!(config.file_check_frequency, d.file_check_frequency);
     assert_eq!(config.runtime_request_timeout, d.runtime_request_timeout);
     assert_eq!(config.node_status_update_frequency, Duration::from_secs(10));
@@ -111,8 +113,6 @@ fn a_kubeadm_kubelet_configuration_loads_with_the_kubelet_s_defaults() {
             "evictionPressureTransitionPeriod",
             "healthzBindAddress",
             "healthzPort",
-            "imageMaximumGCAge",
-            "imageMinimumGCAge",
             "logging",
             "memorySwap",
             "rotateCertificates",
@@ -161,6 +161,15 @@ fn zero_periods_ports_and_escaping_grants_are_refused_by_name() {
     let cases = [
         ("relistPeriod: 0s\n", "relistPeriod"),
         ("readOnlyPort: 0\n", "readOnlyPort"),
+        (
+            "imageGCHighThresholdPercent: 50\nimageGCLowThresholdPercent: 50\n",
+            "imageGCLowThresholdPercent",
+        ),
+        (
+            "imageGCHighThresholdPercent: 101\n",
+            "imageGCHighThresholdPercent",
+        ),
+        ("imageGCPeriod: 0s\n", "imageGCPeriod"),
         ("readOnlyPort: -1\n", "readOnlyPort"),
         ("relistPeriod: -1s\n", "relistPeriod"),
         ("staticPodPath: manifests\n", "staticPodPath"),
