@@ -69,14 +69,27 @@ fn expand(tree: &str, prefix: &str, out: &mut Vec<String>) {
 /// Every `crate::`/`self::`/`super::` path the code names.
 fn paths(code: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = code;
-    // `use` trees first, then the paths written inline.
-    while let Some(at) = rest.find("use ") {
-        let after = &rest[at + 4..];
-        let Some(end) = after.find(';') else { break };
+    // `use` trees first (a statement starts a line, perhaps after its
+    // visibility: "use" in a comment or a string is none), then the paths
+    // written inline.
+    let mut offset = 0;
+    for line in code.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let text = line.trim_start();
+        let text = ["pub(crate) ", "pub(super) ", "pub "]
+            .iter()
+            .find_map(|v| text.strip_prefix(v))
+            .unwrap_or(text);
+        let Some(tree) = text.strip_prefix("use ") else {
+            continue;
+        };
+        let at = start + (line.len() - tree.len());
+        let Some(end) = code[at..].find(';') else {
+            break;
+        };
         // Any tree: `use child::X` names a child module without `self::`.
-        expand(after[..end].trim(), "", &mut out);
-        rest = &after[end..];
+        expand(code[at..at + end].trim(), "", &mut out);
     }
     let bytes = code.as_bytes();
     for start in ["crate::", "self::", "super::"] {
