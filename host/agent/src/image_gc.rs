@@ -195,7 +195,11 @@ pub async fn collect<R: ContainerRuntime + ImageRuntime>(
     let mut freed = 0;
     if !policy.max_age.is_zero() {
         for id in records.too_old(now, policy.max_age) {
-            freed += remove(runtime, records, &id).await?;
+            match remove(runtime, records, &id).await {
+                Ok(size) => freed += size,
+                // An image a container took meanwhile, or one gone already.
+                Err(error) => tracing::warn!(image = %id, %error, "image not removed"),
+            }
         }
     }
     let Some(fs) = runtime.image_fs_info().await?.into_iter().next() else {

@@ -29,8 +29,6 @@ pub async fn run(address: SocketAddr) -> anyhow::Result<()> {
 /// `ExitCode:<n>`, `Signal:<n>`), `Completed` only once nothing runs,
 /// `Terminating` while a deletion is under way; sidecars count as containers.
 fn kubectl_status(pod: &Value) -> (usize, usize, i64, String) {
-    let empty = Vec::new();
-    let list = |v: &Value| v.as_array().unwrap_or(&empty).clone();
     let status = &pod["status"];
     let spec_inits = list(&pod["spec"]["initContainers"]);
     let sidecar = |name: &Value| {
@@ -109,6 +107,11 @@ fn kubectl_status(pod: &Value) -> (usize, usize, i64, String) {
         reason = "Terminating".to_owned();
     }
     (ready, total, restarts, reason)
+}
+
+/// A JSON list's items (none if it is not a list).
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// `ExitCode:<n>` or `Signal:<n>` of a terminated state without a reason.
