@@ -127,7 +127,10 @@ async fn the_node_registers_reports_ready_and_patches_only_changes(api: &dyn Clu
         status["allocatable"]["cpu"],
         format!("{}m", cpus * 1000 - 100)
     );
-    assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
+    assert_eq!(
+        status["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+        agent.kubelet_port
+    );
     assert!(
         status["addresses"].as_array().is_some_and(|a| a
             .iter()

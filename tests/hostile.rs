@@ -770,7 +770,7 @@ async fn a_core_task_that_dies_takes_the_process_down_and_no_pod() {
     agent
         .wait_pod("stays", MINUTE, |p| phase(p) == "Running")
         .await;
-    for task in ["http server", "agent", "pod source file-source"] {
+    for task in ["read-only port server", "agent", "pod source file-source"] {
         agent.terminate();
         // A debug build's failpoint: the task panics a second after start.
         agent.env = vec![("WASMLET_FAIL_TASK".into(), task.into())];

@@ -31,7 +31,11 @@ pub struct Daemon {
     pub node_name: String,
     pub dir: PathBuf,
     pub manifests: PathBuf,
+    /// The read-only port's address.
     pub address: SocketAddr,
+    /// The kubelet port (HTTPS) and the healthz port, on 127.0.0.1.
+    pub kubelet_port: u16,
+    pub healthz_port: u16,
     node: Node,
     child: Option<Child>,
     /// Extra YAML for the config file.
@@ -60,6 +64,8 @@ impl Daemon {
         std::fs::create_dir_all(&manifests).expect("manifest dir");
         Self {
             address: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            kubelet_port: free_port(),
+            healthz_port: free_port(),
             node_name,
             manifests,
             dir,
@@ -193,17 +199,29 @@ impl Daemon {
     /// Starts (or restarts) the agent process.
     pub fn start(&mut self) {
         let config = self.dir.join("config.yaml");
+        // The kubelet port lets anyone in unless the test sets its own gate.
+        let gate = if self.config.contains("authentication:") {
+            ""
+        } else {
+            "authentication:\n  anonymous:\n    enabled: true\n  webhook:\n    enabled: false\nauthorization:\n  mode: AlwaysAllow\n"
+        };
+        let read_only = if self.config.contains("readOnlyPort:") {
+            String::new()
+        } else {
+            format!("readOnlyPort: {}\n", self.address.port())
+        };
         std::fs::write(
             &config,
             format!(
-                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\ncontainerLogsDir: {}\nrootDir: {}\nreadOnlyPort: {}\nshutdownGracePeriod: 2s\n{}",
+                "nodeName: {}\nstaticPodPath: {}\npluginDir: {}\npodLogsDir: {}\ncontainerLogsDir: {}\nrootDir: {}\naddress: 127.0.0.1\n{read_only}port: {}\nhealthzPort: {}\nshutdownGracePeriod: 2s\n{gate}{}",
                 self.node_name,
                 self.manifests.display(),
                 self.plugin_dir.display(),
                 self.dir.join("logs").display(),
                 self.dir.join("containers").display(),
                 self.root_dir().display(),
-                self.address.port(),
+                self.kubelet_port,
+                self.healthz_port,
                 self.config
             ),
         )

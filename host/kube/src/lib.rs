@@ -1,6 +1,7 @@
 //! wasmlet's side of the Kubernetes API, and the only crate that sees it
 //! (kube-rs over rustls): the kubeconfig and its credentials, the Node's
-//! registration and status, its Lease, pods' status, mirror pods and events.
+//! registration and status, its Lease, pods' status, mirror pods, events,
+//! and the reviews behind the kubelet port's authentication and authorization.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod node;
 pub mod objects;
 pub mod pods;
 pub mod reader;
+pub mod reviews;
 
 use std::path::Path;
 use std::time::Duration;

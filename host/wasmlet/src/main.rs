@@ -276,7 +276,7 @@ mod tests {
         let top = command.render_long_help().to_string();
         assert!(top.contains("[default: 2m]"), "{top}");
         assert!(
-            top.contains("[default: /run/wasmlet/containerd/containerd.sock]"),
+            top.contains("[default: /run/containerd/containerd.sock]"),
             "{top}"
         );
         let run = command

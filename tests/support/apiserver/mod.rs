@@ -4,11 +4,13 @@
 //! authentication, a resourceVersion per write, list and watch from a
 //! resourceVersion (bookmarks, 410 Gone once compacted), field selectors,
 //! the status subresource with merge and strategic-merge patches, UID and
-//! resourceVersion preconditions (409), graceful pod deletion. Tests inject
+//! resourceVersion preconditions (409), graceful pod deletion, TokenReview
+//! and SubjectAccessReview against the test's users and rules. Tests inject
 //! faults: failed requests, slow answers, dropped watches, a restart that
 //! loses the watch log, and being down.
 
 mod patch;
+mod reviews;
 mod store;
 
 use std::collections::HashMap;
@@ -60,6 +62,8 @@ struct Shared {
     bookmark_every: Mutex<Duration>,
     /// The TokenRequests answered, with their tokens.
     tokens: Mutex<Vec<Value>>,
+    /// Users, their tokens, and what they may do to nodes.
+    access: Mutex<reviews::Access>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,6 +94,7 @@ impl ApiServer {
             seen: Mutex::default(),
             bookmark_every: Mutex::new(Duration::from_secs(2)),
             tokens: Mutex::default(),
+            access: Mutex::default(),
         });
         let server = Self {
             addr,
@@ -187,6 +192,22 @@ impl ApiServer {
     /// The TokenRequests answered (with `status.token`), oldest first.
     pub fn tokens(&self) -> Vec<Value> {
         lock(&self.shared.tokens).clone()
+    }
+
+    /// A user whose bearer token is `token`, in `groups` (TokenReview).
+    pub fn add_user(&self, token: &str, name: &str, groups: &[&str]) {
+        lock(&self.shared.access).add_user(token, name, groups);
+    }
+
+    /// Lets `subject` (a user's or a group's name) `verb` the nodes'
+    /// `subresource` (SubjectAccessReview).
+    pub fn allow(&self, subject: &str, verb: &str, subresource: &str) {
+        lock(&self.shared.access).allow(subject, verb, subresource);
+    }
+
+    /// The TokenReviews and SubjectAccessReviews asked, oldest first.
+    pub fn reviews(&self) -> Vec<Value> {
+        lock(&self.shared.access).reviews.clone()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -589,6 +610,30 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         .is_some_and(|v| v == format!("Bearer {}", shared.token));
     if !authorized {
         return failure(&Failure::new(401, "Unauthorized", "Unauthorized"));
+    }
+    let review = match path.as_str() {
+        "/apis/authentication.k8s.io/v1/tokenreviews" => Some(true),
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews" => Some(false),
+        _ => None,
+    };
+    if let Some(token_review) = review {
+        if parts.method != Method::POST {
+            return failure(&Failure::new(
+                405,
+                "MethodNotAllowed",
+                "reviews are only created",
+            ));
+        }
+        let mut access = lock(&shared.access);
+        let answer = if token_review {
+            access.token_review(body)
+        } else {
+            access.subject_access_review(body)
+        };
+        return match answer {
+            Ok(review) => json_answer(201, &review),
+            Err(f) => failure(&f),
+        };
     }
     let target = match target(&path) {
         Ok(t) => t,

@@ -5,11 +5,10 @@ mod cluster;
 mod config;
 mod exposition;
 mod handlers;
-mod http;
 mod plugins;
+mod server;
 mod tasks;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +89,7 @@ pub fn effective_config(
 ) -> anyhow::Result<AgentFileConfig> {
     let mut config = match &args.config {
         Some(path) => AgentFileConfig::load(path)?,
-        None => AgentFileConfig::default(),
+        None => AgentFileConfig::without_file(),
     };
     if let Some(v) = &args.node_name {
         config.node_name = Some(v.clone());
@@ -125,10 +124,13 @@ pub fn effective_config(
     if let Some(v) = globals.plugin_cache {
         config.plugin_cache_dir = v;
     }
-    config.validate().map_err(|e| match &args.config {
-        Some(path) => anyhow::anyhow!("{} (or its flag): {e}", path.display()),
-        None => anyhow::anyhow!("{e}"),
-    })?;
+    config
+        .validate()
+        .and_then(|()| config.check_webhooks_have_a_cluster())
+        .map_err(|e| match &args.config {
+            Some(path) => anyhow::anyhow!("{} (or its flag): {e}", path.display()),
+            None => anyhow::anyhow!("{e}"),
+        })?;
     Ok(config)
 }
 
@@ -296,8 +298,8 @@ struct App {
     engine: Arc<PluginEngine>,
     host: Arc<HostContext>,
     plugin_metrics: PluginMetrics,
-    listener: tokio::net::TcpListener,
-    endpoints: Arc<http::Endpoints>,
+    ports: Vec<server::Port>,
+    endpoints: Arc<server::Endpoints>,
     /// Cluster mode's, with the runtime it reports on.
     cluster: Option<(cluster::Cluster, Arc<CriClient>)>,
 }
@@ -374,6 +376,8 @@ impl App {
             tracing::info!(node_ip = ?agent_config.host_ip, "nodeIP not set; detected");
         }
         let objects = client.as_ref().map(cluster::objects);
+        let ports =
+            server::bind(&config, &node_name, agent_config.host_ip, client.as_ref()).await?;
         let cluster = client.map(|client| {
             let cluster =
                 cluster::Cluster::new(client, &config, node.clone(), agent_config.host_ip);
@@ -410,15 +414,13 @@ impl App {
             agent = agent.with_api_objects(objects);
         }
         agent.prober_metrics().register(&mut registry);
-        let endpoints = Arc::new(http::Endpoints {
+        let endpoints = Arc::new(server::Endpoints {
             view: agent.view(),
             registry,
         });
-        let listener = http::bind(SocketAddr::new(config.address, config.read_only_port)).await?;
-        tracing::info!(
-            "serving /healthz, /pods, /metrics and /events on http://{}",
-            listener.local_addr()?
-        );
+        for port in &ports {
+            tracing::info!("serving the {}", port.describe());
+        }
         Ok(Self {
             config,
             agent,
@@ -427,7 +429,7 @@ impl App {
             engine,
             host,
             plugin_metrics,
-            listener,
+            ports,
             endpoints,
             cluster,
         })
@@ -461,10 +463,13 @@ impl App {
         if let Some((cluster, runtime)) = self.cluster {
             cluster.spawn(&mut tasks, runtime, &self.endpoints.view, &shutdown);
         }
-        tasks.spawn(
-            "http server",
-            http::serve(self.listener, self.endpoints, shutdown.clone()),
-        );
+        for port in self.ports {
+            let name = format!("{} server", port.name());
+            tasks.spawn(
+                name,
+                server::serve(port, self.endpoints.clone(), shutdown.clone()),
+            );
+        }
         tasks.spawn("agent", self.agent.run(config_rx, shutdown.clone()));
         Running {
             tasks,

@@ -8,15 +8,9 @@ pub(super) const KIND: &str = "KubeletConfiguration";
 /// KubeletConfiguration's (v1beta1, Kubernetes 1.34) fields that wasmlet
 /// does not carry out: accepted and named in one warning.
 pub(super) const KUBELET_ONLY_FIELDS: &[&str] = &[
-    "enableServer",
-    "tlsCertFile",
-    "tlsPrivateKeyFile",
     "tlsCipherSuites",
-    "tlsMinVersion",
     "rotateCertificates",
     "serverTLSBootstrap",
-    "authentication",
-    "authorization",
     "registryPullQPS",
     "registryBurst",
     "imagePullCredentialsVerificationPolicy",
@@ -25,8 +19,6 @@ pub(super) const KUBELET_ONLY_FIELDS: &[&str] = &[
     "eventBurst",
     "enableDebuggingHandlers",
     "enableContentionProfiling",
-    "healthzPort",
-    "healthzBindAddress",
     "oomScoreAdj",
     "streamingConnectionIdleTimeout",
     "volumeStatsAggPeriod",

@@ -7,6 +7,7 @@
 //! loads); a field that is neither the kubelet's nor wasmlet's is an error.
 
 mod kubelet;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +24,8 @@ use wasmlet_cri::CriConfig;
 use wasmlet_plugin_host::{Capabilities, FieldError, LimitCaps};
 
 use crate::node_facts;
+
+pub use server::{Authentication, Authorization, AuthorizationMode, TlsVersion};
 
 /// What is wrong with a config file.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,8 @@ pub enum ConfigError {
     },
 }
 
-pub const DEFAULT_ENDPOINT: &str = "/run/wasmlet/containerd/containerd.sock";
+/// The kubelet's default runtime: containerd at its standard socket.
+pub const DEFAULT_ENDPOINT: &str = "/run/containerd/containerd.sock";
 
 use kubelet::{API_VERSION, KIND, KUBELET_ONLY_FIELDS};
 
@@ -126,9 +130,25 @@ pub struct AgentFileConfig {
     pub cluster_domain: String,
     /// The resolver file `Default` pods get; `""` for none.
     pub resolv_conf: PathBuf,
-    /// HTTP (`/healthz`, `/pods`, `/metrics`, `/events`): address and port.
+    /// The kubelet port's (and the read-only port's) address.
     pub address: IpAddr,
+    /// The authenticated HTTPS port (the kubelet's 10250).
+    pub port: u16,
+    /// Serve it at all (the kubelet's `enableServer`).
+    pub enable_server: bool,
+    /// The unauthenticated HTTP port; 0 (a config file's default): off.
     pub read_only_port: u16,
+    /// `/healthz` alone, over HTTP; port 0: off.
+    pub healthz_bind_address: IpAddr,
+    pub healthz_port: u16,
+    /// The kubelet port's certificate and key (PEM). Unset: a self-signed
+    /// pair kept in `<rootDir>/pki`, made on first start.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `VersionTLS12` or `VersionTLS13`; "" for TLS 1.2.
+    pub tls_min_version: String,
+    pub authentication: Authentication,
+    pub authorization: Authorization,
     /// How long shutdown waits for the pod workers.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
@@ -145,8 +165,6 @@ pub struct AgentFileConfig {
     /// How often an unchanged Node status is patched anyway.
     #[serde(with = "humantime_serde")]
     pub node_status_report_frequency: Duration,
-    /// The port the Node advertises as its kubelet endpoint.
-    pub port: u16,
     /// Resources held back for Kubernetes' own daemons and for the
     /// system's (`cpu: 100m`, `memory: 1Gi`, ...): the Node's allocatable is
     /// its capacity less both.
@@ -210,15 +228,23 @@ impl Default for AgentFileConfig {
             cluster_dns: agent.dns.cluster_dns,
             cluster_domain: agent.dns.cluster_domain,
             resolv_conf: agent.dns.resolv_conf.unwrap_or_default(),
-            address: IpAddr::from([127, 0, 0, 1]),
-            read_only_port: 10255,
+            address: IpAddr::from([0, 0, 0, 0]),
+            port: 10250,
+            enable_server: true,
+            read_only_port: 0,
+            healthz_bind_address: IpAddr::from([127, 0, 0, 1]),
+            healthz_port: 10248,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            tls_min_version: String::new(),
+            authentication: Authentication::default(),
+            authorization: Authorization::default(),
             shutdown_grace_period: agent.drain,
             kubeconfig: None,
             register_node: true,
             node_lease_duration_seconds: 40,
             node_status_update_frequency: Duration::from_secs(10),
             node_status_report_frequency: Duration::from_secs(300),
-            port: 10250,
             kube_reserved: BTreeMap::new(),
             system_reserved: BTreeMap::new(),
             image_gc_high_threshold_percent: agent.image_gc.high_threshold_percent,
@@ -295,10 +321,24 @@ impl AgentFileConfig {
         Some(self.plugin_cache_dir.clone())
     }
 
+    /// The defaults without a config file: the kubelet's command-line ones
+    /// (its `applyLegacyDefaults`): anonymous requests always allowed, and
+    /// the read-only port 10255. Unlike the kubelet's, both ports then listen
+    /// on 127.0.0.1 only: unauthenticated, they serve this machine alone.
+    pub fn without_file() -> Self {
+        Self {
+            address: IpAddr::from([127, 0, 0, 1]),
+            read_only_port: 10255,
+            authentication: Authentication::legacy(),
+            authorization: Authorization::legacy(),
+            ..Self::default()
+        }
+    }
+
     /// The defaults as `--help` shows them, by flag id: from the one
     /// definition above, so help and behaviour cannot drift apart.
     pub fn help_defaults() -> Vec<(&'static str, String)> {
-        let d = Self::default();
+        let d = Self::without_file();
         let duration = |v: Duration| humantime::format_duration(v).to_string();
         vec![
             (
@@ -411,6 +451,8 @@ impl AgentFileConfig {
         if self.port == 0 {
             self.port = d.port;
         }
+        self.authentication.default_zero_values();
+        self.authorization.default_zero_values();
         if self.container_log_max_size.is_empty() {
             self.container_log_max_size = d.container_log_max_size;
         }
@@ -521,10 +563,12 @@ impl AgentFileConfig {
                 "must be greater than 0",
             ));
         }
-        if self.read_only_port == 0 {
+        TlsVersion::parse(&self.tls_min_version)
+            .map_err(|e| FieldError::new("tlsMinVersion", e))?;
+        if self.tls_cert_file.is_some() != self.tls_private_key_file.is_some() {
             return Err(FieldError::new(
-                "readOnlyPort",
-                "must be a port from 1 to 65535",
+                "tlsPrivateKeyFile",
+                "tlsCertFile and tlsPrivateKeyFile are set together or not at all",
             ));
         }
         let paths = [
@@ -549,6 +593,31 @@ impl AgentFileConfig {
             grant
                 .validate()
                 .map_err(|e| e.within(&format!("pluginGrants.{plugin}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl AgentFileConfig {
+    /// The webhooks ask the API server: without a kubeconfig there is none.
+    /// Checked once the flags are in (`--kubeconfig` may give it).
+    pub fn check_webhooks_have_a_cluster(&self) -> Result<(), FieldError> {
+        if self.enable_server && self.kubeconfig.is_none() && self.authentication.webhook.enabled {
+            return Err(FieldError::new(
+                "authentication.webhook.enabled",
+                "webhook authentication asks the API server: it needs a kubeconfig \
+                 (set it to false, or `enableServer: false`, for a standalone node)",
+            ));
+        }
+        if self.enable_server
+            && self.kubeconfig.is_none()
+            && self.authorization.mode == AuthorizationMode::Webhook
+        {
+            return Err(FieldError::new(
+                "authorization.mode",
+                "Webhook asks the API server: it needs a kubeconfig \
+                 (AlwaysAllow, or `enableServer: false`, for a standalone node)",
+            ));
         }
         Ok(())
     }

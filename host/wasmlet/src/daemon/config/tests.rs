@@ -102,17 +102,38 @@ fn a_kubeadm_kubelet_configuration_loads_with_the_kubelet_s_defaults() {
         config.container_runtime_endpoint,
         d.container_runtime_endpoint
     );
+    // The kubelet port as kubeadm sets it up.
+    assert_eq!(
+        config.authentication.x509.client_ca_file.as_deref(),
+        Some(Path::new("/etc/kubernetes/pki/ca.crt"))
+    );
+    assert!(config.authentication.webhook.enabled);
+    assert!(!config.authentication.anonymous.enabled);
+    assert_eq!(
+        config.authentication.webhook.cache_ttl,
+        Duration::from_secs(120)
+    );
+    assert_eq!(config.authorization.mode, AuthorizationMode::Webhook);
+    assert_eq!(
+        config.authorization.webhook.cache_unauthorized_ttl,
+        Duration::from_secs(30)
+    );
+    assert_eq!((config.port, config.read_only_port), (10250, 0));
+    assert_eq!(config.healthz_port, 10248);
+    assert_eq!(
+        config.check_webhooks_have_a_cluster().map_err(|e| e.to_string()),
+        Err("authentication.webhook.enabled: webhook authentication asks the API server: \
+             it needs a kubeconfig (set it to false, or `enableServer: false`, for a standalone node)"
+            .into()),
+        "the webhooks need a cluster"
+    );
     assert_eq!(
         config.not_implemented(),
         [
-            "authentication",
-            "authorization",
             "cgroupDriver",
             "cpuManagerReconcilePeriod",
             "crashLoopBackOff",
             "evictionPressureTransitionPeriod",
-            "healthzBindAddress",
-            "healthzPort",
             "logging",
             "memorySwap",
             "rotateCertificates",
@@ -160,7 +181,13 @@ fn another_kind_or_an_unknown_field_is_refused_by_name() {
 fn zero_periods_ports_and_escaping_grants_are_refused_by_name() {
     let cases = [
         ("relistPeriod: 0s\n", "relistPeriod"),
-        ("readOnlyPort: 0\n", "readOnlyPort"),
+        ("tlsMinVersion: VersionTLS11\n", "tlsMinVersion"),
+        ("tlsCertFile: /c.pem\n", "tlsPrivateKeyFile"),
+        ("authorization:\n  mode: Node\n", "Node"),
+        (
+            "authentication:\n  x509:\n    clientCaFile: /ca\n",
+            "clientCaFile",
+        ),
         (
             "imageGCHighThresholdPercent: 50\nimageGCLowThresholdPercent: 50\n",
             "imageGCLowThresholdPercent",
@@ -205,4 +232,24 @@ fn errors_name_the_field() {
         .expect_err("typo")
         .to_string();
     assert!(e.contains("nodeNmae"), "{e}");
+}
+
+#[test]
+fn without_a_file_the_ports_have_the_kubelet_s_command_line_defaults() {
+    let legacy = AgentFileConfig::without_file();
+    assert_eq!(legacy.read_only_port, 10255);
+    assert!(legacy.authentication.anonymous.enabled);
+    assert!(!legacy.authentication.webhook.enabled);
+    assert_eq!(legacy.authorization.mode, AuthorizationMode::AlwaysAllow);
+    // wasmlet's: unauthenticated ports serve this machine only.
+    assert_eq!(legacy.address, IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(legacy.check_webhooks_have_a_cluster(), Ok(()));
+    // A file's defaults are the v1beta1 ones.
+    let file = AgentFileConfig::parse("nodeName: n\n").expect("valid");
+    assert_eq!((file.read_only_port, file.port), (0, 10250));
+    assert_eq!(file.address, IpAddr::from([0, 0, 0, 0]));
+    assert_eq!(
+        file.container_runtime_endpoint,
+        PathBuf::from("/run/containerd/containerd.sock")
+    );
 }

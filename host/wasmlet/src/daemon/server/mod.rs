@@ -1,0 +1,319 @@
+//! The kubelet's ports: the authenticated HTTPS port (10250), the
+//! read-only HTTP port (10255, when configured) and the healthz port
+//! (127.0.0.1:10248). The first two serve `/healthz`, `/pods`, `/metrics`
+//! and `/events`; the healthz port serves `/healthz` alone.
+
+mod auth;
+mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use wasmlet_agent::AgentView;
+use wasmlet_kube::ApiClient;
+use wasmlet_kube::reviews::UserInfo;
+
+use super::config::AgentFileConfig;
+use super::exposition;
+use auth::{Guard, Refusal};
+
+#[derive(Debug)]
+pub struct Endpoints {
+    pub view: AgentView,
+    pub registry: Registry,
+}
+
+/// What a port serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Healthz,
+    Everything,
+}
+
+/// A bound port, not yet serving.
+pub struct Port {
+    listener: TcpListener,
+    scope: Scope,
+    /// The kubelet port's TLS and gate.
+    secure: Option<(TlsAcceptor, Arc<Guard>)>,
+    name: &'static str,
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Port {
+    /// The task's name: `kubelet port`, `read-only port`, `healthz port`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn describe(&self) -> String {
+        let address = self
+            .listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let scheme = if self.secure.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let serves = match self.scope {
+            Scope::Healthz => "/healthz",
+            Scope::Everything => "/healthz, /pods, /metrics, /events",
+        };
+        format!("{} on {scheme}://{address}: {serves}", self.name)
+    }
+}
+
+/// Binds the ports the config asks for (a taken port fails the start).
+/// `client` is the cluster's, for the webhooks.
+pub async fn bind(
+    config: &AgentFileConfig,
+    node_name: &str,
+    node_ip: Option<std::net::IpAddr>,
+    client: Option<&ApiClient>,
+) -> anyhow::Result<Vec<Port>> {
+    let mut ports = Vec::new();
+    if config.healthz_port != 0 {
+        let address = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
+        ports.push(Port {
+            listener: listen(address, "healthzPort").await?,
+            scope: Scope::Healthz,
+            secure: None,
+            name: "healthz port",
+        });
+    }
+    if config.read_only_port != 0 {
+        let address = SocketAddr::new(config.address, config.read_only_port);
+        ports.push(Port {
+            listener: listen(address, "readOnlyPort").await?,
+            scope: Scope::Everything,
+            secure: None,
+            name: "read-only port",
+        });
+    }
+    if config.enable_server {
+        let tls = {
+            let (config, node_name) = (config.clone(), node_name.to_owned());
+            tokio::task::spawn_blocking(move || tls::server_config(&config, &node_name, node_ip))
+                .await??
+        };
+        let reviews = client.map(|c| Box::new(c.clone()) as Box<dyn auth::Reviews>);
+        let guard = Guard::new(
+            node_name.to_owned(),
+            config.authentication.clone(),
+            config.authorization.clone(),
+            reviews,
+        );
+        let address = SocketAddr::new(config.address, config.port);
+        ports.push(Port {
+            listener: listen(address, "port").await?,
+            scope: Scope::Everything,
+            secure: Some((TlsAcceptor::from(tls), Arc::new(guard))),
+            name: "kubelet port",
+        });
+    }
+    Ok(ports)
+}
+
+async fn listen(address: SocketAddr, field: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {address} ({field}): {e}"))
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            e.to_string(),
+        ),
+    }
+}
+
+fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
+    match refusal {
+        Refusal::Unauthorized => reply(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n"),
+        Refusal::Forbidden(message) => reply(StatusCode::FORBIDDEN, "text/plain", message),
+        Refusal::AuthorizerFailed(error) => {
+            tracing::warn!(%error, "authorizing a request to the kubelet port");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("Authorization error: {error}\n"),
+            )
+        }
+    }
+}
+
+impl Endpoints {
+    fn serve(&self, scope: Scope, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+        }
+        let path = request.uri().path();
+        if scope == Scope::Healthz && path != "/healthz" {
+            return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+        }
+        match path {
+            "/healthz" => match self.view.healthy() {
+                Ok(()) => reply(StatusCode::OK, "text/plain", "ok"),
+                Err(why) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", why),
+            },
+            "/pods" | "/pods/" => json(&serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": self.view.statuses.list(),
+            })),
+            "/events" => json(&serde_json::json!({
+                "kind": "EventList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": self.view.events.list(),
+            })),
+            "/metrics" => {
+                let accept = request
+                    .headers()
+                    .get(hyper::header::ACCEPT)
+                    .and_then(|a| a.to_str().ok());
+                match exposition::render(&self.registry, accept) {
+                    Ok((text, content_type)) => reply(StatusCode::OK, content_type, text),
+                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
+                }
+            }
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// Connections served at once per port; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// A client gets this long for the TLS handshake and to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// And this long for the whole connection: every answer is small.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed accept (e.g. out of file descriptors), so a
+/// persistent failure is not a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `port` until `shutdown`; connections in flight are dropped then.
+pub async fn serve(port: Port, endpoints: Arc<Endpoints>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = port.listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, port = port.name, "accepting a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let endpoints = endpoints.clone();
+        let (scope, secure) = (port.scope, port.secure.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let serving = async {
+                match secure {
+                    None => serve_connection(stream, scope, None, endpoints).await,
+                    Some((acceptor, guard)) => {
+                        let Ok(Ok(tls)) =
+                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let user = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(tls::certificate_user);
+                        serve_connection(tls, scope, Some((guard, user)), endpoints).await;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serving).await;
+        });
+    }
+    connections.abort_all();
+}
+
+/// One connection's requests; each passes the gate first on the kubelet port.
+async fn serve_connection<S>(
+    stream: S,
+    scope: Scope,
+    gate: Option<(Arc<Guard>, Option<UserInfo>)>,
+    endpoints: Arc<Endpoints>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gate = gate.map(Arc::new);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let (endpoints, gate) = (endpoints.clone(), gate.clone());
+        async move {
+            if let Some(gate) = gate.as_deref() {
+                let (guard, certificate_user) = gate;
+                let admitted = guard
+                    .admit(
+                        certificate_user.as_ref(),
+                        request.headers(),
+                        request.method(),
+                        request.uri().path(),
+                    )
+                    .await;
+                if let Err(refusal) = admitted {
+                    return Ok::<_, Infallible>(refused(refusal));
+                }
+            }
+            Ok(endpoints.serve(scope, &request))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}

@@ -1,0 +1,229 @@
+//! The kubelet's ports on a real node: the authenticated HTTPS port with
+//! its self-signed certificate and client-certificate users, the healthz
+//! port, the read-only port off unless configured; in cluster mode, bearer
+//! tokens and access decided by the API server's reviews (the stand-in).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmlet_tests::Node;
+use wasmlet_tests::apiserver::ApiServer;
+use wasmlet_tests::daemon::Daemon;
+use wasmlet_tests::https::{self, TestCa};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The body of a plain HTTP GET, or None while nothing answers.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_owned()))
+}
+
+/// Waits for the healthz port to say `ok`: the agent is up.
+async fn wait_healthy(agent: &Daemon) {
+    let give_up = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some((200, body)) = http_get(agent.healthz_port, "/healthz").await
+            && body == "ok"
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "the healthz port never said ok:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The self-signed certificate the agent made for its kubelet port.
+fn serving_certificate(agent: &Daemon) -> String {
+    std::fs::read_to_string(agent.root_dir().join("pki/kubelet.crt"))
+        .unwrap_or_else(|e| panic!("the kubelet port's certificate: {e}\n{}", agent.log()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_authenticate_on_the_kubelet_port() {
+    let node = Node::from_env();
+    let ca = TestCa::new("wasmlet-test-clients");
+    let stranger_ca = TestCa::new("somebody-else");
+    let mut agent = Daemon::new(&node, "port-x509", "");
+    let ca_file = agent.dir.join("clients.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("client CA");
+    agent.set_config(&format!(
+        "readOnlyPort: 0\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: false\n  x509:\n    clientCAFile: {}\nauthorization:\n  mode: AlwaysAllow\n",
+        ca_file.display()
+    ));
+    agent.start();
+    agent.add_pod("served", &node.test_image, &["sleep", "3600"]);
+    wait_healthy(&agent).await;
+    let server = serving_certificate(&agent);
+    let alice = ca.client("alice", &["ops"]);
+
+    // The healthz port serves /healthz alone.
+    assert_eq!(
+        http_get(agent.healthz_port, "/pods").await.map(|r| r.0),
+        Some(404)
+    );
+    // A config file's read-only port is off.
+    assert!(
+        tokio::net::TcpStream::connect(agent.address).await.is_err(),
+        "the read-only port answers"
+    );
+
+    // alice's certificate: the PodList, over TLS the test verified.
+    let give_up = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (code, body) = https::get(agent.kubelet_port, "/pods", &server, Some(&alice), None)
+            .await
+            .expect("an answer");
+        assert_eq!(code, 200, "{body}");
+        let pods: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(pods["kind"], "PodList");
+        let served = pods["items"].as_array().is_some_and(|items| {
+            items.iter().any(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("served"))
+            })
+        });
+        if served {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, metrics) = https::get(agent.kubelet_port, "/metrics", &server, Some(&alice), None)
+        .await
+        .expect("metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("kubelet_running_pods"), "{metrics}");
+
+    // No certificate, and anonymous requests are off: 401.
+    let (code, _) = https::get(agent.kubelet_port, "/pods", &server, None, None)
+        .await
+        .expect("an answer");
+    assert_eq!(code, 401);
+    // Without the webhook a bearer token is not read: still 401.
+    let (code, _) = https::get(agent.kubelet_port, "/pods", &server, None, Some("anything"))
+        .await
+        .expect("an answer");
+    assert_eq!(code, 401);
+    // A certificate from a CA the node does not trust: no connection.
+    let mallory = stranger_ca.client("alice", &["ops"]);
+    let refused = https::get(agent.kubelet_port, "/pods", &server, Some(&mallory), None).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Restarted, the agent keeps its certificate.
+    agent.terminate();
+    agent.start();
+    wait_healthy(&agent).await;
+    assert_eq!(serving_certificate(&agent), server);
+    let (code, _) = https::get(agent.kubelet_port, "/healthz", &server, Some(&alice), None)
+        .await
+        .expect("an answer");
+    assert_eq!(code, 200);
+    agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_tokens_and_access_are_the_api_server_s_to_decide() {
+    let node = Node::from_env();
+    let api = ApiServer::start().await;
+    let ca = TestCa::new("wasmlet-test-clients");
+    api.add_user("token-bob", "bob", &["ops"]);
+    // Through his group, bob may read metrics; himself, the pod list.
+    api.allow("ops", "get", "metrics");
+    api.allow("bob", "get", "pods");
+    // carol may use the proxy subresource: every other path, and /pods.
+    api.allow("carol", "get", "proxy");
+
+    let mut agent = Daemon::new(&node, "port-webhook", "");
+    let kubeconfig = agent.dir.join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let ca_file = agent.dir.join("clients.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("client CA");
+    // The kubelet's v1beta1 defaults: webhook authentication and
+    // authorization, no anonymous requests.
+    agent.set_config(&format!(
+        "kubeconfig: {}\nauthentication:\n  x509:\n    clientCAFile: {}\n",
+        kubeconfig.display(),
+        ca_file.display()
+    ));
+    agent.start();
+    wait_healthy(&agent).await;
+    let server = serving_certificate(&agent);
+    let get = |path: &'static str, token: Option<&'static str>| {
+        let server = server.clone();
+        let port = agent.kubelet_port;
+        async move {
+            https::get(port, path, &server, None, token)
+                .await
+                .expect("an answer")
+        }
+    };
+
+    let (code, body) = get("/metrics", Some("token-bob")).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = get("/pods", Some("token-bob")).await;
+    assert_eq!(code, 200, "{body}");
+    // The proxy subresource is not bob's.
+    let (code, body) = get("/events", Some("token-bob")).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body,
+        "Forbidden (user=bob, verb=get, resource=nodes, subresource(s)=[\"proxy\"])\n"
+    );
+    // A token the API server does not know, and no credentials at all.
+    assert_eq!(get("/metrics", Some("forged")).await.0, 401);
+    assert_eq!(get("/metrics", None).await.0, 401);
+    // A client certificate's user, authorized by the API server too: /pods
+    // through `proxy`, as the kubelet falls back to it.
+    let carol = ca.client("carol", &[]);
+    let (code, body) = https::get(agent.kubelet_port, "/pods", &server, Some(&carol), None)
+        .await
+        .expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = https::get(agent.kubelet_port, "/metrics", &server, Some(&carol), None)
+        .await
+        .expect("an answer");
+    assert_eq!(code, 403);
+
+    // What the agent asked: the node's subresource, with bob's groups.
+    let reviews = api.reviews();
+    let asked = reviews
+        .iter()
+        .find(|r| {
+            r["kind"] == "SubjectAccessReview"
+                && r["spec"]["resourceAttributes"]["subresource"] == "metrics"
+                && r["spec"]["user"] == "bob"
+        })
+        .unwrap_or_else(|| panic!("no review of bob's /metrics: {reviews:?}"));
+    let attributes = &asked["spec"]["resourceAttributes"];
+    assert_eq!(attributes["verb"], "get");
+    assert_eq!(attributes["resource"], "nodes");
+    assert_eq!(attributes["name"], agent.node_name.as_str());
+    let groups = asked["spec"]["groups"].to_string();
+    assert!(
+        groups.contains("ops") && groups.contains("system:authenticated"),
+        "{groups}"
+    );
+
+    // Answers are cached: bob's token is reviewed once, his /metrics once.
+    let count = |kind: &str| api.reviews().iter().filter(|r| r["kind"] == kind).count();
+    let (tokens, accesses) = (count("TokenReview"), count("SubjectAccessReview"));
+    assert_eq!(get("/metrics", Some("token-bob")).await.0, 200);
+    assert_eq!(count("TokenReview"), tokens);
+    assert_eq!(count("SubjectAccessReview"), accesses);
+    agent.finish().await;
+}
