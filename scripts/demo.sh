@@ -26,6 +26,7 @@ cat <<'NOTE'
 == wasmlet run (Ctrl-C to stop; pods keep running)
    manifests: target/demo/manifests   plugins: target/plugins
    in another terminal:  target/debug/wasmlet pods
+                         target/debug/wasmlet logs -f web-demo
                          curl -s localhost:10255/pods | python3 -m json.tool
                          curl -s localhost:10255/metrics | grep -E '^(kubelet|prober)_'
 

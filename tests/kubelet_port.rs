@@ -227,3 +227,178 @@ async fn in_a_cluster_tokens_and_access_are_the_api_server_s_to_decide() {
     assert_eq!(count("SubjectAccessReview"), accesses);
     agent.finish().await;
 }
+
+/// `wasmlet logs` against `agent`'s kubelet port: stdout, stderr and whether
+/// it succeeded.
+async fn wasmlet_logs(agent: &Daemon, args: &[&str]) -> (String, String, bool) {
+    let output = tokio::process::Command::new(wasmlet_tests::daemon::wasmlet_bin())
+        .arg("logs")
+        .args(args)
+        .arg("--server")
+        .arg(format!("https://127.0.0.1:{}", agent.kubelet_port))
+        .arg("--certificate-authority")
+        .arg(agent.root_dir().join("pki/kubelet.crt"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(WAIT, output)
+        .await
+        .expect("wasmlet logs ends")
+        .expect("wasmlet logs runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.success(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmlet_logs_reads_container_logs_as_kubectl_logs() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "logs");
+    let suffix = format!("-{}", agent.node_name);
+    agent.add_pod(
+        "talker",
+        &node.test_image,
+        &[
+            "sh",
+            "-c",
+            "echo one; sleep 0.3; echo two >&2; sleep 0.3; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done",
+        ],
+    );
+    agent.add_pod(
+        "crasher",
+        &node.test_image,
+        &["sh", "-c", "echo attempt; sleep 1; exit 3"],
+    );
+    agent.write_manifest(
+        "ender.yaml",
+        &wasmlet_tests::daemon::pod_yaml(
+            "ender",
+            &node.test_image,
+            &["sh", "-c", "echo a; sleep 3; echo b"],
+            "  restartPolicy: Never\n",
+        ),
+    );
+    let talker = format!("talker{suffix}");
+    agent
+        .wait_pod("talker", WAIT, |p| {
+            wasmlet_tests::daemon::phase(p) == "Running"
+        })
+        .await;
+
+    // The whole log, stderr and stdout as they came, and the pod's one container.
+    let give_up = tokio::time::Instant::now() + WAIT;
+    let (out, err, ok) = loop {
+        let (out, err, ok) = wasmlet_logs(&agent, &[&talker]).await;
+        if out.contains("tick 3") || tokio::time::Instant::now() > give_up {
+            break (out, err, ok);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("one\ntwo\ntick 1\ntick 2\ntick 3\n"),
+        "{out}"
+    );
+    // The last line, with its time.
+    let (out, err, ok) =
+        wasmlet_logs(&agent, &[&talker, "main", "--tail", "1", "--timestamps"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let (time, text) = lines[0].split_once(' ').expect("a timestamp");
+    assert!(humantime_like(time), "{time}");
+    assert!(text.starts_with("tick "), "{text}");
+    // At most 5 bytes.
+    let (out, _, _) = wasmlet_logs(&agent, &[&talker, "--limit-bytes", "5"]).await;
+    assert_eq!(out, "one\nt");
+
+    // Followed: what comes later arrives while the command runs.
+    let mut follow = tokio::process::Command::new(wasmlet_tests::daemon::wasmlet_bin())
+        .args(["logs", "-f", "--tail", "0", &talker, "--server"])
+        .arg(format!("https://127.0.0.1:{}", agent.kubelet_port))
+        .arg("--certificate-authority")
+        .arg(agent.root_dir().join("pki/kubelet.crt"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wasmlet logs -f");
+    let mut stdout = follow.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let give_up = tokio::time::Instant::now() + WAIT;
+    while String::from_utf8_lossy(&seen).matches("tick").count() < 3 {
+        let mut buf = [0; 256];
+        let n = tokio::time::timeout_at(
+            give_up,
+            tokio::io::AsyncReadExt::read(&mut stdout, &mut buf),
+        )
+        .await
+        .expect("followed lines arrive")
+        .expect("read");
+        assert!(
+            n > 0,
+            "the follow ended early: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(!String::from_utf8_lossy(&seen).contains("one"), "--tail 0");
+    drop(follow);
+
+    // A follow ends when the container does, with its last words.
+    let ender = format!("ender{suffix}");
+    agent
+        .wait_pod("ender", WAIT, |p| {
+            wasmlet_tests::daemon::phase(p) == "Running"
+        })
+        .await;
+    let (out, err, ok) = wasmlet_logs(&agent, &["-f", &ender]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "a\nb\n");
+
+    // The previous instance of a restarted container; none before the first.
+    let crasher = format!("crasher{suffix}");
+    agent
+        .wait_pod("crasher", WAIT, |p| {
+            wasmlet_tests::daemon::first_container(p)["restartCount"]
+                .as_i64()
+                .is_some_and(|n| n >= 1)
+        })
+        .await;
+    let (out, err, ok) = wasmlet_logs(&agent, &["--previous", &crasher]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "attempt\n");
+    let (_, err, ok) = wasmlet_logs(&agent, &["-p", &talker]).await;
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "previous terminated container \"main\" in pod \"{talker}\" not found"
+        )),
+        "{err}"
+    );
+    // No such pod, no such container: the kubelet's 404s.
+    let (_, err, ok) = wasmlet_logs(&agent, &["nobody", "main"]).await;
+    assert!(!ok && err.contains("404"), "{err}");
+    let (_, err, ok) = wasmlet_logs(&agent, &[&talker, "sidecar"]).await;
+    assert!(
+        !ok && err.contains("container \"sidecar\" not found"),
+        "{err}"
+    );
+    // The read-only port has no logs (the kubelet's has no debugging handlers).
+    let read_only = http_get(
+        agent.address.port(),
+        &format!("/containerLogs/default/{talker}/main"),
+    )
+    .await
+    .map(|r| r.0);
+    assert_eq!(read_only, Some(404));
+    agent.finish().await;
+}
+
+/// `2026-12-07T10:00:00.123456789Z`-shaped.
+fn humantime_like(text: &str) -> bool {
+    text.len() >= 20
+        && text.as_bytes()[4] == b'-'
+        && text.as_bytes()[10] == b'T'
+        && text.ends_with('Z')
+}

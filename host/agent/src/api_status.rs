@@ -526,9 +526,14 @@ fn terminated(c: &RtStatus) -> ContainerStateTerminated {
         message: (!c.message.is_empty()).then(|| c.message.clone()),
         started_at: c.started_at.map(time),
         finished_at: c.finished_at.map(time),
-        container_id: Some(format!("containerd://{}", c.id)),
+        container_id: Some(status_container_id(&c.id)),
         ..Default::default()
     }
+}
+
+/// A container's ID as the API's status gives it: `<runtime>://<id>`.
+pub fn status_container_id(id: &wasmlet_core::ContainerId) -> String {
+    format!("containerd://{id}")
 }
 
 fn waiting_state(reason: WaitingReason, message: Option<String>) -> ContainerState {
@@ -563,7 +568,7 @@ fn container_status(
         status.state = Some(waiting_state(reason, message));
         return status;
     };
-    status.container_id = Some(format!("containerd://{}", latest.id));
+    status.container_id = Some(status_container_id(&latest.id));
     status.image_id = latest.image_ref.clone();
     status.restart_count = restart_count(latest);
     let (state, last) = match latest.state {

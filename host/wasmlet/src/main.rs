@@ -12,6 +12,8 @@ use wasmlet_core::{RuntimeInfo, RuntimeStatus, SandboxFilter, SandboxRuntime};
 use wasmlet_cri::{CriClient, CriConfig};
 
 mod daemon;
+mod kubelet_client;
+mod logs_cmd;
 mod node_facts;
 mod plugin_cmd;
 mod pods_cmd;
@@ -62,11 +64,9 @@ enum Command {
     /// wasmlet owns alone.
     RuntimeReset,
     /// List the pods of a running agent (its `/pods`) as a table.
-    Pods {
-        /// The agent's read-only HTTP address.
-        #[arg(long, default_value = "127.0.0.1:10255")]
-        address: std::net::SocketAddr,
-    },
+    Pods(kubelet_client::KubeletFlags),
+    /// Print a container's log, as `kubectl logs` (from the agent's kubelet port).
+    Logs(logs_cmd::LogsArgs),
     /// Inspect, run and test plugins on their own, without the agent.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -138,12 +138,19 @@ async fn main() -> ExitCode {
     };
     let runtime = CriClient::new(CriConfig::from(&config));
     let cache = config.plugin_cache();
+    // The agent's own certificate, when it made it itself.
+    let agent_ca = config.root_dir.join("pki/kubelet.crt");
     let outcome = match command {
         Command::Run(_) => Ok(ExitCode::SUCCESS), // handled above
         Command::RuntimeInfo => runtime_info(&runtime).await,
         Command::RuntimeReset => runtime_reset(&runtime).await,
         Command::Plugin(command) => plugin_cmd::run(command, cache).await,
-        Command::Pods { address } => pods_cmd::run(address).await.map(|()| ExitCode::SUCCESS),
+        Command::Pods(flags) => pods_cmd::run(&flags, agent_ca)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Logs(args) => logs_cmd::run(args, agent_ca)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

@@ -1,24 +1,14 @@
 //! `wasmlet pods`: the agent's `/pods` as a table, like `kubectl get pods -o wide`.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use anyhow::Context;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub async fn run(address: SocketAddr) -> anyhow::Result<()> {
-    let mut conn = tokio::net::TcpStream::connect(address)
-        .await
-        .with_context(|| format!("is the agent running? connecting to {address}"))?;
-    conn.write_all(b"GET /pods HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response).await?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .context("no HTTP body")?;
-    let list: Value = serde_json::from_str(body).context("/pods is not JSON")?;
+use crate::kubelet_client::{KubeletClient, KubeletFlags};
+
+pub async fn run(flags: &KubeletFlags, default_ca: PathBuf) -> anyhow::Result<()> {
+    let client = KubeletClient::new(flags, default_ca)?;
+    let list = client.get_json("/pods").await?;
     print!("{}", table(&list));
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! with the container or the pod, and [`rotation`] by size. Blocking
 //! filesystem calls: callers run them off the async runtime's threads.
 
+pub mod lookup;
+pub mod reader;
 pub mod rotation;
 
 use std::io;

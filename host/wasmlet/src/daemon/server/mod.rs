@@ -1,28 +1,34 @@
 //! The kubelet's ports: the authenticated HTTPS port (10250), the
 //! read-only HTTP port (10255, when configured) and the healthz port
-//! (127.0.0.1:10248). The first two serve `/healthz`, `/pods`, `/metrics`
-//! and `/events`; the healthz port serves `/healthz` alone.
+//! (127.0.0.1:10248). The kubelet port serves `/healthz`, `/pods`,
+//! `/metrics`, `/events` and `/containerLogs/…`; the read-only port the
+//! same but the logs (as the kubelet's, which has no debugging handlers);
+//! the healthz port `/healthz` alone.
 
 mod auth;
+mod container_logs;
 mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use wasmlet_agent::AgentView;
 use wasmlet_kube::ApiClient;
 use wasmlet_kube::reviews::UserInfo;
@@ -41,7 +47,39 @@ pub struct Endpoints {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     Healthz,
+    /// All but the debugging handlers (logs).
+    ReadOnly,
     Everything,
+}
+
+/// A response's body: whole, or streamed from a task that lives as long as
+/// the response (a followed log).
+pub enum Body {
+    Whole(Option<Bytes>),
+    Stream {
+        chunks: mpsc::Receiver<Vec<u8>>,
+        /// Held, not read: dropping it aborts the task.
+        _source: AbortOnDropHandle<()>,
+    },
+}
+
+pub type Reply = Response<Body>;
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Self::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Stream { chunks, .. } => chunks
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(Bytes::from(c))))),
+        }
+    }
 }
 
 /// A bound port, not yet serving.
@@ -77,7 +115,8 @@ impl Port {
         };
         let serves = match self.scope {
             Scope::Healthz => "/healthz",
-            Scope::Everything => "/healthz, /pods, /metrics, /events",
+            Scope::ReadOnly => "/healthz, /pods, /metrics, /events",
+            Scope::Everything => "/healthz, /pods, /metrics, /events, /containerLogs",
         };
         format!("{} on {scheme}://{address}: {serves}", self.name)
     }
@@ -105,7 +144,7 @@ pub async fn bind(
         let address = SocketAddr::new(config.address, config.read_only_port);
         ports.push(Port {
             listener: listen(address, "readOnlyPort").await?,
-            scope: Scope::Everything,
+            scope: Scope::ReadOnly,
             secure: None,
             name: "read-only port",
         });
@@ -140,8 +179,8 @@ async fn listen(address: SocketAddr, field: &str) -> anyhow::Result<TcpListener>
         .map_err(|e| anyhow::anyhow!("binding {address} ({field}): {e}"))
 }
 
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Body::Whole(Some(body.into())));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
         response
@@ -151,7 +190,7 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     response
 }
 
-fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+fn json(value: &impl serde::Serialize) -> Reply {
     match serde_json::to_vec(value) {
         Ok(body) => reply(StatusCode::OK, "application/json", body),
         Err(e) => reply(
@@ -162,7 +201,7 @@ fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     }
 }
 
-fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
+fn refused(refusal: Refusal) -> Reply {
     match refusal {
         Refusal::Unauthorized => reply(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized\n"),
         Refusal::Forbidden(message) => reply(StatusCode::FORBIDDEN, "text/plain", message),
@@ -178,13 +217,19 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
 }
 
 impl Endpoints {
-    fn serve(&self, scope: Scope, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    fn serve(&self, scope: Scope, request: &Request<Incoming>) -> Reply {
         if request.method() != Method::GET {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
         }
         let path = request.uri().path();
         if scope == Scope::Healthz && path != "/healthz" {
             return reply(StatusCode::NOT_FOUND, "text/plain", "not found\n");
+        }
+        if let Some(rest) = path.strip_prefix("/containerLogs/")
+            && scope == Scope::Everything
+        {
+            let query = request.uri().query().unwrap_or_default();
+            return container_logs::serve(&self.view, rest, query);
         }
         match path {
             "/healthz" => match self.view.healthy() {
@@ -222,7 +267,8 @@ impl Endpoints {
 const MAX_CONNECTIONS: usize = 64;
 /// A client gets this long for the TLS handshake and to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// And this long for the whole connection: every answer is small.
+/// And this long for the whole connection (one request: no keep-alive),
+/// unless its answer is a stream, which lasts as long as its source.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. out of file descriptors), so a
 /// persistent failure is not a busy loop.
@@ -256,9 +302,11 @@ pub async fn serve(port: Port, endpoints: Arc<Endpoints>, shutdown: Cancellation
         let (scope, secure) = (port.scope, port.secure.clone());
         connections.spawn(async move {
             let _slot = slot;
-            let serving = async {
+            let streaming = Arc::new(AtomicBool::new(false));
+            let flag = streaming.clone();
+            let serving = async move {
                 match secure {
-                    None => serve_connection(stream, scope, None, endpoints).await,
+                    None => serve_connection(stream, scope, None, endpoints, flag).await,
                     Some((acceptor, guard)) => {
                         let Ok(Ok(tls)) =
                             tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await
@@ -271,11 +319,17 @@ pub async fn serve(port: Port, endpoints: Arc<Endpoints>, shutdown: Cancellation
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(tls::certificate_user);
-                        serve_connection(tls, scope, Some((guard, user)), endpoints).await;
+                        serve_connection(tls, scope, Some((guard, user)), endpoints, flag).await;
                     }
                 }
             };
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serving).await;
+            tokio::pin!(serving);
+            let timed_out = tokio::time::timeout(CONNECTION_TIMEOUT, &mut serving)
+                .await
+                .is_err();
+            if timed_out && streaming.load(Ordering::Relaxed) {
+                serving.await;
+            }
         });
     }
     connections.abort_all();
@@ -287,12 +341,13 @@ async fn serve_connection<S>(
     scope: Scope,
     gate: Option<(Arc<Guard>, Option<UserInfo>)>,
     endpoints: Arc<Endpoints>,
+    streaming: Arc<AtomicBool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let gate = gate.map(Arc::new);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let (endpoints, gate) = (endpoints.clone(), gate.clone());
+        let (endpoints, gate, streaming) = (endpoints.clone(), gate.clone(), streaming.clone());
         async move {
             if let Some(gate) = gate.as_deref() {
                 let (guard, certificate_user) = gate;
@@ -308,12 +363,17 @@ async fn serve_connection<S>(
                     return Ok::<_, Infallible>(refused(refusal));
                 }
             }
-            Ok(endpoints.serve(scope, &request))
+            let response = endpoints.serve(scope, &request);
+            if matches!(response.body(), Body::Stream { .. }) {
+                streaming.store(true, Ordering::Relaxed);
+            }
+            Ok(response)
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
