@@ -402,3 +402,132 @@ fn humantime_like(text: &str) -> bool {
         && text.as_bytes()[10] == b'T'
         && text.ends_with('Z')
 }
+
+/// `wasmlet <subcommand> <args>` against `agent`'s kubelet port.
+fn wasmlet_command(agent: &Daemon, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(wasmlet_tests::daemon::wasmlet_bin());
+    let (subcommand, rest) = args.split_first().expect("a subcommand");
+    command
+        .arg(subcommand)
+        .arg("--server")
+        .arg(format!("https://127.0.0.1:{}", agent.kubelet_port))
+        .arg("--certificate-authority")
+        .arg(agent.root_dir().join("pki/kubelet.crt"))
+        .args(rest)
+        .kill_on_drop(true);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmlet_exec_and_port_forward_go_through_the_runtime_s_streams() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "streams");
+    agent.add_pod(
+        "web",
+        &node.test_image,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello from the pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ],
+    );
+    agent
+        .wait_pod("web", WAIT, |p| {
+            wasmlet_tests::daemon::phase(p) == "Running"
+        })
+        .await;
+    let web = format!("web-{}", agent.node_name);
+
+    // A command's output, its error output and its exit code.
+    let output = wasmlet_command(
+        &agent,
+        &[
+            "exec",
+            &web,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    )
+    .output()
+    .await
+    .expect("wasmlet exec runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "out\n",
+        "{output:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    // Standard input reaches it.
+    let mut child = wasmlet_command(
+        &agent,
+        &[
+            "exec",
+            "-i",
+            &web,
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "read line; echo got $line",
+        ],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("wasmlet exec -i");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"ping\n").await.expect("write");
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("exec -i ends")
+        .expect("exec -i");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "got ping\n");
+    assert!(output.status.success());
+    // No such container: the agent's 404.
+    let output = wasmlet_command(&agent, &["exec", &web, "-c", "nope", "--", "true"])
+        .output()
+        .await
+        .expect("wasmlet exec runs");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("404") && err.contains("\"nope\""), "{err}");
+
+    // A local port forwarded to the pod's 8080.
+    let mut forward = wasmlet_command(&agent, &["port-forward", &web, "0:8080"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wasmlet port-forward");
+    let mut lines = tokio::io::BufReader::new(forward.stdout.take().expect("stdout")).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("it says where it listens")
+        .expect("read")
+        .expect("a line");
+    let local: std::net::SocketAddr = line
+        .strip_prefix("Forwarding from ")
+        .and_then(|rest| rest.split_once(" -> "))
+        .and_then(|(address, _)| address.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(local)
+            .await
+            .expect("connect");
+        conn.write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .await
+            .expect("request");
+        let mut response = String::new();
+        tokio::time::timeout(WAIT, conn.read_to_string(&mut response))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(response.ends_with("hello from the pod\n"), "{response}");
+    }
+    drop(forward);
+    agent.finish().await;
+}

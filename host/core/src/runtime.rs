@@ -171,6 +171,34 @@ pub trait ImageRuntime: Send + Sync {
     fn image_fs_info(&self) -> impl Future<Output = Result<Vec<FilesystemUsage>>> + Send;
 }
 
+/// What an interactive stream asks of a container (the CRI's Exec and
+/// Attach; Attach has no command).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamRequest {
+    pub container: ContainerId,
+    pub cmd: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// Interactive streams: each call answers with the URL of the runtime's
+/// streaming server, where the client's upgraded connection is proxied.
+pub trait StreamingRuntime: Send + Sync {
+    fn exec_stream(&self, request: &StreamRequest) -> impl Future<Output = Result<String>> + Send;
+
+    fn attach_stream(&self, request: &StreamRequest)
+    -> impl Future<Output = Result<String>> + Send;
+
+    /// `ports`: those the client named up front (may be empty).
+    fn port_forward_stream(
+        &self,
+        sandbox: &SandboxId,
+        ports: &[u16],
+    ) -> impl Future<Output = Result<String>> + Send;
+}
+
 /// The whole port: what a node agent needs from its container runtime.
 pub trait Runtime: RuntimeInfo + SandboxRuntime + ContainerRuntime + ImageRuntime {}
 

@@ -25,7 +25,7 @@ use wasmlet_core::{
     ContainerStatsFilter, ContainerStatus, ErrorKind, ExecOutput, ExecTimeout, FilesystemUsage,
     Image, ImageRuntime, LinuxResources, RegistryAuth, Result, RuntimeCondition, RuntimeError,
     RuntimeInfo, RuntimeStatus, RuntimeVersion, Sandbox, SandboxConfig, SandboxFilter, SandboxId,
-    SandboxRuntime, SandboxStatus,
+    SandboxRuntime, SandboxStatus, StreamRequest, StreamingRuntime,
 };
 
 /// The CRI wire types, generated from `proto/runtime/v1/api.proto`.
@@ -543,6 +543,57 @@ impl ContainerRuntime for CriClient {
             .into_iter()
             .map(convert::container_stats)
             .collect())
+    }
+}
+
+impl StreamingRuntime for CriClient {
+    async fn exec_stream(&self, stream: &StreamRequest) -> Result<String> {
+        let msg = proto::ExecRequest {
+            container_id: stream.container.to_string(),
+            cmd: stream.cmd.clone(),
+            tty: stream.tty,
+            stdin: stream.stdin,
+            stdout: stream.stdout,
+            stderr: stream.stderr,
+        };
+        let response = self
+            .unary("Exec", Retry::Once, |mut s, d| {
+                let msg = msg.clone();
+                async move { s.runtime.exec(request(msg, d)).await }
+            })
+            .await?;
+        Ok(response.url)
+    }
+
+    async fn attach_stream(&self, stream: &StreamRequest) -> Result<String> {
+        let msg = proto::AttachRequest {
+            container_id: stream.container.to_string(),
+            stdin: stream.stdin,
+            tty: stream.tty,
+            stdout: stream.stdout,
+            stderr: stream.stderr,
+        };
+        let response = self
+            .unary("Attach", Retry::Once, |mut s, d| {
+                let msg = msg.clone();
+                async move { s.runtime.attach(request(msg, d)).await }
+            })
+            .await?;
+        Ok(response.url)
+    }
+
+    async fn port_forward_stream(&self, sandbox: &SandboxId, ports: &[u16]) -> Result<String> {
+        let msg = proto::PortForwardRequest {
+            pod_sandbox_id: sandbox.to_string(),
+            port: ports.iter().map(|p| i32::from(*p)).collect(),
+        };
+        let response = self
+            .unary("PortForward", Retry::Once, |mut s, d| {
+                let msg = msg.clone();
+                async move { s.runtime.port_forward(request(msg, d)).await }
+            })
+            .await?;
+        Ok(response.url)
     }
 }
 

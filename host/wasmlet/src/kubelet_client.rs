@@ -112,15 +112,6 @@ impl KubeletClient {
     /// GET `path_and_query`: the response, its body still to be read. An
     /// answer other than 200 is an error with the agent's words.
     pub async fn get(&self, path_and_query: &str) -> anyhow::Result<Answer> {
-        let address = (self.host.as_str(), self.port);
-        let tcp = tokio::net::TcpStream::connect(address)
-            .await
-            .with_context(|| {
-                format!(
-                    "is the agent running? connecting to {}:{}",
-                    self.host, self.port
-                )
-            })?;
         let mut request = Request::get(path_and_query)
             .header(hyper::header::HOST, &self.host)
             .body(Empty::<Bytes>::new())?;
@@ -130,16 +121,7 @@ impl KubeletClient {
                 format!("Bearer {token}").parse()?,
             );
         }
-        let answer = match &self.tls {
-            Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .context("TLS with the agent")?;
-                send(TokioIo::new(tls), request).await?
-            }
-            None => send(TokioIo::new(tcp), request).await?,
-        };
+        let answer = send(TokioIo::new(self.connect().await?), request).await?;
         if answer.response.status() != StatusCode::OK {
             let status = answer.response.status();
             let body = answer.response.into_body().collect().await?.to_bytes();
@@ -151,11 +133,118 @@ impl KubeletClient {
         Ok(answer)
     }
 
+    /// `named`, else the container `kubectl` picks when none is named: the
+    /// pod's default-container annotation, else its first (said on stderr
+    /// when the pod has more than one).
+    pub async fn container_of(
+        &self,
+        namespace: &str,
+        pod: &str,
+        named: Option<String>,
+    ) -> anyhow::Result<String> {
+        if let Some(container) = named {
+            return Ok(container);
+        }
+        let pods = self.get_json("/pods").await?;
+        let found = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["metadata"]["name"] == pod && p["metadata"]["namespace"] == namespace)
+            .with_context(|| {
+                format!("pod \"{pod}\" in namespace \"{namespace}\" does not exist")
+            })?;
+        let names: Vec<&str> = found["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        let annotated = found["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
+            .as_str()
+            .filter(|a| names.contains(a));
+        let chosen = annotated
+            .or_else(|| names.first().copied())
+            .context("the pod has no containers")?;
+        if names.len() > 1 && annotated.is_none() {
+            eprintln!(
+                "Defaulted container \"{chosen}\" out of: {}",
+                names.join(", ")
+            );
+        }
+        Ok(chosen.to_owned())
+    }
+
     /// GET `path` as JSON.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         let answer = self.get(path).await?;
         let body = answer.response.into_body().collect().await?.to_bytes();
         serde_json::from_slice(&body).with_context(|| format!("{path} is not JSON"))
+    }
+}
+
+/// A connection to the agent, plain or TLS.
+pub trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for T {}
+
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Connection>>;
+
+/// The channel protocol the runtimes' streaming servers speak over WebSockets.
+pub const CHANNEL_PROTOCOL: &str = "v4.channel.k8s.io";
+
+impl KubeletClient {
+    async fn connect(&self) -> anyhow::Result<Box<dyn Connection>> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "is the agent running? connecting to {}:{}",
+                    self.host, self.port
+                )
+            })?;
+        Ok(match &self.tls {
+            Some((connector, name)) => Box::new(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .context("TLS with the agent")?,
+            ),
+            None => Box::new(tcp),
+        })
+    }
+
+    /// A WebSocket to `path_and_query` speaking [`CHANNEL_PROTOCOL`].
+    pub async fn websocket(&self, path_and_query: &str) -> anyhow::Result<WebSocket> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}:{}{path_and_query}", self.host, self.port);
+        let mut request = url.into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert("Sec-WebSocket-Protocol", CHANNEL_PROTOCOL.parse()?);
+        if let Some(token) = &self.token {
+            headers.insert(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {token}").parse()?,
+            );
+        }
+        let connection = self.connect().await?;
+        match tokio_tungstenite::client_async(request, connection).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "the agent answered {}: {}",
+                    response.status(),
+                    body.trim_end()
+                )
+            }
+            Err(e) => Err(e).context("opening the stream"),
+        }
     }
 }
 

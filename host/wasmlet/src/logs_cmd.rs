@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use http_body_util::BodyExt;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::kubelet_client::{KubeletClient, KubeletFlags};
@@ -74,58 +72,15 @@ impl LogsArgs {
     }
 }
 
-/// The container `kubectl logs` picks when none is named: the pod's
-/// default-container annotation, else its first, said on stderr when the
-/// pod has more than one.
-fn default_container(pod: &Value) -> anyhow::Result<String> {
-    let names: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    let annotated = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
-        .as_str()
-        .filter(|a| names.contains(a));
-    let chosen = annotated
-        .or_else(|| names.first().copied())
-        .context("the pod has no containers")?;
-    if names.len() > 1 && annotated.is_none() {
-        eprintln!(
-            "Defaulted container \"{chosen}\" out of: {}",
-            names.join(", ")
-        );
-    }
-    Ok(chosen.to_owned())
-}
-
 pub async fn run(args: LogsArgs, default_ca: PathBuf) -> anyhow::Result<()> {
     let client = KubeletClient::new(&args.kubelet, default_ca)?;
-    let container = match args
+    let named = args
         .container
         .clone()
-        .or_else(|| args.container_flag.clone())
-    {
-        Some(container) => container,
-        None => {
-            let pods = client.get_json("/pods").await?;
-            let pod = pods["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| {
-                    p["metadata"]["name"] == args.pod.as_str()
-                        && p["metadata"]["namespace"] == args.namespace.as_str()
-                })
-                .with_context(|| {
-                    format!(
-                        "pod \"{}\" in namespace \"{}\" does not exist",
-                        args.pod, args.namespace
-                    )
-                })?;
-            default_container(pod)?
-        }
-    };
+        .or_else(|| args.container_flag.clone());
+    let container = client
+        .container_of(&args.namespace, &args.pod, named)
+        .await?;
     let path = format!(
         "/containerLogs/{}/{}/{container}?{}",
         args.namespace,

@@ -12,6 +12,7 @@ use wasmlet_core::{RuntimeInfo, RuntimeStatus, SandboxFilter, SandboxRuntime};
 use wasmlet_cri::{CriClient, CriConfig};
 
 mod daemon;
+mod exec_cmd;
 mod kubelet_client;
 mod logs_cmd;
 mod node_facts;
@@ -67,6 +68,11 @@ enum Command {
     Pods(kubelet_client::KubeletFlags),
     /// Print a container's log, as `kubectl logs` (from the agent's kubelet port).
     Logs(logs_cmd::LogsArgs),
+    /// Run a command in a container, as `kubectl exec` (through the agent's
+    /// kubelet port); exits with the command's exit code.
+    Exec(exec_cmd::ExecArgs),
+    /// Forward local ports to a pod's, as `kubectl port-forward`.
+    PortForward(exec_cmd::PortForwardArgs),
     /// Inspect, run and test plugins on their own, without the agent.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
@@ -151,6 +157,8 @@ async fn main() -> ExitCode {
         Command::Logs(args) => logs_cmd::run(args, agent_ca)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Exec(args) => exec_cmd::exec(args, agent_ca).await,
+        Command::PortForward(args) => exec_cmd::port_forward(args, agent_ca).await,
     };
     match outcome {
         Ok(code) => code,

@@ -318,6 +318,7 @@ impl App {
         tracing::info!(node = %node_name, "starting wasmlet");
 
         let runtime = Arc::new(CriClient::new(CriConfig::from(&config)));
+        let streaming_runtime = runtime.clone();
         let engine = Arc::new(PluginEngine::new(config.plugin_cache()).context("plugin engine")?);
         let client = cluster::connect(&config).await?;
         let host = Arc::new(HostContext {
@@ -417,6 +418,7 @@ impl App {
         let endpoints = Arc::new(server::Endpoints {
             view: agent.view(),
             registry,
+            streams: server::Streams::new(streaming_runtime),
         });
         for port in &ports {
             tracing::info!("serving the {}", port.describe());

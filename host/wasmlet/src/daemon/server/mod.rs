@@ -1,12 +1,14 @@
 //! The kubelet's ports: the authenticated HTTPS port (10250), the
 //! read-only HTTP port (10255, when configured) and the healthz port
 //! (127.0.0.1:10248). The kubelet port serves `/healthz`, `/pods`,
-//! `/metrics`, `/events` and `/containerLogs/…`; the read-only port the
-//! same but the logs (as the kubelet's, which has no debugging handlers);
+//! `/metrics`, `/events`, `/containerLogs/…` and the streams (`/exec`,
+//! `/attach`, `/portForward`); the read-only port the same but the logs and
+//! streams (as the kubelet's, which has no debugging handlers);
 //! the healthz port `/healthz` alone.
 
 mod auth;
 mod container_logs;
+mod streams;
 mod tls;
 
 use std::convert::Infallible;
@@ -41,7 +43,10 @@ use auth::{Guard, Refusal};
 pub struct Endpoints {
     pub view: AgentView,
     pub registry: Registry,
+    pub streams: Streams,
 }
+
+pub use streams::Streams;
 
 /// What a port serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +121,9 @@ impl Port {
         let serves = match self.scope {
             Scope::Healthz => "/healthz",
             Scope::ReadOnly => "/healthz, /pods, /metrics, /events",
-            Scope::Everything => "/healthz, /pods, /metrics, /events, /containerLogs",
+            Scope::Everything => {
+                "/healthz, /pods, /metrics, /events, /containerLogs, /exec, /attach, /portForward"
+            }
         };
         format!("{} on {scheme}://{address}: {serves}", self.name)
     }
@@ -217,7 +224,13 @@ fn refused(refusal: Refusal) -> Reply {
 }
 
 impl Endpoints {
-    fn serve(&self, scope: Scope, request: &Request<Incoming>) -> Reply {
+    async fn serve(&self, scope: Scope, request: Request<Incoming>) -> Reply {
+        if let Some((kind, rest)) = streams::Kind::of(request.uri().path())
+            && scope == Scope::Everything
+        {
+            let rest = rest.to_owned();
+            return streams::serve(&self.streams, &self.view, kind, &rest, request).await;
+        }
         if request.method() != Method::GET {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
         }
@@ -267,8 +280,9 @@ impl Endpoints {
 const MAX_CONNECTIONS: usize = 64;
 /// A client gets this long for the TLS handshake and to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// And this long for the whole connection (one request: no keep-alive),
-/// unless its answer is a stream, which lasts as long as its source.
+/// And this long for the whole connection, unless it answered with a
+/// stream, which lasts as long as its source. (Keep-alive stays on: without
+/// it hyper answers `Connection: close`, even to an upgrade.)
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. out of file descriptors), so a
 /// persistent failure is not a busy loop.
@@ -363,7 +377,7 @@ async fn serve_connection<S>(
                     return Ok::<_, Infallible>(refused(refusal));
                 }
             }
-            let response = endpoints.serve(scope, &request);
+            let response = endpoints.serve(scope, request).await;
             if matches!(response.body(), Body::Stream { .. }) {
                 streaming.store(true, Ordering::Relaxed);
             }
@@ -373,7 +387,7 @@ async fn serve_connection<S>(
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(false)
         .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
         .await;
 }
