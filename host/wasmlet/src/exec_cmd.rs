@@ -25,6 +25,13 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true)]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// What `exec` and `attach` share.
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
     /// The container [default: the pod's `kubectl.kubernetes.io/default-container`, else its first].
@@ -63,12 +70,34 @@ fn exit_code(status: &Value) -> anyhow::Result<u8> {
 }
 
 pub async fn exec(args: ExecArgs, default_ca: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+    stream("exec", &args.pod, &args.command, &args.stream, default_ca).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    pub pod: String,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+pub async fn attach(args: AttachArgs, default_ca: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+    stream("attach", &args.pod, &[], &args.stream, default_ca).await
+}
+
+/// `exec` or `attach`: the container's streams, here, until it ends.
+async fn stream(
+    kind: &str,
+    pod: &str,
+    command: &[String],
+    args: &StreamArgs,
+    default_ca: std::path::PathBuf,
+) -> anyhow::Result<ExitCode> {
     let client = KubeletClient::new(&args.kubelet, default_ca)?;
     let container = client
-        .container_of(&args.namespace, &args.pod, args.container.clone())
+        .container_of(&args.namespace, pod, args.container.clone())
         .await?;
     let mut query = form_urlencoded::Serializer::new(String::new());
-    for word in &args.command {
+    for word in command {
         query.append_pair("command", word);
     }
     query.append_pair("stdout", "1");
@@ -82,9 +111,8 @@ pub async fn exec(args: ExecArgs, default_ca: std::path::PathBuf) -> anyhow::Res
         query.append_pair("tty", "1");
     }
     let path = format!(
-        "/exec/{}/{}/{container}?{}",
+        "/{kind}/{}/{pod}/{container}?{}",
         args.namespace,
-        args.pod,
         query.finish()
     );
     let socket = client.websocket(&path).await?;

@@ -71,6 +71,8 @@ enum Command {
     /// Run a command in a container, as `kubectl exec` (through the agent's
     /// kubelet port); exits with the command's exit code.
     Exec(exec_cmd::ExecArgs),
+    /// Attach to a running container's streams, as `kubectl attach`.
+    Attach(exec_cmd::AttachArgs),
     /// Forward local ports to a pod's, as `kubectl port-forward`.
     PortForward(exec_cmd::PortForwardArgs),
     /// Inspect, run and test plugins on their own, without the agent.
@@ -158,6 +160,7 @@ async fn main() -> ExitCode {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Exec(args) => exec_cmd::exec(args, agent_ca).await,
+        Command::Attach(args) => exec_cmd::attach(args, agent_ca).await,
         Command::PortForward(args) => exec_cmd::port_forward(args, agent_ca).await,
     };
     match outcome {
