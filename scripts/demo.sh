@@ -28,7 +28,7 @@ cat <<'NOTE'
    in another terminal:  target/debug/wasmlet pods
                          target/debug/wasmlet logs -f web-demo
                          curl -s localhost:10255/pods | python3 -m json.tool
-                         curl -s localhost:10255/metrics | grep -E '^(kubelet|prober)_'
+                         curl -s localhost:10255/metrics/probes
 
 NOTE
 exec target/debug/wasmlet run \

@@ -7,37 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use wasmlet_core::{ContainerRuntime, ExecTimeout, SandboxRuntime};
 use wasmlet_tests::daemon::{Daemon, condition, first_container, phase, pod_yaml, waiting_reason};
-use wasmlet_tests::{Node, http_get};
+use wasmlet_tests::{Node, http_get, promtool_check_metrics};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// `promtool check metrics` on `metrics`: whether it found nothing, and
-/// what it said. scripts/test.sh unpacks promtool from Debian's prometheus
-/// package and names it in WASMLET_PROMTOOL.
-fn promtool_check_metrics(metrics: &str) -> (bool, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let promtool = std::env::var("WASMLET_PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{promtool}: {e} (run the tests through scripts/test.sh)"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(metrics.as_bytes())
-            .expect("metrics to promtool");
-    }
-    let out = child.wait_with_output().expect("promtool ran");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && said.trim().is_empty(), said)
-}
 
 fn restarts(pod: &Value) -> i64 {
     first_container(pod)["restartCount"].as_i64().unwrap_or(-1)

@@ -20,6 +20,11 @@ async fn metrics(agent: &Daemon) -> String {
     agent.get_text("/metrics").await.unwrap_or_default()
 }
 
+/// The prober's metrics (`/metrics/probes`, as the kubelet serves them).
+async fn probe_metrics(agent: &Daemon) -> String {
+    agent.get_text("/metrics/probes").await.unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_source_plugin_removes_no_running_pod() {
     let node = Node::from_env();
@@ -638,11 +643,11 @@ async fn a_probe_that_finds_no_free_slot_is_unknown_and_restarts_nothing() {
     let unknown =
         "prober_probe_total{probe_type=\"Liveness\",result=\"unknown\",container=\"c0\",pod=\"calm";
     let give_up = tokio::time::Instant::now() + MINUTE;
-    while !metrics(&agent).await.contains(unknown) {
+    while !probe_metrics(&agent).await.contains(unknown) {
         assert!(
             tokio::time::Instant::now() < give_up,
             "{}",
-            metrics(&agent).await
+            probe_metrics(&agent).await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -679,7 +684,7 @@ async fn failed_probes(agent: &Daemon, pod: &str) -> u64 {
     let prefix = format!(
         "prober_probe_total{{probe_type=\"Readiness\",result=\"failed\",container=\"main\",pod=\"{pod}"
     );
-    metrics(agent)
+    probe_metrics(agent)
         .await
         .lines()
         .filter(|l| l.starts_with(&prefix))

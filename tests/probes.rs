@@ -87,11 +87,14 @@ async fn each_probe_kind_passes_and_fails() {
         has_event(&events, "Unhealthy", "timeout"),
         "the exec timeout is a failure"
     );
-    let metrics = agent.get_text("/metrics").await.unwrap_or_default();
+    // The prober's metrics are apart, as the kubelet serves them.
+    let metrics = agent.get_text("/metrics/probes").await.unwrap_or_default();
     assert!(
         metrics.contains("prober_probe_total{probe_type=\"Readiness\",result=\"successful\""),
         "{metrics}"
     );
+    let (clean, said) = wasmlet_tests::promtool_check_metrics(&metrics);
+    assert!(clean, "promtool check metrics:\n{said}\n{metrics}");
     agent.finish().await;
 }
 

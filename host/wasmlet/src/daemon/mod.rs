@@ -414,10 +414,13 @@ impl App {
         if let Some(objects) = objects {
             agent = agent.with_api_objects(objects);
         }
-        agent.prober_metrics().register(&mut registry);
+        // The prober's are served apart, at /metrics/probes, as the kubelet's.
+        let mut probe_registry = Registry::default();
+        agent.prober_metrics().register(&mut probe_registry);
         let endpoints = Arc::new(server::Endpoints {
             view: agent.view(),
             registry,
+            probe_registry,
             streams: server::Streams::new(streaming_runtime),
         });
         for port in &ports {

@@ -43,6 +43,8 @@ use auth::{Guard, Refusal};
 pub struct Endpoints {
     pub view: AgentView,
     pub registry: Registry,
+    /// `/metrics/probes`: the prober's.
+    pub probe_registry: Registry,
     pub streams: Streams,
 }
 
@@ -120,9 +122,9 @@ impl Port {
         };
         let serves = match self.scope {
             Scope::Healthz => "/healthz",
-            Scope::ReadOnly => "/healthz, /pods, /metrics, /events",
+            Scope::ReadOnly => "/healthz, /pods, /metrics, /metrics/probes, /events",
             Scope::Everything => {
-                "/healthz, /pods, /metrics, /events, /containerLogs, /exec, /attach, /portForward"
+                "/healthz, /pods, /metrics, /metrics/probes, /events, /containerLogs, /exec, /attach, /portForward"
             }
         };
         format!("{} on {scheme}://{address}: {serves}", self.name)
@@ -223,6 +225,18 @@ fn refused(refusal: Refusal) -> Reply {
     }
 }
 
+/// A registry in the format the scraper's `Accept` asks for.
+fn metrics(registry: &Registry, request: &Request<Incoming>) -> Reply {
+    let accept = request
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|a| a.to_str().ok());
+    match exposition::render(registry, accept) {
+        Ok((text, content_type)) => reply(StatusCode::OK, content_type, text),
+        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
+    }
+}
+
 impl Endpoints {
     async fn serve(&self, scope: Scope, request: Request<Incoming>) -> Reply {
         if let Some((kind, rest)) = streams::Kind::of(request.uri().path())
@@ -261,16 +275,8 @@ impl Endpoints {
                 "metadata": {},
                 "items": self.view.events.list(),
             })),
-            "/metrics" => {
-                let accept = request
-                    .headers()
-                    .get(hyper::header::ACCEPT)
-                    .and_then(|a| a.to_str().ok());
-                match exposition::render(&self.registry, accept) {
-                    Ok((text, content_type)) => reply(StatusCode::OK, content_type, text),
-                    Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
-                }
-            }
+            "/metrics" => metrics(&self.registry, &request),
+            "/metrics/probes" => metrics(&self.probe_registry, &request),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
         }
     }
