@@ -531,3 +531,98 @@ async fn wasmlet_exec_and_port_forward_go_through_the_runtime_s_streams() {
     drop(forward);
     agent.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_summary_and_resource_metrics_come_from_the_runtime_and_the_node() {
+    let node = Node::from_env();
+    let agent = Daemon::started(&node, "stats");
+    agent.add_pod(
+        "busy",
+        &node.test_image,
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; head -c 1000000 /dev/zero > /fill; echo logged; sleep 3600",
+        ],
+    );
+    agent
+        .wait_pod("busy", WAIT, |p| {
+            wasmlet_tests::daemon::phase(p) == "Running"
+        })
+        .await;
+    let busy = format!("busy-{}", agent.node_name);
+    let number = |v: &Value| v.as_u64().unwrap_or(0);
+
+    // The runtime refreshes a writable layer's size every few seconds.
+    let give_up = tokio::time::Instant::now() + WAIT;
+    let (summary, container) = loop {
+        let summary = agent.get("/stats/summary").await.unwrap_or_default();
+        let container = summary["pods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["podRef"]["name"] == busy.as_str())
+            .map(|p| p["containers"][0].clone())
+            .unwrap_or_default();
+        if number(&container["rootfs"]["usedBytes"]) >= 1_000_000
+            && number(&container["logs"]["usedBytes"]) > 0
+        {
+            break (summary, container);
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{summary:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let node_stats = &summary["node"];
+    assert_eq!(node_stats["nodeName"], agent.node_name.as_str());
+    assert!(
+        number(&node_stats["cpu"]["usageCoreNanoSeconds"]) > 0,
+        "{node_stats}"
+    );
+    // Read before: the node has a rate now.
+    assert!(node_stats["cpu"]["usageNanoCores"].is_u64(), "{node_stats}");
+    assert!(number(&node_stats["memory"]["workingSetBytes"]) > 0);
+    assert!(number(&node_stats["fs"]["capacityBytes"]) > 0);
+    assert!(number(&node_stats["runtime"]["imageFs"]["usedBytes"]) > 0);
+    assert_eq!(container["name"], "main");
+    assert!(
+        number(&container["cpu"]["usageCoreNanoSeconds"]) > 0,
+        "{container}"
+    );
+    assert!(
+        number(&container["memory"]["workingSetBytes"]) > 0,
+        "{container}"
+    );
+    let pod = summary["pods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["podRef"]["name"] == busy.as_str())
+        .expect("the pod");
+    assert_eq!(pod["podRef"]["namespace"], "default");
+    assert!(pod["podRef"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+    assert!(number(&pod["ephemeral-storage"]["usedBytes"]) >= 1_000_000);
+
+    let metrics = agent
+        .get_text("/metrics/resource")
+        .await
+        .unwrap_or_default();
+    for sample in [
+        format!(
+            "container_cpu_usage_seconds_total{{container=\"main\",namespace=\"default\",pod=\"{busy}\"}}"
+        ),
+        format!(
+            "container_memory_working_set_bytes{{container=\"main\",namespace=\"default\",pod=\"{busy}\"}}"
+        ),
+        format!(
+            "container_start_time_seconds{{container=\"main\",namespace=\"default\",pod=\"{busy}\"}}"
+        ),
+        format!("pod_memory_working_set_bytes{{namespace=\"default\",pod=\"{busy}\"}}"),
+        "node_cpu_usage_seconds_total ".into(),
+        "resource_scrape_error 0".into(),
+    ] {
+        assert!(metrics.contains(&sample), "{sample} in:\n{metrics}");
+    }
+    let (clean, said) = wasmlet_tests::promtool_check_metrics(&metrics);
+    assert!(clean, "promtool check metrics:\n{said}\n{metrics}");
+    agent.finish().await;
+}

@@ -137,9 +137,9 @@ impl ImageRecords {
 /// Capacity and available bytes of the filesystem holding `mountpoint`.
 fn filesystem(mountpoint: &str) -> Result<(u64, u64), ImageGcError> {
     let failed = |why: String| ImageGcError::Filesystem(mountpoint.to_owned(), why);
-    let stat = rustix::fs::statvfs(Path::new(mountpoint)).map_err(|e| failed(e.to_string()))?;
-    let capacity = stat.f_blocks.saturating_mul(stat.f_frsize);
-    let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let size =
+        crate::stats::node::filesystem(Path::new(mountpoint)).map_err(|e| failed(e.to_string()))?;
+    let (capacity, available) = (size.capacity, size.available);
     if capacity == 0 {
         return Err(failed("invalid capacity 0".into()));
     }

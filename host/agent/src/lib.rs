@@ -30,6 +30,7 @@ pub mod pod_ext;
 pub mod pod_workers;
 pub mod prober;
 pub mod spec_support;
+pub mod stats;
 pub mod status_manager;
 pub mod sync_loop;
 pub mod sysctl;

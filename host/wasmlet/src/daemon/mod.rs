@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wasmlet_agent::metrics::AgentMetrics;
 use wasmlet_agent::spec_support::NodeSupport;
+use wasmlet_agent::stats::StatsProvider;
 use wasmlet_agent::sysctl::Allowlist;
 use wasmlet_agent::{Agent, AgentConfig};
 use wasmlet_cri::{CriClient, CriConfig};
@@ -421,6 +422,12 @@ impl App {
             view: agent.view(),
             registry,
             probe_registry,
+            stats: StatsProvider::new(
+                streaming_runtime.clone(),
+                agent.view().cache,
+                node_name.clone(),
+                config.root_dir.clone(),
+            ),
             streams: server::Streams::new(streaming_runtime),
         });
         for port in &ports {

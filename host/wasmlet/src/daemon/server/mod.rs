@@ -8,6 +8,7 @@
 
 mod auth;
 mod container_logs;
+mod resource_metrics;
 mod streams;
 mod tls;
 
@@ -32,6 +33,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use wasmlet_agent::AgentView;
+use wasmlet_agent::stats::StatsProvider;
+use wasmlet_cri::CriClient;
 use wasmlet_kube::ApiClient;
 use wasmlet_kube::reviews::UserInfo;
 
@@ -45,6 +48,8 @@ pub struct Endpoints {
     pub registry: Registry,
     /// `/metrics/probes`: the prober's.
     pub probe_registry: Registry,
+    /// `/stats/summary` and `/metrics/resource`.
+    pub stats: StatsProvider<CriClient>,
     pub streams: Streams,
 }
 
@@ -122,9 +127,11 @@ impl Port {
         };
         let serves = match self.scope {
             Scope::Healthz => "/healthz",
-            Scope::ReadOnly => "/healthz, /pods, /metrics, /metrics/probes, /events",
+            Scope::ReadOnly => {
+                "/healthz, /pods, /metrics, /metrics/probes, /metrics/resource, /stats/summary, /events"
+            }
             Scope::Everything => {
-                "/healthz, /pods, /metrics, /metrics/probes, /events, /containerLogs, /exec, /attach, /portForward"
+                "/healthz, /pods, /metrics, /metrics/probes, /metrics/resource, /stats/summary, /events, /containerLogs, /exec, /attach, /portForward"
             }
         };
         format!("{} on {scheme}://{address}: {serves}", self.name)
@@ -277,6 +284,21 @@ impl Endpoints {
             })),
             "/metrics" => metrics(&self.registry, &request),
             "/metrics/probes" => metrics(&self.probe_registry, &request),
+            "/metrics/resource" => {
+                let summary = self.stats.summary().await;
+                if let Err(error) = &summary {
+                    tracing::warn!(%error, "reading stats for /metrics/resource");
+                }
+                metrics(&resource_metrics::registry(summary.as_ref().ok()), &request)
+            }
+            "/stats/summary" | "/stats/summary/" => match self.stats.summary().await {
+                Ok(summary) => json(&summary),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("reading stats: {e}\n"),
+                ),
+            },
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
         }
     }
