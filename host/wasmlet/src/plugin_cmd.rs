@@ -311,10 +311,17 @@ fn describe(d: &Decision) -> String {
     }
 }
 
-/// One file of table tests.
+/// One file of table tests (the format: README, "Testing a plugin").
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct TestFile {
+    /// The plugin the cases are for (its manifest's name); needed when the
+    /// folder holds more than one.
+    #[serde(default)]
+    plugin: Option<String>,
+    /// Settings for every case, instead of the manifest's.
+    #[serde(default)]
+    settings: Option<serde_json::Value>,
     /// The node for every case; default: this machine.
     #[serde(default)]
     node: Option<k8s::Node>,
@@ -329,6 +336,8 @@ struct TestFile {
 struct Case {
     name: String,
     pod: k8s::Pod,
+    /// Settings for this case, instead of the file's (or the manifest's).
+    settings: Option<serde_json::Value>,
     /// Replaces the file's active pods.
     active_pods: Option<Vec<k8s::Pod>>,
     expect: Expect,
@@ -344,39 +353,143 @@ struct Expect {
     error_contains: Option<String>,
 }
 
+impl Expect {
+    /// An expectation that checks something, and nothing contradictory.
+    fn validate(&self) -> Result<(), String> {
+        let decision =
+            self.admit.is_some() || self.reason.is_some() || self.message_contains.is_some();
+        match (decision, &self.error_contains) {
+            (false, None) => Err(
+                "expect: checks nothing (give admit, reason, message-contains or error-contains)"
+                    .into(),
+            ),
+            (true, Some(_)) => {
+                Err("expect: error-contains goes alone (an error is no decision)".into())
+            }
+            _ if self.reason.is_some() && self.admit == Some(true) => {
+                Err("expect: a reason is a rejection's (admit: false)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What was expected, as `describe` says what came.
+    fn describe(&self) -> String {
+        if let Some(error) = &self.error_contains {
+            return format!("an error containing {error:?}");
+        }
+        let mut parts = Vec::new();
+        match self.admit {
+            Some(true) => parts.push("admitted".to_owned()),
+            Some(false) => parts.push("rejected".to_owned()),
+            None => {}
+        }
+        if let Some(reason) = &self.reason {
+            parts.push(format!("reason {reason}"));
+        }
+        if let Some(message) = &self.message_contains {
+            parts.push(format!("a message containing {message:?}"));
+        }
+        parts.join(", ")
+    }
+}
+
 fn check(
     expect: &Expect,
     outcome: &Result<Decision, wasmlet_plugin_host::CallError>,
 ) -> Result<(), String> {
-    match (outcome, &expect.error_contains) {
-        (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => Ok(()),
-        (Err(e), _) => Err(format!("failed: {e}")),
-        (Ok(d), Some(want)) => Err(format!(
-            "expected an error containing {want:?}, got {}",
-            describe(d)
-        )),
+    let got = match outcome {
+        Err(e) => format!("failed: {e}"),
+        Ok(d) => describe(d),
+    };
+    let met = match (outcome, &expect.error_contains) {
+        (Err(e), Some(want)) => e.to_string().contains(want.as_str()),
+        (Err(_), None) | (Ok(_), Some(_)) => false,
         (Ok(d), None) => {
-            let mut wrong = Vec::new();
-            if expect.admit.is_some_and(|a| a != d.admit) {
-                wrong.push("admit");
-            }
-            if expect.reason.as_ref().is_some_and(|r| *r != d.reason) {
-                wrong.push("reason");
-            }
-            if expect
-                .message_contains
-                .as_ref()
-                .is_some_and(|m| !d.message.contains(m.as_str()))
-            {
-                wrong.push("message");
-            }
-            if wrong.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{} differ: got {}", wrong.join(", "), describe(d)))
-            }
+            expect.admit.is_none_or(|a| a == d.admit)
+                && expect.reason.as_ref().is_none_or(|r| *r == d.reason)
+                && expect
+                    .message_contains
+                    .as_ref()
+                    .is_none_or(|m| d.message.contains(m.as_str()))
         }
+    };
+    if met {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {}\n      got      {got}",
+            expect.describe()
+        ))
     }
+}
+
+/// A fixture pod checked as the agent checks a static pod (names, UID,
+/// containers); the error names the file, the case and the field.
+fn validated_view(pod: &k8s::Pod, what: &str) -> anyhow::Result<wasmlet_plugin_host::types::Pod> {
+    let mut checked = pod.clone();
+    // The agent gives a static pod its UID; a fixture need not.
+    if checked.metadata.uid.as_deref().is_none_or(str::is_empty) {
+        checked.metadata.uid = Some("fixture".into());
+    }
+    pod_manifest::validate(&checked).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    pod_view(pod, config_source(pod, "file")).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// The plugin `file` tests: the one it names, else the folder's only one.
+fn plugin_of<'a>(
+    file: &Path,
+    named: Option<&str>,
+    manifests: &'a [PathBuf],
+) -> anyhow::Result<&'a PathBuf> {
+    let name_of = |m: &PathBuf| m.file_stem().map(|s| s.to_string_lossy().into_owned());
+    match (named, manifests) {
+        (Some(name), _) => manifests
+            .iter()
+            .find(|m| name_of(m).as_deref() == Some(name))
+            .with_context(|| {
+                format!(
+                    "{}: plugin: {name:?} has no manifest ({name}.toml) here",
+                    file.display()
+                )
+            }),
+        (None, [only]) => Ok(only),
+        (None, _) => bail!(
+            "{}: plugin: required, the folder holds {} plugins",
+            file.display(),
+            manifests.len()
+        ),
+    }
+}
+
+/// The plugin of `manifest` with `settings` instead of its own, if given.
+async fn load_with(
+    tools: &Tools,
+    manifest_path: &Path,
+    settings: Option<&serde_json::Value>,
+) -> anyhow::Result<Plugin> {
+    let Some(settings) = settings else {
+        return tools.load_manifest(manifest_path).await;
+    };
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let mut manifest =
+        Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    manifest.settings = settings.clone();
+    let name = manifest_path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    Ok(Plugin::from_manifest(
+        &tools.engine,
+        &tools.host,
+        &tools.metrics,
+        &name,
+        manifest,
+        dir,
+        None,
+    )
+    .await?)
 }
 
 async fn test_dir(tools: &Tools, dir: &Path) -> anyhow::Result<ExitCode> {
@@ -407,43 +520,58 @@ async fn test_dir(tools: &Tools, dir: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let (mut passed, mut failed) = (0, 0);
-    for manifest in &manifests {
-        let plugin = tools.load_manifest(manifest).await?;
-        for file in &files {
-            let tests: TestFile = read_yaml(file)?;
-            let node = match &tests.node {
-                Some(n) => {
-                    node_view(n).map_err(|e| anyhow::anyhow!("{}: node: {e}", file.display()))?
+    for file in &files {
+        let tests: TestFile = read_yaml(file)?;
+        let manifest = plugin_of(file, tests.plugin.as_deref(), &manifests)?;
+        let node = match &tests.node {
+            Some(n) => {
+                node_view(n).map_err(|e| anyhow::anyhow!("{}: node: {e}", file.display()))?
+            }
+            None => node_or_local(None)?,
+        };
+        let views = |pods: &[k8s::Pod], what: &str| -> anyhow::Result<Vec<_>> {
+            pods.iter()
+                .enumerate()
+                .map(|(i, p)| validated_view(p, &format!("{}: {what}[{i}]", file.display())))
+                .collect()
+        };
+        let shared_active = views(&tests.active_pods, "active-pods")?;
+        // Checked before anything runs: a broken fixture is no test.
+        let mut prepared = Vec::new();
+        for case in &tests.cases {
+            let at = format!("{}: case {:?}", file.display(), case.name);
+            case.expect
+                .validate()
+                .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+            let pod = validated_view(&case.pod, &format!("{at}: pod"))?;
+            let active = match &case.active_pods {
+                Some(pods) => views(pods, &format!("case {:?}: active-pods", case.name))?,
+                None => shared_active.clone(),
+            };
+            prepared.push((case, pod, active));
+        }
+        let mut loaded: BTreeMap<String, Plugin> = BTreeMap::new();
+        for (case, pod, active) in prepared {
+            let settings = case.settings.as_ref().or(tests.settings.as_ref());
+            let key = settings.map_or_else(String::new, ToString::to_string);
+            if !loaded.contains_key(&key) {
+                let plugin = load_with(tools, manifest, settings)
+                    .await
+                    .with_context(|| format!("{}: case {:?}", file.display(), case.name))?;
+                loaded.insert(key.clone(), plugin);
+            }
+            let Some(plugin) = loaded.get(&key) else {
+                continue;
+            };
+            let outcome = plugin.admit(&pod, &node, &active).await;
+            match check(&case.expect, &outcome) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("PASS  {}: {}", plugin.name, case.name);
                 }
-                None => node_or_local(None)?,
-            };
-            let views = |pods: &[k8s::Pod]| -> anyhow::Result<Vec<_>> {
-                pods.iter()
-                    .map(|p| {
-                        pod_view(p, config_source(p, "file"))
-                            .map_err(|e| anyhow::anyhow!("{}: active pod: {e}", file.display()))
-                    })
-                    .collect()
-            };
-            let shared_active = views(&tests.active_pods)?;
-            for case in &tests.cases {
-                let pod = pod_view(&case.pod, config_source(&case.pod, "file")).map_err(|e| {
-                    anyhow::anyhow!("{}: case {:?}: pod: {e}", file.display(), case.name)
-                })?;
-                let active = match &case.active_pods {
-                    Some(pods) => views(pods)?,
-                    None => shared_active.clone(),
-                };
-                let outcome = plugin.admit(&pod, &node, &active).await;
-                match check(&case.expect, &outcome) {
-                    Ok(()) => {
-                        passed += 1;
-                        println!("PASS  {}: {}", plugin.name, case.name);
-                    }
-                    Err(why) => {
-                        failed += 1;
-                        println!("FAIL  {}: {}: {why}", plugin.name, case.name);
-                    }
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL  {}: {}\n      {why}", plugin.name, case.name);
                 }
             }
         }

@@ -72,21 +72,31 @@ fn every_example_plugin_has_component_tests_and_they_pass() {
     }
 }
 
+/// A folder of the test's own holding require-labels under each of `names`
+/// (manifest and component), with an empty `tests/`.
+fn require_labels_as(tag: &str, names: &[&str]) -> PathBuf {
+    let example = repo().join("plugins/examples/require-labels");
+    let dir = std::env::temp_dir().join(format!("wasmlet-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tests")).expect("dir");
+    for name in names {
+        std::fs::copy(
+            example.join("require-labels.toml"),
+            dir.join(format!("{name}.toml")),
+        )
+        .expect("manifest");
+        std::fs::copy(
+            example.join("require-labels.wasm"),
+            dir.join(format!("{name}.wasm")),
+        )
+        .expect("component (built by scripts/build-plugins.sh)");
+    }
+    dir
+}
+
 #[test]
 fn plugin_test_fails_on_a_wrong_expectation() {
-    let example = repo().join("plugins/examples/require-labels");
-    let dir = std::env::temp_dir().join(format!("wasmlet-cli-mismatch-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("tests")).expect("dir");
-    std::fs::copy(
-        example.join("require-labels.toml"),
-        dir.join("require-labels.toml"),
-    )
-    .expect("manifest");
-    std::fs::copy(
-        example.join("require-labels.wasm"),
-        dir.join("require-labels.wasm"),
-    )
-    .expect("component (built by scripts/build-plugins.sh)");
+    let dir = require_labels_as("mismatch", &["require-labels"]);
     std::fs::write(
         dir.join("tests/wrong.yaml"),
         "cases:\n  - name: claims an unlabelled pod is admitted\n    pod: {metadata: {name: x}, spec: {containers: [{name: a, image: b}]}}\n    expect: {admit: true}\n",
@@ -101,6 +111,98 @@ fn plugin_test_fails_on_a_wrong_expectation() {
         text(&out)
     );
     assert!(text(&out).contains("0 passed, 1 failed"), "{}", text(&out));
+    // What was expected, and what came.
+    assert!(
+        text(&out).contains("expected admitted\n      got      rejected  MissingLabels: "),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn fixtures_belong_to_one_plugin_and_may_set_its_settings_per_case() {
+    let dir = require_labels_as("owned", &["strict", "other"]);
+    let case = |name: &str, labels: &str, settings: &str, expect: &str| {
+        format!(
+            "  - name: {name}\n    pod: {{metadata: {{name: x, labels: {{{labels}}}}}, spec: {{containers: [{{name: a, image: b}}]}}}}\n{settings}    expect: {expect}\n"
+        )
+    };
+    // A folder of two plugins: a file must say which it tests.
+    std::fs::write(
+        dir.join("tests/unowned.yaml"),
+        format!("cases:\n{}", case("c", "", "", "{admit: false}")),
+    )
+    .expect("test file");
+    let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unowned.yaml: plugin: required, the folder holds 2 plugins"),
+        "{}",
+        text(&out)
+    );
+    // Named, its cases run against that plugin alone, once each.
+    std::fs::write(
+        dir.join("tests/unowned.yaml"),
+        format!(
+            "plugin: strict\ncases:\n{}{}",
+            case(
+                "needs both labels",
+                "app: web",
+                "",
+                "{admit: false, reason: MissingLabels}"
+            ),
+            case(
+                "needs only app with its settings",
+                "app: web",
+                "    settings: {labels: [app]}\n",
+                "{admit: true}"
+            ),
+        ),
+    )
+    .expect("test file");
+    let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 passed, 0 failed"), "{}", text(&out));
+    assert!(!text(&out).contains("other:"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fixture_that_checks_nothing_or_holds_an_invalid_pod_is_refused() {
+    let dir = require_labels_as("refused", &["require-labels"]);
+    let cases = [
+        (
+            "pod: {metadata: {name: x}, spec: {containers: [{name: a, image: b}]}}\n    expect: {}",
+            "case \"c\": expect: checks nothing",
+        ),
+        (
+            "pod: {metadata: {name: x}, spec: {containers: []}}\n    expect: {admit: true}",
+            "case \"c\": pod: spec.containers: Required value",
+        ),
+        (
+            "pod: {metadata: {name: Not_A_Name}, spec: {containers: [{name: a, image: b}]}}\n    expect: {admit: true}",
+            "case \"c\": pod: metadata.name",
+        ),
+        (
+            "pod: {metadata: {name: x}, spec: {containers: [{name: a, image: b}]}}\n    expect: {admit: true, reason: Nope}",
+            "a reason is a rejection's",
+        ),
+    ];
+    for (case, says) in cases {
+        std::fs::write(
+            dir.join("tests/bad.yaml"),
+            format!("cases:\n  - name: c\n    {case}\n"),
+        )
+        .expect("test file");
+        let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+        assert!(!out.status.success(), "{case}: {}", text(&out));
+        assert!(
+            text(&out).contains("bad.yaml") && text(&out).contains(says),
+            "{case}: {}",
+            text(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
