@@ -33,7 +33,7 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize"
   }
   "$venv/bin/pip" install -q "componentize-py==$componentize"
 fi
-for app in plugins/examples/*/app.py; do
+for app in plugins/examples/*/app.py plugins/testing/*/app.py; do
   [ -e "$app" ] || continue
   dir=$(dirname "$app")
   name=$(basename "$dir")
@@ -44,6 +44,36 @@ for app in plugins/examples/*/app.py; do
   fi
   echo "componentize-py: $dir ($world)"
   "$venv/bin/componentize-py" -d wit -w "$world" componentize app -p "$dir" -o "$out" >/dev/null
+done
+
+# JavaScript plugins (plugins/*/*/app.js): componentize-js from npm, pinned by
+# plugins/js-toolchain's package-lock.json, installed into target/js with the
+# machine's Node.js (Debian's, if there is none). Rebuilt when the app or the
+# WIT changed.
+js=target/js
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -x "$js/node_modules/.bin/componentize-js" ] ||
+  ! cmp -s plugins/js-toolchain/package-lock.json "$js/package-lock.json"; then
+  rm -rf "$js"
+  mkdir -p "$js"
+  cp plugins/js-toolchain/package.json plugins/js-toolchain/package-lock.json "$js/"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+for app in plugins/examples/*/app.js plugins/testing/*/app.js; do
+  [ -e "$app" ] || continue
+  dir=$(dirname "$app")
+  name=$(basename "$dir")
+  world=$(sed -n 's/^kind *= *"\(.*\)"/\1/p' "$dir/$name.toml")
+  out=$dir/$name.wasm
+  if [ -f "$out" ] && [ -z "$(find "$app" wit -newer "$out" -print -quit)" ]; then
+    continue
+  fi
+  echo "componentize-js: $dir ($world)"
+  # No HTTP: an admission plugin's world does not import it.
+  "$js/node_modules/.bin/componentize-js" "$app" --wit wit -n "$world" \
+    -d http fetch-event -o "$out" >/dev/null
 done
 
 # Flat plugin directories, as the agent loads them: the built-in plugins

@@ -280,23 +280,15 @@ pub(crate) fn settle<T>(
     }
 }
 
-/// The trap, with the guest's last words (a Rust panic prints its message to
-/// stderr before trapping).
+/// The trap, with the guest's last words in its own language's terms (a
+/// Python traceback, a JavaScript exception, a Rust panic).
 fn trap_message(trap: &wasmtime::Error, stderr: &[u8]) -> String {
     let code = trap
         .downcast_ref::<wasmtime::Trap>()
         .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
-    let said = String::from_utf8_lossy(stderr);
-    let last: Vec<&str> = said
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let tail = last[last.len().saturating_sub(2)..].join(" ");
-    if tail.is_empty() {
-        code
-    } else {
-        format!("{tail} ({code})")
+    match crate::last_words::last_words(&String::from_utf8_lossy(stderr)) {
+        Some(said) => format!("{said} ({code})"),
+        None => code,
     }
 }
 

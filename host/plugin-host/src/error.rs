@@ -108,6 +108,8 @@ pub enum LoadError {
     Compile { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Contract { path: PathBuf, message: String },
-    #[error("{path}: rejected its settings: {source}")]
-    Settings { path: PathBuf, source: CallError },
+    /// (The call's error is in the message, not the source chain, so that
+    /// a report of the chain says it once.)
+    #[error("{path}: rejected its settings: {error}")]
+    Settings { path: PathBuf, error: CallError },
 }

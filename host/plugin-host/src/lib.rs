@@ -23,6 +23,7 @@ mod error;
 mod fd_budget;
 mod grants;
 mod imports;
+mod last_words;
 mod load;
 mod manifest;
 mod metrics;

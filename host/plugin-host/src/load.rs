@@ -158,9 +158,9 @@ impl Plugin {
             plugin
                 .validate_settings()
                 .await
-                .map_err(|source| LoadError::Settings {
+                .map_err(|error| LoadError::Settings {
                     path: plugin.component_path.clone(),
-                    source,
+                    error,
                 })?;
         }
         Ok(plugin)

@@ -72,9 +72,11 @@ async fn a_panic_is_an_error_naming_the_plugin_and_the_agent_keeps_serving() {
         panic!("expected a trap, got {err}");
     };
     assert!(
-        message.contains("hostile plugin panics on purpose"),
+        message
+            .contains("hostile plugin panics on purpose (panicked at testing/hostile/src/lib.rs:"),
         "{message}"
     );
+    assert!(!message.contains("RUST_BACKTRACE"), "{message}");
     assert!(
         err.to_string()
             .starts_with("plugin panicky: admit: trapped: "),

@@ -351,3 +351,31 @@ fn bad_input_is_reported_with_the_file() {
         text(&out)
     );
 }
+
+#[test]
+fn a_guest_s_own_error_text_reaches_the_operator() {
+    let pod = repo().join("plugins/examples/pods/unlabelled.yaml");
+    for (plugin, says) in [
+        (
+            "plugins/testing/py-raise/py-raise.toml",
+            "trapped: KeyError: 'team' (Python traceback: File ",
+        ),
+        (
+            "plugins/testing/js-throw/js-throw.toml",
+            "trapped: TypeError: ",
+        ),
+    ] {
+        let out = wasmlet(&[
+            "plugin",
+            "run",
+            &repo().join(plugin).to_string_lossy(),
+            "--pod",
+            &pod.to_string_lossy(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{plugin}: {}", text(&out));
+        assert!(text(&out).contains(says), "{plugin}: {}", text(&out));
+        // The language runtime's own hints are no help to the operator.
+        assert!(!text(&out).contains("RUST_BACKTRACE"), "{}", text(&out));
+        assert!(!text(&out).contains("mozalloc_abort"), "{}", text(&out));
+    }
+}
