@@ -21,7 +21,19 @@ for manifest in plugins/examples/*/*.toml plugins/builtin/*/*.toml; do
   cp "$out/${crate//-/_}.wasm" "$(dirname "$manifest")/$name.wasm"
 done
 
-# Python plugins (plugins/examples/*/app.py): componentize-py from PyPI, in a
+# For a plugin written in a language other than Rust (its source `$1`, beside
+# its manifest): sets `dir`, `world` (the manifest's kind) and `out` (the
+# component), and fails when the component is newer than the source and the WIT.
+stale() {
+  dir=$(dirname "$1")
+  local name
+  name=$(basename "$dir")
+  world=$(sed -n 's/^kind *= *"\(.*\)"/\1/p' "$dir/$name.toml")
+  out=$dir/$name.wasm
+  [ ! -f "$out" ] || [ -n "$(find "$1" wit -newer "$out" -print -quit)" ]
+}
+
+# Python plugins (plugins/*/*/app.py): componentize-py from PyPI, in a
 # virtualenv of the project's own. Rebuilt when the app or the WIT changed.
 componentize=0.25.1
 venv=target/py
@@ -34,14 +46,7 @@ if ! "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$componentize"
   "$venv/bin/pip" install -q "componentize-py==$componentize"
 fi
 for app in plugins/examples/*/app.py plugins/testing/*/app.py; do
-  [ -e "$app" ] || continue
-  dir=$(dirname "$app")
-  name=$(basename "$dir")
-  world=$(sed -n 's/^kind *= *"\(.*\)"/\1/p' "$dir/$name.toml")
-  out=$dir/$name.wasm
-  if [ -f "$out" ] && [ -z "$(find "$app" wit -newer "$out" -print -quit)" ]; then
-    continue
-  fi
+  [ -e "$app" ] && stale "$app" || continue
   echo "componentize-py: $dir ($world)"
   "$venv/bin/componentize-py" -d wit -w "$world" componentize app -p "$dir" -o "$out" >/dev/null
 done
@@ -62,14 +67,7 @@ if [ ! -x "$js/node_modules/.bin/componentize-js" ] ||
   (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 for app in plugins/examples/*/app.js plugins/testing/*/app.js; do
-  [ -e "$app" ] || continue
-  dir=$(dirname "$app")
-  name=$(basename "$dir")
-  world=$(sed -n 's/^kind *= *"\(.*\)"/\1/p' "$dir/$name.toml")
-  out=$dir/$name.wasm
-  if [ -f "$out" ] && [ -z "$(find "$app" wit -newer "$out" -print -quit)" ]; then
-    continue
-  fi
+  [ -e "$app" ] && stale "$app" || continue
   echo "componentize-js: $dir ($world)"
   # No HTTP: an admission plugin's world does not import it.
   "$js/node_modules/.bin/componentize-js" "$app" --wit wit -n "$world" \
