@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::plugins::Live;
 use k8s_openapi::api::core::v1::{LifecycleHandler, Probe};
 use wasmlet_agent::handlers::{
     BoxFuture, Checked, ContainerHandlers, HandlerTarget, HookError, Outcome,
@@ -15,14 +16,33 @@ use wasmlet_plugin_host::{
     CallTarget, ContainerCall, Failure, Kind, Plugin, PluginSet, lifecycle_handler, probe_handler,
 };
 
+/// The handler plugins, replaced whole when the plugin directory changes.
 #[derive(Debug, Default)]
 pub struct PluginHandlers {
+    live: Live<Handlers>,
+}
+
+#[derive(Debug, Default)]
+struct Handlers {
     probes: BTreeMap<String, Arc<Plugin>>,
     hooks: BTreeMap<String, Arc<Plugin>>,
 }
 
 impl PluginHandlers {
     pub fn from_set(set: &PluginSet) -> Self {
+        Self {
+            live: Live::new(Handlers::from_set(set)),
+        }
+    }
+
+    /// The handlers of `set`, for the calls from now on.
+    pub fn replace(&self, set: &PluginSet) {
+        self.live.set(Handlers::from_set(set));
+    }
+}
+
+impl Handlers {
+    fn from_set(set: &PluginSet) -> Self {
         let mut handlers = Self::default();
         for plugin in &set.plugins {
             match plugin.kind() {
@@ -79,7 +99,7 @@ impl ContainerHandlers for PluginHandlers {
                 Ok(found) => found,
                 Err(e) => return unknown(e),
             };
-            let Some(plugin) = self.probes.get(kind) else {
+            let Some(plugin) = self.live.get().probes.get(kind).cloned() else {
                 return unknown(format!("no probe-{kind} plugin is loaded"));
             };
             let call = match container_call(target) {
@@ -115,10 +135,10 @@ impl ContainerHandlers for PluginHandlers {
     ) -> BoxFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             let (kind, handler) = lifecycle_handler(handler).map_err(HookError::Invalid)?;
-            let plugin = self
-                .hooks
-                .get(kind)
-                .ok_or_else(|| HookError::NoHandler(format!("no hook-{kind} plugin is loaded")))?;
+            let plugin =
+                self.live.get().hooks.get(kind).cloned().ok_or_else(|| {
+                    HookError::NoHandler(format!("no hook-{kind} plugin is loaded"))
+                })?;
             let call = container_call(target).map_err(HookError::Invalid)?;
             plugin
                 .run_hook(&call, &handler, pre_stop, within)

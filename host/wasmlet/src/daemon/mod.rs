@@ -6,6 +6,7 @@ mod config;
 mod exposition;
 mod handlers;
 mod plugins;
+mod reload;
 mod server;
 mod tasks;
 
@@ -296,6 +297,12 @@ struct App {
     agent: Agent<CriClient, plugins::PluginAdmission>,
     sources: Vec<Arc<Plugin>>,
     failed_sources: Vec<(String, String)>,
+    /// What the plugin directory held at start, and the handles its reloads
+    /// replace.
+    plugin_set: PluginSet,
+    chain: plugins::Live<plugins::Chain>,
+    handlers: Arc<handlers::PluginHandlers>,
+    reload_metrics: reload::ReloadMetrics,
     engine: Arc<PluginEngine>,
     host: Arc<HostContext>,
     plugin_metrics: PluginMetrics,
@@ -346,8 +353,8 @@ impl App {
             }
         }
 
-        let (chain, unavailable) = admission_chain(&set, config.admission_plugins.as_deref());
-        for (plugin, why) in &unavailable {
+        let chain = admission_chain(&set, config.admission_plugins.as_deref());
+        for (plugin, why) in &chain.unavailable {
             tracing::error!(%plugin, "fail-closed admission plugin is not loaded; every new pod is rejected until it is: {why}");
         }
         let sources: Vec<Arc<Plugin>> = set
@@ -400,15 +407,18 @@ impl App {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         plugin_metrics.register(&mut registry);
+        let reload_metrics = reload::ReloadMetrics::default();
+        reload_metrics.register(&mut registry);
+        let chain = plugins::Live::new(chain);
+        let handlers = Arc::new(handlers::PluginHandlers::from_set(&set));
         let mut agent = Agent::new(
             runtime,
             plugins::PluginAdmission {
-                chain,
-                unavailable,
+                chain: chain.clone(),
                 node,
                 views: Default::default(),
             },
-            Arc::new(handlers::PluginHandlers::from_set(&set)),
+            handlers.clone(),
             agent_config,
             metrics,
         );
@@ -438,6 +448,10 @@ impl App {
             agent,
             sources,
             failed_sources,
+            plugin_set: set,
+            chain,
+            handlers,
+            reload_metrics,
             engine,
             host,
             plugin_metrics,
@@ -452,15 +466,19 @@ impl App {
         let shutdown = CancellationToken::new();
         let (updates, config_rx) = mpsc::channel(16);
         let mut tasks = tasks::CoreTasks::default();
-        plugins::start_sources(&self.sources, &updates, &shutdown, &mut tasks);
+        let running = plugins::start_sources(&self.sources, &updates, &shutdown, &mut tasks);
         let config = Arc::new(self.config);
+        let loader = SourceReload {
+            engine: engine.clone(),
+            host: host.clone(),
+            metrics: plugin_metrics.clone(),
+            manifest: PathBuf::new(),
+            config: config.clone(),
+        };
         for (source, _) in &self.failed_sources {
             let reload = SourceReload {
-                engine: engine.clone(),
-                host: host.clone(),
-                metrics: plugin_metrics.clone(),
                 manifest: config.plugin_dir.join(format!("{source}.toml")),
-                config: config.clone(),
+                ..loader.clone()
             };
             let load: plugins::SourceLoader = Box::new(move || {
                 let reload = reload.clone();
@@ -470,6 +488,21 @@ impl App {
                 format!("pod source {source} (retrying)"),
                 plugins::retry_source(source.clone(), load, updates.clone(), shutdown.clone()),
             );
+        }
+        if !config.plugin_reload_period.is_zero() {
+            let reloader = reload::Reloader {
+                dir: config.plugin_dir.clone(),
+                period: config.plugin_reload_period,
+                loader,
+                set: self.plugin_set,
+                chain: self.chain,
+                handlers: self.handlers,
+                sources: running,
+                retried: self.failed_sources.iter().map(|(n, _)| n.clone()).collect(),
+                updates: updates.clone(),
+                metrics: self.reload_metrics,
+            };
+            tasks.spawn("plugin directory", reloader.run(shutdown.clone()));
         }
         drop(updates);
         if let Some((cluster, runtime)) = self.cluster {
@@ -517,7 +550,8 @@ impl Running {
     }
 }
 
-/// What loading a configured source again takes.
+/// What loading a plugin of the directory again takes (a configured source
+/// that did not start, or any plugin whose files changed).
 #[derive(Clone)]
 struct SourceReload {
     engine: Arc<PluginEngine>,
@@ -592,10 +626,7 @@ fn configured_sources(
 /// The admission plugins in the configured order, or all of them by name;
 /// and the fail-closed ones that should be there and are not, with why. A
 /// configured name is fail-closed unless its manifest says otherwise.
-fn admission_chain(
-    set: &PluginSet,
-    order: Option<&[String]>,
-) -> (Vec<Arc<Plugin>>, Vec<(String, String)>) {
+fn admission_chain(set: &PluginSet, order: Option<&[String]>) -> plugins::Chain {
     let admission = |p: &&Arc<Plugin>| p.kind() == Kind::Admission;
     let fail_closed = |name: &str| -> Option<String> {
         let skipped = set.skipped.iter().find(|s| s.name == name);
@@ -608,21 +639,24 @@ fn admission_chain(
     };
     match order {
         None => {
-            let chain = set.plugins.iter().filter(admission).cloned().collect();
+            let plugins = set.plugins.iter().filter(admission).cloned().collect();
             let unavailable = set
                 .skipped
                 .iter()
                 .filter(|s| s.kind == Some(Kind::Admission))
                 .filter_map(|s| Some((s.name.clone(), fail_closed(&s.name)?)))
                 .collect();
-            (chain, unavailable)
+            plugins::Chain {
+                plugins,
+                unavailable,
+            }
         }
         Some(names) => {
-            let mut chain = Vec::new();
+            let mut plugins = Vec::new();
             let mut unavailable = Vec::new();
             for name in names {
                 match set.get(name).filter(admission) {
-                    Some(plugin) => chain.push(plugin.clone()),
+                    Some(plugin) => plugins.push(plugin.clone()),
                     None => match fail_closed(name) {
                         Some(why) => unavailable.push((name.clone(), why)),
                         None => {
@@ -631,7 +665,10 @@ fn admission_chain(
                     },
                 }
             }
-            (chain, unavailable)
+            plugins::Chain {
+                plugins,
+                unavailable,
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -15,13 +15,48 @@ use wasmlet_agent::pod_ext::PodExt;
 use wasmlet_agent::{SourceMessage, SourceUpdate};
 use wasmlet_plugin_host::{Plugin, SourceEvent, admit_all, config_source, pod_view, types};
 
-/// Runs admission plugins in the configured order (first rejection wins).
-#[derive(Debug)]
-pub struct PluginAdmission {
-    pub chain: Vec<Arc<Plugin>>,
+/// A value the plugin directory's reloads replace while readers hold the
+/// one they took: one writer (the reloader), many readers, no lock held
+/// across a call.
+#[derive(Debug, Default)]
+pub struct Live<T>(Arc<RwLock<Arc<T>>>);
+
+impl<T> Clone for Live<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Live<T> {
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(value))))
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set(&self, value: T) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
+    }
+}
+
+/// The admission plugins in the order they run.
+#[derive(Debug, Default)]
+pub struct Chain {
+    pub plugins: Vec<Arc<Plugin>>,
     /// Fail-closed admission plugins that should run and do not (missing,
     /// or failed to load), with why: while any is, no new pod is admitted.
     pub unavailable: Vec<(String, String)>,
+}
+
+/// Runs admission plugins in the configured order (first rejection wins).
+#[derive(Debug)]
+pub struct PluginAdmission {
+    pub chain: Live<Chain>,
     pub node: types::NodeInfo,
     /// The WIT view of each pod admission has seen, kept while it is active.
     pub views: PodViews,
@@ -74,7 +109,8 @@ fn source_of(pod: &Pod) -> &str {
 
 impl Admit for PluginAdmission {
     async fn admit(&self, pod: &Arc<Pod>, active: &[Arc<Pod>]) -> Admission {
-        if let Some((plugin, why)) = self.unavailable.first() {
+        let chain = self.chain.get();
+        if let Some((plugin, why)) = chain.unavailable.first() {
             return Admission {
                 admit: false,
                 reason: "AdmissionPluginUnavailable".into(),
@@ -83,7 +119,7 @@ impl Admit for PluginAdmission {
                 ),
             };
         }
-        if self.chain.is_empty() {
+        if chain.plugins.is_empty() {
             return Admission::admitted();
         }
         self.views.retain(active.iter().chain([pod]));
@@ -101,7 +137,7 @@ impl Admit for PluginAdmission {
             .iter()
             .filter_map(|p| self.views.get(p).ok())
             .collect();
-        let verdict = admit_all(&self.chain, &view, &self.node, &active).await;
+        let verdict = admit_all(&chain.plugins, &view, &self.node, &active).await;
         Admission {
             admit: verdict.admit,
             reason: verdict.reason,
@@ -110,19 +146,64 @@ impl Admit for PluginAdmission {
     }
 }
 
+/// Whose messages of one source count: instances are numbered, and once an
+/// instance has delivered, its predecessors' messages are dropped. A
+/// replaced source's pods stay as its predecessor left them until then.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTurn(Arc<tokio::sync::Mutex<u64>>);
+
+/// One running instance of a source plugin.
+#[derive(Debug, Clone)]
+pub struct SourceInstance {
+    pub turn: SourceTurn,
+    pub generation: u64,
+    /// Ends this instance (and no other).
+    pub stop: CancellationToken,
+}
+
+impl SourceInstance {
+    /// The first instance of a source.
+    pub fn first(shutdown: &CancellationToken) -> Self {
+        Self {
+            turn: SourceTurn::default(),
+            generation: 0,
+            stop: shutdown.child_token(),
+        }
+    }
+
+    /// The instance that replaces this one.
+    pub fn successor(&self, shutdown: &CancellationToken) -> Self {
+        Self {
+            turn: self.turn.clone(),
+            generation: self.generation + 1,
+            stop: shutdown.child_token(),
+        }
+    }
+}
+
 /// Starts every source plugin; their snapshots arrive on `updates`, decoded.
+/// Returns each one's instance, for the reloads that replace them.
 pub fn start_sources(
     sources: &[Arc<Plugin>],
     updates: &mpsc::Sender<SourceMessage>,
     shutdown: &CancellationToken,
     tasks: &mut super::tasks::CoreTasks,
-) {
+) -> HashMap<String, SourceInstance> {
+    let mut running = HashMap::new();
     for plugin in sources {
-        tasks.spawn(
-            format!("pod source {}", plugin.name),
-            run_source(plugin.clone(), updates.clone(), shutdown.clone()),
-        );
+        let instance = SourceInstance::first(shutdown);
+        running.insert(plugin.name.clone(), instance.clone());
+        let (plugin, updates, shutdown) = (plugin.clone(), updates.clone(), shutdown.clone());
+        tasks.spawn(format!("pod source {}", plugin.name), async move {
+            let stop = instance.stop.clone();
+            run_source(plugin, updates, instance, None).await;
+            // Replaced by a reload: not an end of the agent's.
+            if stop.is_cancelled() {
+                shutdown.cancelled().await;
+            }
+        });
     }
+    running
 }
 
 /// What loads one configured source plugin again (its manifest, as the
@@ -152,7 +233,8 @@ pub async fn retry_source(
         let reason = match load().await {
             Ok(Some(plugin)) => {
                 tracing::info!(source = %name, "pod source loaded on retry");
-                return run_source(Arc::new(plugin), updates, shutdown).await;
+                let instance = SourceInstance::first(&shutdown);
+                return run_source(Arc::new(plugin), updates, instance, None).await;
             }
             Ok(None) => format!("{name} is no longer configured"),
             Err(reason) => reason,
@@ -167,16 +249,44 @@ pub async fn retry_source(
     }
 }
 
-/// Runs one source plugin and forwards its snapshots, decoded; a pod that
-/// does not decode is reported as a problem of its source.
-async fn run_source(
+/// Runs one instance of a source plugin until its `stop` and forwards its
+/// snapshots, decoded; a pod that does not decode is reported as a problem
+/// of its source. An instance that replaces another stops it when it first
+/// delivers (`predecessor`).
+pub async fn run_source(
     plugin: Arc<Plugin>,
     updates: mpsc::Sender<SourceMessage>,
-    shutdown: CancellationToken,
+    instance: SourceInstance,
+    mut predecessor: Option<CancellationToken>,
 ) {
     let (events_tx, mut events) = mpsc::channel(4);
     let name = plugin.name.clone();
+    let SourceInstance {
+        turn,
+        generation,
+        stop,
+    } = instance;
+    // Sends `message` if this instance's turn has come (and ends its
+    // predecessor then); false when it is over (replaced, or the agent stops).
+    let send = move |message: SourceMessage| {
+        let (turn, updates) = (turn.clone(), updates.clone());
+        let predecessor = predecessor.take();
+        async move {
+            let mut current = turn.0.lock().await;
+            if *current > generation {
+                return false;
+            }
+            if *current < generation {
+                *current = generation;
+                if let Some(predecessor) = predecessor {
+                    predecessor.cancel();
+                }
+            }
+            updates.send(message).await.is_ok()
+        }
+    };
     let forward = async move {
+        let mut send = send;
         while let Some(event) = events.recv().await {
             let snapshot = match event {
                 SourceEvent::Snapshot(snapshot) => snapshot,
@@ -186,7 +296,7 @@ async fn run_source(
                         source: name.clone(),
                         reason: error.to_string(),
                     };
-                    if updates.send(failed).await.is_err() {
+                    if !send(failed).await {
                         return;
                     }
                     continue;
@@ -205,14 +315,14 @@ async fn run_source(
             update
                 .problems
                 .extend(snapshot.problems.into_iter().map(|p| (p.origin, p.message)));
-            if updates.send(update.into()).await.is_err() {
+            if !send(update.into()).await {
                 return;
             }
         }
     };
-    // The source ends only at shutdown; the forwarder when it does.
+    // The source ends only when stopped; the forwarder when it does.
     tokio::join!(
-        plugin.run_source(Arc::new(Notify::new()), events_tx, shutdown),
+        plugin.run_source(Arc::new(Notify::new()), events_tx, stop),
         forward
     );
 }

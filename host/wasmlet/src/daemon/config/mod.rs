@@ -97,6 +97,10 @@ pub struct AgentFileConfig {
     /// Admission plugins, in the order they run. Default: every admission
     /// plugin in the directory, by name.
     pub admission_plugins: Option<Vec<String>>,
+    /// How often the plugin directory is looked at for added, changed or
+    /// removed plugins (`0s`: never; plugins load at start only).
+    #[serde(with = "humantime_serde")]
+    pub plugin_reload_period: Duration,
     /// The operator's grants, by plugin name: a plugin gets at most what its
     /// manifest asks for and what is granted here.
     pub plugin_grants: BTreeMap<String, Capabilities>,
@@ -216,6 +220,7 @@ impl Default for AgentFileConfig {
             plugin_dir: "/usr/lib/wasmlet/plugins".into(),
             plugin_cache_dir: "/var/cache/wasmlet/plugins".into(),
             admission_plugins: None,
+            plugin_reload_period: Duration::from_secs(5),
             plugin_grants: BTreeMap::new(),
             plugin_limits: PluginLimits::default(),
             pod_logs_dir: agent.log_root,
