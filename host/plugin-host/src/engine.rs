@@ -143,10 +143,34 @@ impl PluginEngine {
         Ok(crate::ComponentFacts::read(&self.engine, &component))
     }
 
+    /// Compiles `wasm` into the cache ahead of its first load, unless this
+    /// engine build compiled it already: the artifact, and whether it was
+    /// compiled now. An agent with the same cache then loads it without
+    /// compiling; an artifact of another engine build is never used.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<(PathBuf, bool), String> {
+        let dir = self
+            .cache_dir
+            .as_ref()
+            .ok_or("there is no compile cache to fill (the plugin cache is \"\")")?;
+        trusted_cache_dir(dir).map_err(|why| format!("{}: {why}", dir.display()))?;
+        let path = self.cache_path(dir, wasm);
+        if trusted_entry(&path) && load_cached(&self.engine, &path).is_ok() {
+            return Ok((path, false));
+        }
+        let component =
+            Component::new(&self.engine, wasm).map_err(|e| format!("compiling: {e:#}"))?;
+        store_cached(dir, &path, &component).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((path, true))
+    }
+
+    fn cache_path(&self, dir: &Path, wasm: &[u8]) -> PathBuf {
+        let digest = hex::encode(Sha256::digest(wasm));
+        dir.join(format!("{digest}-{}.cwasm", self.compat))
+    }
+
     /// Compiles `wasm`, or loads the result of an earlier compile of the same
     /// bytes by the same engine build from the cache.
     pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Component, wasmtime::Error> {
-        let digest = hex::encode(Sha256::digest(wasm));
         let Some(dir) = &self.cache_dir else {
             return Component::new(&self.engine, wasm);
         };
@@ -154,7 +178,7 @@ impl PluginEngine {
             tracing::warn!(dir = %dir.display(), "not using the compile cache: {why}");
             return Component::new(&self.engine, wasm);
         }
-        let path = dir.join(format!("{digest}-{}.cwasm", self.compat));
+        let path = self.cache_path(dir, wasm);
         if trusted_entry(&path) {
             match load_cached(&self.engine, &path) {
                 Ok(component) => return Ok(component),

@@ -379,3 +379,146 @@ fn a_guest_s_own_error_text_reaches_the_operator() {
         assert!(!text(&out).contains("mozalloc_abort"), "{}", text(&out));
     }
 }
+
+/// Builds the scaffold in `dir` with its language's tool (those
+/// scripts/build-plugins.sh installs into target/).
+fn build_scaffold(lang: &str, dir: &Path, name: &str) {
+    let run = |command: &mut Command| {
+        let out = command
+            .current_dir(dir)
+            .output()
+            .expect("the build tool runs");
+        assert!(out.status.success(), "{lang}: {command:?}:\n{}", text(&out));
+    };
+    match lang {
+        "rust" => {
+            run(Command::new("cargo")
+                .args(["build", "--release", "--target", "wasm32-wasip2"])
+                .env("CARGO_TARGET_DIR", repo().join("target/scaffold-rust")));
+            let built = repo().join(format!(
+                "target/scaffold-rust/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            ));
+            std::fs::copy(built, dir.join(format!("{name}.wasm"))).expect("the component");
+        }
+        "python" => run(
+            Command::new(repo().join("target/py/bin/componentize-py")).args([
+                "-d",
+                "wit",
+                "-w",
+                "admission",
+                "componentize",
+                "app",
+                "-p",
+                ".",
+                "-o",
+                &format!("{name}.wasm"),
+            ]),
+        ),
+        _ => run(
+            Command::new(repo().join("target/js/node_modules/.bin/componentize-js")).args([
+                "app.js",
+                "--wit",
+                "wit",
+                "-n",
+                "admission",
+                "-d",
+                "http",
+                "fetch-event",
+                "-o",
+                &format!("{name}.wasm"),
+            ]),
+        ),
+    }
+}
+
+#[test]
+fn plugin_new_scaffolds_build_pass_their_tests_and_bench_in_each_language() {
+    let parent = std::env::temp_dir().join(format!("wasmlet-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parent);
+    std::fs::create_dir_all(&parent).expect("dir");
+    for lang in ["rust", "python", "js"] {
+        let name = format!("scaffold-{lang}");
+        let out = wasmlet(&[
+            "plugin",
+            "new",
+            &name,
+            "--lang",
+            lang,
+            "--dir",
+            &parent.to_string_lossy(),
+        ]);
+        assert!(out.status.success(), "{lang}: {}", text(&out));
+        let dir = parent.join(&name);
+        build_scaffold(lang, &dir, &name);
+        let out = wasmlet(&["plugin", "test", &dir.to_string_lossy()]);
+        assert!(out.status.success(), "{lang}: {}", text(&out));
+        assert!(text(&out).contains("3 passed, 0 failed"), "{}", text(&out));
+        let out = wasmlet(&["plugin", "bench", &dir.to_string_lossy(), "--calls", "5"]);
+        assert!(out.status.success(), "{lang}: {}", text(&out));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("instantiate (validate-settings)")
+                && table.contains("a pod without it is rejected, naming it"),
+            "{table}"
+        );
+        // Made once: the second time, the folder is there.
+        let again = wasmlet(&[
+            "plugin",
+            "new",
+            &name,
+            "--lang",
+            lang,
+            "--dir",
+            &parent.to_string_lossy(),
+        ]);
+        assert!(!again.status.success() && text(&again).contains("exists already"));
+    }
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+#[test]
+fn plugin_compile_fills_the_cache_the_agent_loads_from() {
+    let cache = std::env::temp_dir().join(format!("wasmlet-cli-compile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let wasm = repo().join("plugins/examples/require-labels/require-labels.wasm");
+    let compile = || {
+        Command::new(env!("CARGO_BIN_EXE_wasmlet"))
+            .args(["plugin", "compile", &wasm.to_string_lossy()])
+            .env("WASMLET_PLUGIN_CACHE", &cache)
+            .output()
+            .expect("run wasmlet")
+    };
+    let first = compile();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(text(&first).contains(": compiled in "), "{}", text(&first));
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
+        .expect("the cache")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "one artifact");
+    let second = compile();
+    assert!(
+        text(&second).contains(": already compiled; loads in "),
+        "{}",
+        text(&second)
+    );
+    // No cache to fill: said so.
+    let none = Command::new(env!("CARGO_BIN_EXE_wasmlet"))
+        .args([
+            "--plugin-cache",
+            "",
+            "plugin",
+            "compile",
+            &wasm.to_string_lossy(),
+        ])
+        .output()
+        .expect("run wasmlet");
+    assert!(
+        !none.status.success() && text(&none).contains("no compile cache"),
+        "{}",
+        text(&none)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
