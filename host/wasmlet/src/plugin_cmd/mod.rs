@@ -125,6 +125,26 @@ impl Tools {
     async fn load_manifest(&self, path: &Path) -> anyhow::Result<Plugin> {
         Ok(Plugin::load(&self.engine, &self.host, &self.metrics, path, None).await?)
     }
+
+    /// A plugin from a manifest already read (and maybe changed): `name`'s
+    /// component, found from `dir`.
+    async fn load_parsed(
+        &self,
+        name: &str,
+        dir: &Path,
+        manifest: Manifest,
+    ) -> anyhow::Result<Plugin> {
+        let plugin = Plugin::from_manifest(
+            &self.engine,
+            &self.host,
+            &self.metrics,
+            name,
+            manifest,
+            dir,
+            None,
+        );
+        Ok(plugin.await?)
+    }
 }
 
 pub async fn run(command: PluginCommand, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -299,16 +319,7 @@ async fn run_once(
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let dir = plugin.parent().unwrap_or(Path::new("."));
-    let plugin = Plugin::from_manifest(
-        &tools.engine,
-        &tools.host,
-        &tools.metrics,
-        &name,
-        manifest,
-        dir,
-        None,
-    )
-    .await?;
+    let plugin = tools.load_parsed(&name, dir, manifest).await?;
     let pod: k8s::Pod = read_yaml(pod)?;
     let view =
         pod_view(&pod, config_source(&pod, "file")).map_err(|e| anyhow::anyhow!("pod: {e}"))?;

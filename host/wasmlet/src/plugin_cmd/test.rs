@@ -180,16 +180,7 @@ pub(super) async fn load_with(
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
-    Ok(Plugin::from_manifest(
-        &tools.engine,
-        &tools.host,
-        &tools.metrics,
-        &name,
-        manifest,
-        dir,
-        None,
-    )
-    .await?)
+    tools.load_parsed(&name, dir, manifest).await
 }
 
 /// A plugin folder's manifests and component test files.
