@@ -31,6 +31,7 @@ use wasmlet_plugin_host::{
 };
 
 pub use config::AgentFileConfig;
+use config::AuthorizationMode;
 
 use crate::node_facts;
 
@@ -65,10 +66,45 @@ pub struct RunArgs {
     pub plugin_dir: Option<PathBuf>,
     #[arg(long)]
     pub pod_logs_dir: Option<PathBuf>,
+    /// The unauthenticated HTTP port (0: off).
     #[arg(long)]
     pub read_only_port: Option<u16>,
+    /// The kubelet port (HTTPS).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The address the kubelet port and the read-only port listen on.
+    #[arg(long)]
+    pub address: Option<std::net::IpAddr>,
+    /// The healthz port (0: off), on `--healthz-bind-address`.
+    #[arg(long)]
+    pub healthz_port: Option<u16>,
+    #[arg(long)]
+    pub healthz_bind_address: Option<std::net::IpAddr>,
+    /// The kubelet port's certificate and key (PEM).
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CAs whose client certificates authenticate on the kubelet port.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Requests with no credentials are `system:anonymous`.
+    #[arg(long)]
+    pub anonymous_auth: Option<bool>,
+    /// Bearer tokens are reviewed by the API server (TokenReview).
+    #[arg(long)]
+    pub authentication_token_webhook: Option<bool>,
+    /// `AlwaysAllow` or `Webhook` (SubjectAccessReview).
+    #[arg(long, value_parser = ["AlwaysAllow", "Webhook"])]
+    pub authorization_mode: Option<String>,
+    /// The agent's state (pod directories, the self-signed certificate).
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
     #[arg(long, value_parser = humantime::parse_duration)]
     pub file_check_frequency: Option<Duration>,
+    /// How often the plugin directory is looked at for changes (0s: never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub plugin_reload_period: Option<Duration>,
     /// A kubeconfig: join that cluster (register the Node, keep its Lease);
     /// "" for standalone.
     #[arg(long, value_parser = path_or_empty)]
@@ -113,6 +149,46 @@ pub fn effective_config(
     }
     if let Some(v) = args.file_check_frequency {
         config.file_check_frequency = v;
+    }
+    if let Some(v) = args.plugin_reload_period {
+        config.plugin_reload_period = v;
+    }
+    if let Some(v) = args.port {
+        config.port = v;
+    }
+    if let Some(v) = args.address {
+        config.address = v;
+    }
+    if let Some(v) = args.healthz_port {
+        config.healthz_port = v;
+    }
+    if let Some(v) = args.healthz_bind_address {
+        config.healthz_bind_address = v;
+    }
+    if let Some(v) = &args.tls_cert_file {
+        config.tls_cert_file = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_private_key_file {
+        config.tls_private_key_file = Some(v.clone());
+    }
+    if let Some(v) = &args.client_ca_file {
+        config.authentication.x509.client_ca_file = Some(v.clone());
+    }
+    if let Some(v) = args.anonymous_auth {
+        config.authentication.anonymous.enabled = v;
+    }
+    if let Some(v) = args.authentication_token_webhook {
+        config.authentication.webhook.enabled = v;
+    }
+    if let Some(v) = &args.authorization_mode {
+        config.authorization.mode = if v == "Webhook" {
+            AuthorizationMode::Webhook
+        } else {
+            AuthorizationMode::AlwaysAllow
+        };
+    }
+    if let Some(v) = &args.root_dir {
+        config.root_dir = v.clone();
     }
     if let Some(v) = &args.kubeconfig {
         config.kubeconfig = (!v.as_os_str().is_empty()).then(|| v.clone());
@@ -725,5 +801,43 @@ mod tests {
             config.static_pod_path, None,
             "an empty path turns the file source off"
         );
+    }
+
+    #[test]
+    fn the_kubelet_s_port_flags_set_the_port_s_fields() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "run",
+            "--port",
+            "11250",
+            "--anonymous-auth=false",
+            "--authorization-mode",
+            "Webhook",
+            "--authentication-token-webhook=true",
+            "--client-ca-file",
+            "/ca.pem",
+            "--kubeconfig",
+            "/kc",
+        ])
+        .expect("flags");
+        let config = effective_config(&cli.run, GlobalOverrides::default()).expect("config");
+        assert_eq!(config.port, 11250);
+        assert!(!config.authentication.anonymous.enabled);
+        assert!(config.authentication.webhook.enabled);
+        assert_eq!(config.authorization.mode, AuthorizationMode::Webhook);
+        assert_eq!(
+            config.authentication.x509.client_ca_file.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        // Webhooks without a cluster are refused, naming the field.
+        let alone = Cli::try_parse_from(["run", "--authorization-mode", "Webhook"]).expect("flags");
+        let e = effective_config(&alone.run, GlobalOverrides::default()).expect_err("refused");
+        assert!(e.to_string().contains("authorization.mode"), "{e}");
+        assert!(Cli::try_parse_from(["run", "--authorization-mode", "Node"]).is_err());
     }
 }
