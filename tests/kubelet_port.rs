@@ -461,6 +461,24 @@ async fn wasmlet_exec_and_port_forward_go_through_the_runtime_s_streams() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
     assert_eq!(output.status.code(), Some(3), "{output:?}");
+    // In a terminal: one output stream (a terminal's line ends).
+    let output = wasmlet_command(
+        &agent,
+        &[
+            "exec",
+            "-t",
+            &web,
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 2",
+        ],
+    )
+    .output()
+    .await
+    .expect("wasmlet exec -t runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "out\r\nerr\r\n", "{output:?}");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
     // Standard input reaches it.
     let mut child = wasmlet_command(
         &agent,

@@ -18,6 +18,42 @@ const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 /// The outcome, as a `metav1.Status`.
 const ERROR: u8 = 3;
+/// The terminal's size, as `{"Width":…,"Height":…}`.
+const RESIZE: u8 = 4;
+
+/// The local terminal in raw mode while a remote terminal runs (keys pass
+/// through as typed, the remote echoes), restored when dropped.
+struct RawTerminal(rustix::termios::Termios);
+
+impl RawTerminal {
+    /// None unless standard input is a terminal.
+    fn enter() -> Option<Self> {
+        let stdin = std::io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(Self(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.0,
+        );
+    }
+}
+
+/// The resize message for the local terminal's size, if there is one.
+fn terminal_size() -> Option<Vec<u8>> {
+    let size = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    let mut frame = vec![RESIZE];
+    frame.extend(format!("{{\"Width\":{},\"Height\":{}}}", size.ws_col, size.ws_row).bytes());
+    Some(frame)
+}
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -40,7 +76,8 @@ pub struct StreamArgs {
     /// Pass standard input to the command.
     #[arg(short = 'i', long)]
     pub stdin: bool,
-    /// Run the command in a terminal (its output is one stream).
+    /// Run the command in a terminal (its output is one stream; with
+    /// --stdin only, as kubectl's).
     #[arg(short, long)]
     pub tty: bool,
     #[command(flatten)]
@@ -101,13 +138,16 @@ async fn stream(
         query.append_pair("command", word);
     }
     query.append_pair("stdout", "1");
-    if !args.tty {
+    // As kubectl: a terminal only with standard input (else its output
+    // would race the command's end).
+    let tty = args.tty && args.stdin;
+    if !tty {
         query.append_pair("stderr", "1");
     }
     if args.stdin {
         query.append_pair("stdin", "1");
     }
-    if args.tty {
+    if tty {
         query.append_pair("tty", "1");
     }
     let path = format!(
@@ -117,6 +157,12 @@ async fn stream(
     );
     let socket = client.websocket(&path).await?;
     let (mut sink, mut source) = socket.split();
+    let _raw = tty.then(RawTerminal::enter).flatten();
+    if tty
+        && let Some(frame) = terminal_size()
+    {
+        sink.send(Message::Binary(frame.into())).await?;
+    }
     let mut stdin = args.stdin.then(stdin_chunks);
     let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
     loop {
