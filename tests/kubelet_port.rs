@@ -462,22 +462,29 @@ async fn wasmlet_exec_and_port_forward_go_through_the_runtime_s_streams() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
     assert_eq!(output.status.code(), Some(3), "{output:?}");
     // In a terminal: one output stream (a terminal's line ends).
-    let output = wasmlet_command(
-        &agent,
-        &[
-            "exec",
-            "-t",
-            &web,
-            "--",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 2",
-        ],
-    )
-    .output()
-    .await
-    .expect("wasmlet exec -t runs");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "out\r\nerr\r\n", "{output:?}");
+    let in_terminal = |flags: &'static [&'static str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[web.as_str(), "--", "sh", "-c"]);
+        args.push("echo out; echo err >&2; sleep 0.3; exit 2");
+        let mut command = wasmlet_command(&agent, &args);
+        command.stdin(std::process::Stdio::null());
+        command
+    };
+    let output = in_terminal(&["-i", "-t"]).output().await.expect("exec -it");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "out\r\nerr\r\n",
+        "{output:?}"
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    // Without standard input, no terminal (as kubectl).
+    let output = in_terminal(&["-t"]).output().await.expect("exec -t");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "out\n",
+        "{output:?}"
+    );
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     // Standard input reaches it.
     let mut child = wasmlet_command(

@@ -158,9 +158,7 @@ async fn stream(
     let socket = client.websocket(&path).await?;
     let (mut sink, mut source) = socket.split();
     let _raw = tty.then(RawTerminal::enter).flatten();
-    if tty
-        && let Some(frame) = terminal_size()
-    {
+    if tty && let Some(frame) = terminal_size() {
         sink.send(Message::Binary(frame.into())).await?;
     }
     let mut stdin = args.stdin.then(stdin_chunks);
