@@ -108,6 +108,7 @@ impl AdmissionInstance {
         }
         let started = Instant::now();
         self.store.data_mut().deadline = started + deadline;
+        let _running = self.plugin.engine.ticker.clock.running();
         let result = tokio::time::timeout(
             deadline,
             self.guest.call_admit(&mut self.store, pod, node, active),

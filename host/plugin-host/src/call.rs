@@ -12,7 +12,7 @@ use wasmtime::component::Instance;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::types;
-use crate::engine::EPOCH_TICK;
+use crate::epochs::EPOCH_TICK;
 use crate::error::{CallError, Failure};
 use crate::grants::CallTarget;
 use crate::metrics::{CallLabels, ErrorLabels};
@@ -61,6 +61,7 @@ impl Plugin {
         let state = CallState::new(
             self.identity.clone(),
             self.host.clone(),
+            self.engine.ticker.clock.clone(),
             target,
             changes,
             self.manifest.deadline(),
@@ -130,6 +131,7 @@ impl Plugin {
             store.data_mut().deadline = Instant::now() + left;
             // Epochs cannot interrupt a guest blocked in a host call: the
             // timeout covers that, a little after the epoch deadline would.
+            let _running = self.engine.ticker.clock.running();
             let run = async {
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 f(&mut store, instance, args).await
@@ -158,6 +160,7 @@ impl Plugin {
             let mut store = self
                 .new_store(None, changes)
                 .map_err(Failure::DeniedCapability)?;
+            let _running = self.engine.ticker.clock.running();
             let run = async {
                 let instance = self.pre.instantiate_async(&mut store).await?;
                 exports.guest(&mut store, &instance).map(Ok)

@@ -3,55 +3,14 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::epochs::EpochTicker;
 use crate::manifest::Limits;
 use crate::state::CallState;
-
-/// How often the engine's epoch advances: the resolution of every deadline.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Ticks the engine's epoch from a thread of its own (a blocked async runtime
-/// must not stop deadlines), until dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasmlet-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -67,7 +26,7 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
     compat: String,
-    _ticker: EpochTicker,
+    pub(crate) ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -131,7 +90,7 @@ impl PluginEngine {
             linker,
             cache_dir,
             compat,
-            _ticker: ticker,
+            ticker,
         })
     }
 

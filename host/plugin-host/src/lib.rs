@@ -19,6 +19,7 @@ mod connection;
 mod contract;
 mod directory;
 mod engine;
+mod epochs;
 mod error;
 mod fd_budget;
 mod grants;

@@ -97,11 +97,16 @@ impl Plugin {
                 store.data_mut().deadline = Instant::now() + deadline;
                 let started = Instant::now();
                 // Time the source spends in `changes.wait` extends its deadline.
-                let call =
-                    tokio::time::timeout(deadline + MAX_WAIT, guest.call_next_snapshot(&mut store));
-                let result = tokio::select! {
-                    result = call => result,
-                    () = shutdown.cancelled() => return,
+                let result = {
+                    let _running = self.engine.ticker.clock.running();
+                    let call = tokio::time::timeout(
+                        deadline + MAX_WAIT,
+                        guest.call_next_snapshot(&mut store),
+                    );
+                    tokio::select! {
+                        result = call => result,
+                        () = shutdown.cancelled() => return,
+                    }
                 };
                 let mut outcome = settle(&store, result, deadline);
                 self.report_caught_denials(CALL, &store, outcome.is_ok());

@@ -13,6 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capability::HostContext;
+use crate::epochs::EpochClock;
 use crate::grants::{CallGrants, CallTarget};
 use crate::manifest::Grant;
 use crate::outgoing_http::OutgoingHttp;
@@ -112,6 +113,8 @@ pub(crate) struct CallState {
     pub limiter: MemoryCap,
     pub(crate) plugin: Arc<PluginIdentity>,
     pub(crate) host: Arc<HostContext>,
+    /// The epoch clock, paused while the guest waits in a host call.
+    pub(crate) clock: Arc<EpochClock>,
     pub(crate) changes: Option<Arc<Notify>>,
     /// What this call may reach, and what it was refused.
     pub(crate) grants: CallGrants,
@@ -140,6 +143,7 @@ impl CallState {
     pub(crate) fn new(
         plugin: Arc<PluginIdentity>,
         host: Arc<HostContext>,
+        clock: Arc<EpochClock>,
         target: Option<CallTarget>,
         changes: Option<Arc<Notify>>,
         deadline: Duration,
@@ -178,6 +182,7 @@ impl CallState {
             },
             plugin,
             host,
+            clock,
             changes,
             http_ctx: WasiHttpCtx::new(),
             http: OutgoingHttp::new(grants.clone(), Instant::now() + deadline),

@@ -14,6 +14,7 @@ impl changes::Host for CallState {
     async fn wait(&mut self, timeout_ms: u32) -> changes::Wake {
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(MAX_WAIT);
         let start = Instant::now();
+        let _waiting = self.clock.waiting();
         let wake = match &self.changes {
             Some(notify) => tokio::select! {
                 () = notify.notified() => changes::Wake::Changed,

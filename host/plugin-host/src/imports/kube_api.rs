@@ -108,7 +108,10 @@ impl kube_api::HostWatchStream for CallState {
         let Ok(HostWatch(inner)) = self.table.get_mut(&watch) else {
             return Err(kube_api::WatchEnd::Closed("no such watch".into()));
         };
-        let next = tokio::time::timeout(timeout, inner.next()).await;
+        let next = {
+            let _waiting = self.clock.waiting();
+            tokio::time::timeout(timeout, inner.next()).await
+        };
         // Waiting is not working: it does not count against the deadline.
         self.deadline += start.elapsed();
         match next {
