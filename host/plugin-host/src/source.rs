@@ -150,6 +150,34 @@ impl Plugin {
     }
 }
 
+/// A watch of `dirs` that signals `changes` on any change to their entries
+/// (not on reads); None, with a warning, where inotify cannot watch them.
+fn inotify(
+    dirs: &[std::path::PathBuf],
+    changes: Arc<Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
+            changes.notify_one();
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "no inotify: granted directories are polled");
+            return None;
+        }
+    };
+    for dir in dirs {
+        if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(%error, dir = %dir.display(), "no inotify watch: granted directories are polled");
+            return None;
+        }
+    }
+    Some(watcher)
+}
+
 /// (device, inode) of each directory as its path resolves now. A directory
 /// that vanished or cannot be read fails the snapshot: its pods stay, since
 /// an empty listing of a deleted directory is not an empty desired set.
@@ -181,17 +209,27 @@ async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
     }
 }
 
-/// How often granted directories are checked for changes.
-const WATCH_PERIOD: Duration = Duration::from_millis(200);
+/// How often granted directories are rescanned for changes: the safety net
+/// under inotify (a change it missed, a directory swapped under it), and the
+/// only watch where inotify is not to be had.
+const RESCAN_PERIOD: Duration = Duration::from_secs(10);
+const POLL_PERIOD: Duration = Duration::from_millis(200);
 
 /// Signals `changes` whenever a file under `dirs` is added, removed or
-/// modified (by name, size and mtime). Polling a few small directories costs
-/// microseconds, works on every filesystem and needs no platform watcher;
-/// the reading itself is blocking, so it runs off the runtime's threads.
+/// modified: inotify says so at once; a periodic rescan (by name, size and
+/// mtime) catches what it may miss. The reading is blocking, so it runs off
+/// the runtime's threads.
 async fn watch_dirs(dirs: Vec<std::path::PathBuf>, changes: Arc<Notify>) {
     if dirs.is_empty() {
         return std::future::pending().await;
     }
+    // Held for as long as the watch runs.
+    let _watcher = inotify(&dirs, changes.clone());
+    let period = if _watcher.is_some() {
+        RESCAN_PERIOD
+    } else {
+        POLL_PERIOD
+    };
     let dirs: Arc<[std::path::PathBuf]> = dirs.into();
     let fingerprint = move || {
         let dirs = dirs.clone();
@@ -217,7 +255,7 @@ async fn watch_dirs(dirs: Vec<std::path::PathBuf>, changes: Arc<Notify>) {
     };
     let mut last = fingerprint().await;
     loop {
-        tokio::time::sleep(WATCH_PERIOD).await;
+        tokio::time::sleep(period).await;
         let now = fingerprint().await;
         if now != last {
             last = now;
