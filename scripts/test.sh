@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# A clean CI build gains nothing from incremental state, which would take
+# gigabytes of the machine's disk (and the node reports disk pressure).
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 started_node=
 if ! scripts/node.sh status; then
   started_node=1

@@ -10,9 +10,11 @@ fn repo() -> PathBuf {
 fn wasmlet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmlet"))
         .args(args)
+        // One cache for every run: entries are keyed by the component and
+        // this build, and a Python or JS component is 70-140 MB compiled.
         .env(
             "WASMLET_PLUGIN_CACHE",
-            std::env::temp_dir().join(format!("wasmlet-cli-cache-{}", std::process::id())),
+            std::env::temp_dir().join("wasmlet-cli-cache"),
         )
         .output()
         .expect("run wasmlet")
