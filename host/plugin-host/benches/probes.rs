@@ -117,10 +117,13 @@ async fn direct_tcp(port: u16) -> bool {
 }
 
 async fn plugin_check(plugin: &Plugin, target: &ContainerCall, handler: &Handler) -> bool {
-    plugin
-        .check(target, handler, Duration::from_secs(1))
-        .await
-        .is_ok_and(|r| r.outcome == Outcome::Success)
+    match plugin.check(target, handler, Duration::from_secs(1)).await {
+        Ok(r) if r.outcome == Outcome::Success => true,
+        other => {
+            eprintln!("{}: {other:?}", plugin.name);
+            false
+        }
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
