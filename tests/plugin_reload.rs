@@ -95,6 +95,39 @@ async fn plugins_are_added_kept_when_broken_removed_and_sources_replaced_with_po
         .wait_pod("third", MINUTE, |p| phase(p) == "Running")
         .await;
 
+    // Added broken, a fail-closed admission plugin holds up admission (as at
+    // start); removed, it no longer does.
+    std::fs::write(plugins.join("gate.wasm"), b"not a component").expect("gate");
+    std::fs::write(
+        plugins.join("gate.toml"),
+        "kind = \"admission\"\nwit = \"0.1.0\"\nfailure-policy = \"fail-closed\"\n",
+    )
+    .expect("gate manifest");
+    wait_metric(
+        &agent,
+        "wasmlet_plugin_reloads_total{plugin=\"gate\",result=\"failed\"} 1",
+    )
+    .await;
+    agent.add_pod("blocked", &node.test_image, &["sleep", "3600"]);
+    let blocked = agent
+        .wait_pod("blocked", MINUTE, |p| phase(p) == "Failed")
+        .await;
+    assert_eq!(
+        blocked["status"]["reason"], "AdmissionPluginUnavailable",
+        "{blocked}"
+    );
+    std::fs::remove_file(plugins.join("gate.toml")).expect("remove");
+    std::fs::remove_file(plugins.join("gate.wasm")).expect("remove");
+    wait_metric(
+        &agent,
+        "wasmlet_plugin_reloads_total{plugin=\"gate\",result=\"removed\"} 1",
+    )
+    .await;
+    agent.add_pod("fourth", &node.test_image, &["sleep", "3600"]);
+    agent
+        .wait_pod("fourth", MINUTE, |p| phase(p) == "Running")
+        .await;
+
     // A pod source replaced (its component rewritten): its pods stay, and
     // the new instance serves new manifests.
     let component = plugins.join("file-source.wasm");
@@ -116,7 +149,7 @@ async fn plugins_are_added_kept_when_broken_removed_and_sources_replaced_with_po
     assert_eq!(first_container(&now)["restartCount"], 0);
     let third = agent.pod("third").await.expect("third is still there");
     assert_eq!(phase(&third), "Running", "{third}");
-    // keeper, third and after run; the two rejected pods have no sandbox.
-    assert_eq!(agent.runtime_objects().await, (3, 3));
+    // keeper, third, fourth and after run; the rejected pods have no sandbox.
+    assert_eq!(agent.runtime_objects().await, (4, 4));
     agent.finish().await;
 }

@@ -639,6 +639,13 @@ struct SourceReload {
 
 impl SourceReload {
     async fn load(&self) -> Result<Option<Plugin>, String> {
+        self.load_or_skip()
+            .await
+            .map_err(|skipped| skipped.error.to_string())
+    }
+
+    /// As [`Self::load`], with what a failure is, as a directory load records it.
+    async fn load_or_skip(&self) -> Result<Option<Plugin>, wasmlet_plugin_host::Skipped> {
         PluginSet::load_one(
             &self.engine,
             &self.host,
@@ -648,7 +655,6 @@ impl SourceReload {
             |name, manifest| adjust_manifest(&self.config, name, manifest),
         )
         .await
-        .map_err(|skipped| skipped.error.to_string())
     }
 }
 

@@ -202,7 +202,7 @@ impl Reloader {
             manifest: manifest.to_path_buf(),
             ..self.loader.clone()
         };
-        match loader.load().await {
+        match loader.load_or_skip().await {
             Ok(Some(plugin)) => {
                 let plugin = Arc::new(plugin);
                 tracing::info!(plugin = %name, kind = %plugin.kind(), "plugin reloaded");
@@ -218,10 +218,15 @@ impl Reloader {
             }
             // Not configured (e.g. a built-in source the config does not use).
             Ok(None) => self.remove(name),
-            Err(why) => {
+            Err(skipped) => {
+                let why = skipped.error.to_string();
                 let kept = if self.set.get(name).is_some() {
                     "the previous version stays"
                 } else {
+                    // As at start: a plugin that does not load is skipped
+                    // (a fail-closed admission plugin then holds up admission).
+                    self.set.skipped.retain(|s| s.name != name);
+                    self.set.skipped.push(skipped);
                     "it is not loaded"
                 };
                 tracing::error!(plugin = %name, "plugin reload failed; {kept}: {why}");
@@ -230,8 +235,16 @@ impl Reloader {
         }
     }
 
+    /// Gone from the directory: loaded or not, it is no longer there (a
+    /// fail-closed plugin that failed to load stops holding up admission,
+    /// as it would not have at a start without it).
     fn remove(&mut self, name: &str) {
+        let skipped = self.set.skipped.len();
+        self.set.skipped.retain(|s| s.name != name);
         if self.set.get(name).is_none() {
+            if self.set.skipped.len() != skipped {
+                self.metrics.count(name, "removed");
+            }
             return;
         }
         tracing::info!(plugin = %name, "plugin removed from the plugin directory");
